@@ -1,0 +1,26 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   creates .venv, installs handgrad, runs the main job offline
+#   make test   creates .venv, installs handgrad with dev tools, lints and runs every test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+.PHONY: install demo test lint gradcheck
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/handgrad demo
+
+gradcheck: $(VENV)/.installed
+	$(VENV)/bin/handgrad gradcheck
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check handgrad tests examples
+
+test: lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)

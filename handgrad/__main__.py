@@ -1,0 +1,5 @@
+"""`python -m handgrad` runs the same command as `handgrad`."""
+
+from handgrad.cli import main
+
+raise SystemExit(main())

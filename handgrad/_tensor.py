@@ -1,0 +1,1017 @@
+"""Tensor (module `_tensor`, so that `handgrad.tensor` can be the factory, as in torch):
+a torch.Tensor (`.data`) plus what autograd needs (`grad`, `requires_grad`,
+the node that made it), with torch's operators, methods and factories.
+
+Every differentiable method dispatches to a Function in handgrad.ops; nothing here
+computes a gradient. Comparisons, argmax and friends return tensors without history,
+as in torch. In-place methods (`add_`, `mul_`, ...) change `.data` directly when no
+gradient is being recorded (what optimizers need, under `no_grad`); on a leaf that
+requires grad they refuse, as torch does.
+
+Left out: layers and losses (handgrad.nn), random-number state beyond `manual_seed`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import weakref
+from collections.abc import Sequence
+
+import torch
+
+from handgrad import autograd
+from handgrad import ops as F
+from handgrad.autograd import HandgradError, is_grad_enabled
+
+__all__ = [
+    "Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
+    "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "zeros_like",
+    "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "manual_seed",
+    "exp", "log", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu",
+    "leaky_relu", "elu", "gelu", "silu", "softplus", "maximum", "minimum", "clamp",
+    "where", "masked_fill", "pow", "matmul", "cat", "stack", "split", "chunk", "pad",
+    "gather", "index_select", "flip", "tril", "triu", "sum", "mean", "var", "std",
+    "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
+    "log_softmax", "flatten", "transpose", "permute", "reshape", "squeeze", "unsqueeze",
+    "broadcast_to", "float16", "bfloat16", "float32", "float64", "float", "double",
+    "half", "int8", "int16", "int32", "int64", "long", "int", "uint8", "bool",
+    "get_default_dtype", "set_default_dtype", "device", "dtype", "Size",
+    "is_tensor",
+]
+
+float16 = half = torch.float16
+bfloat16 = torch.bfloat16
+float32 = float = torch.float32  # noqa: A001 -- torch's names, on purpose
+float64 = double = torch.float64
+int8, int16, uint8 = torch.int8, torch.int16, torch.uint8
+int32 = int = torch.int32  # noqa: A001
+int64 = long = torch.int64
+bool = torch.bool  # noqa: A001
+device, dtype, Size = torch.device, torch.dtype, torch.Size
+get_default_dtype, set_default_dtype = torch.get_default_dtype, torch.set_default_dtype
+
+_builtin_bool = builtins.bool
+_builtin_int = builtins.int
+_builtin_float = builtins.float
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _shape_args(shape) -> tuple:
+    """Accept f(2, 3) and f((2, 3)) like torch."""
+    if len(shape) == 1 and isinstance(shape[0], Sequence | torch.Size):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    `data` is the underlying torch.Tensor; `grad` (a Tensor without history, or None) is
+    filled by `backward()` on leaves that require grad and on tensors that called
+    `retain_grad()`.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __hash__ = object.__hash__
+
+    def __init__(self, data, requires_grad: _builtin_bool = False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not isinstance(data, torch.Tensor):
+            data = torch.as_tensor(data, dtype=dtype, device=device)
+        elif dtype is not None or device is not None:
+            data = data.to(dtype=dtype, device=device)
+        self.data = data
+        self.grad = None
+        self._ctx = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data: torch.Tensor, requires_grad, ctx) -> Tensor:
+        """Fast constructor for op results (no checks, no conversion)."""
+        t = object.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        return t
+
+    # ------------------------------------------------------------------ autograd API
+    def backward(self, gradient=None, retain_graph: _builtin_bool = False) -> None:
+        """Accumulate d(self)/d(leaf) * gradient into every leaf's `.grad`.
+
+        A scalar needs no `gradient` (it defaults to 1); any other tensor needs one of
+        its own shape, as in torch."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no history. Create "
+                "the inputs with requires_grad=True (and not under no_grad()) first.")
+        if gradient is None:
+            if self.data.numel() != 1:
+                raise RuntimeError(
+                    f"backward: grad can be implicitly created only for scalar outputs, but "
+                    f"this tensor has shape {tuple(self.shape)}. Reduce it first (e.g. "
+                    ".sum()) or pass gradient= a tensor of that shape.")
+            gradient = torch.ones_like(self.data)
+        else:
+            gradient = _raw(gradient)
+            if not isinstance(gradient, torch.Tensor):
+                gradient = torch.as_tensor(gradient, dtype=self.dtype, device=self.device)
+            if gradient.shape != self.data.shape:
+                raise RuntimeError(
+                    f"backward: gradient has shape {tuple(gradient.shape)} but the tensor "
+                    f"has shape {tuple(self.shape)}; they must match.")
+        autograd.backward(self, gradient, retain_graph=retain_graph)
+
+    def requires_grad_(self, requires_grad: _builtin_bool = True) -> Tensor:
+        if requires_grad and not (self.data.is_floating_point() or self.data.is_complex()):
+            raise RuntimeError(
+                f"requires_grad: only floating-point tensors can require gradients, this one "
+                f"is {self.data.dtype}. Convert it first, e.g. x.float().")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError(
+                "requires_grad_(False) works on leaf tensors only; use .detach() to cut a "
+                "non-leaf tensor out of the graph.")
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> _builtin_bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` for this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on a tensor that has "
+                               "requires_grad=False")
+        if self._ctx is not None:
+            self._ctx._retained = weakref.ref(self)
+
+    def detach(self) -> Tensor:
+        """A new tensor sharing the same data, cut out of the graph."""
+        return Tensor._make(self.data, False, None)
+
+    def detach_(self) -> Tensor:
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    # ------------------------------------------------------------------ properties
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    device = property(lambda self: self.data.device)
+    ndim = property(lambda self: self.data.ndim)
+    is_cuda = property(lambda self: self.data.is_cuda)
+
+    def size(self, dim=None):
+        return self.data.size() if dim is None else self.data.size(dim)
+
+    def dim(self) -> _builtin_int:
+        return self.data.ndim
+
+    def numel(self) -> _builtin_int:
+        return self.data.numel()
+
+    def element_size(self) -> _builtin_int:
+        return self.data.element_size()
+
+    def is_floating_point(self) -> _builtin_bool:
+        return self.data.is_floating_point()
+
+    def is_contiguous(self) -> _builtin_bool:
+        return self.data.is_contiguous()
+
+    def stride(self, dim=None):
+        return self.data.stride() if dim is None else self.data.stride(dim)
+
+    def item(self):
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("numpy: can't call numpy() on a tensor that requires grad; "
+                               "use tensor.detach().numpy()")
+        return self.data.numpy()
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self):
+        return _builtin_bool(self.data)
+
+    def __float__(self):
+        return _builtin_float(self.data)
+
+    def __int__(self):
+        return _builtin_int(self.data)
+
+    def __index__(self):
+        return self.data.__index__()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.data.detach().cpu().numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        text = repr(self.data)
+        if self._ctx is not None:
+            return f"{text[:-1]}, grad_fn={self._ctx!r})"
+        if self.requires_grad:
+            return f"{text[:-1]}, requires_grad=True)"
+        return text
+
+    # ------------------------------------------------------------------ conversion
+    def to(self, *args, **kwargs) -> Tensor:
+        """.to(device), .to(dtype), .to(device, dtype), .to(other_tensor) like torch."""
+        device_, dtype_ = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        for a in args:
+            if isinstance(a, Tensor | torch.Tensor):
+                device_, dtype_ = a.device, a.dtype
+            elif isinstance(a, torch.dtype):
+                dtype_ = a
+            elif a is not None:
+                device_ = torch.device(a)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        same_device = device_ is None or torch.device(device_) == self.device or (
+            torch.device(device_).type == self.device.type and torch.device(device_).index
+            is None)
+        if same_device and (dtype_ is None or dtype_ == self.dtype):
+            return self
+        return F.To.apply(self, device=device_, dtype=dtype_)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to("cuda" if device is None else device)
+
+    def float(self) -> Tensor:
+        return self.to(torch.float32)
+
+    def double(self) -> Tensor:
+        return self.to(torch.float64)
+
+    def half(self) -> Tensor:
+        return self.to(torch.float16)
+
+    def long(self) -> Tensor:
+        return self.to(torch.int64)
+
+    def int(self) -> Tensor:
+        return self.to(torch.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(torch.bool)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    def clone(self) -> Tensor:
+        return F.Clone.apply(self)
+
+    def contiguous(self) -> Tensor:
+        return self if self.data.is_contiguous() else F.Clone.apply(self)
+
+    # ------------------------------------------------------------------ arithmetic
+    def __add__(self, other):
+        return F.Add.apply(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        return F.Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return F.Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return F.Mul.apply(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        return F.Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return F.Div.apply(other, self)
+
+    def __pow__(self, exponent):
+        return F.Pow.apply(self, exponent)
+
+    def __rpow__(self, base):
+        return F.Pow.apply(base, self)
+
+    def __neg__(self):
+        return F.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return F.Abs.apply(self)
+
+    def __matmul__(self, other):
+        return F.Matmul.apply(self, other)
+
+    def __rmatmul__(self, other):
+        return F.Matmul.apply(other, self)
+
+    def add(self, other, alpha=1):
+        return F.Add.apply(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1):
+        return F.Sub.apply(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other):
+        return F.Mul.apply(self, other)
+
+    def div(self, other):
+        return F.Div.apply(self, other)
+
+    def pow(self, exponent):
+        return F.Pow.apply(self, exponent)
+
+    def neg(self):
+        return F.Neg.apply(self)
+
+    def matmul(self, other):
+        return F.Matmul.apply(self, other)
+
+    # comparisons: no gradient, as in torch
+    def __eq__(self, other):  # type: ignore[override]
+        return Tensor._make(self.data == _raw(other), False, None)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return Tensor._make(self.data != _raw(other), False, None)
+
+    def __lt__(self, other):
+        return Tensor._make(self.data < _raw(other), False, None)
+
+    def __le__(self, other):
+        return Tensor._make(self.data <= _raw(other), False, None)
+
+    def __gt__(self, other):
+        return Tensor._make(self.data > _raw(other), False, None)
+
+    def __ge__(self, other):
+        return Tensor._make(self.data >= _raw(other), False, None)
+
+    def __invert__(self):
+        return Tensor._make(~self.data, False, None)
+
+    def __and__(self, other):
+        return Tensor._make(self.data & _raw(other), False, None)
+
+    def __or__(self, other):
+        return Tensor._make(self.data | _raw(other), False, None)
+
+    def __xor__(self, other):
+        return Tensor._make(self.data ^ _raw(other), False, None)
+
+    def __floordiv__(self, other):
+        return Tensor._make(self.data // _raw(other), False, None)
+
+    def __mod__(self, other):
+        return Tensor._make(self.data % _raw(other), False, None)
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def isnan(self):
+        return Tensor._make(torch.isnan(self.data), False, None)
+
+    def isfinite(self):
+        return Tensor._make(torch.isfinite(self.data), False, None)
+
+    def any(self, dim=None, keepdim=False):
+        data = self.data.any() if dim is None else self.data.any(dim=dim, keepdim=keepdim)
+        return Tensor._make(data, False, None)
+
+    def all(self, dim=None, keepdim=False):
+        data = self.data.all() if dim is None else self.data.all(dim=dim, keepdim=keepdim)
+        return Tensor._make(data, False, None)
+
+    def sign(self):
+        return Tensor._make(torch.sign(self.data), False, None)
+
+    def equal(self, other) -> _builtin_bool:
+        return torch.equal(self.data, _raw(other))
+
+    def allclose(self, other, rtol=1e-5, atol=1e-8) -> _builtin_bool:
+        return torch.allclose(self.data, _raw(other), rtol=rtol, atol=atol)
+
+    # ------------------------------------------------------------------ unary math
+    def exp(self):
+        return F.Exp.apply(self)
+
+    def log(self):
+        return F.Log.apply(self)
+
+    def sqrt(self):
+        return F.Sqrt.apply(self)
+
+    def rsqrt(self):
+        return F.Rsqrt.apply(self)
+
+    def abs(self):
+        return F.Abs.apply(self)
+
+    def sin(self):
+        return F.Sin.apply(self)
+
+    def cos(self):
+        return F.Cos.apply(self)
+
+    def tanh(self):
+        return F.Tanh.apply(self)
+
+    def sigmoid(self):
+        return F.Sigmoid.apply(self)
+
+    def relu(self):
+        return F.Relu.apply(self)
+
+    def leaky_relu(self, negative_slope=0.01):
+        return F.LeakyRelu.apply(self, negative_slope)
+
+    def elu(self, alpha=1.0):
+        return F.Elu.apply(self, alpha)
+
+    def gelu(self, approximate="none"):
+        return F.Gelu.apply(self, approximate)
+
+    def silu(self):
+        return F.Silu.apply(self)
+
+    def softplus(self, beta=1.0, threshold=20.0):
+        return F.Softplus.apply(self, beta, threshold)
+
+    def clamp(self, min=None, max=None):  # noqa: A002 -- torch's argument names
+        return F.Clamp.apply(self, min, max)
+
+    clip = clamp
+
+    def clamp_min(self, min):  # noqa: A002
+        return F.Clamp.apply(self, min, None)
+
+    def clamp_max(self, max):  # noqa: A002
+        return F.Clamp.apply(self, None, max)
+
+    def maximum(self, other):
+        return maximum(self, other)
+
+    def minimum(self, other):
+        return minimum(self, other)
+
+    def masked_fill(self, mask, value):
+        return F.MaskedFill.apply(self, _raw(mask), value)
+
+    def where(self, condition, other):
+        return where(condition, self, other)
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim=False):
+        return F.Sum.apply(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return F.Mean.apply(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return F.Var.apply(self, dim, _correction(unbiased, correction), keepdim)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return F.Sqrt.apply(self.var(dim, unbiased, keepdim, correction=correction))
+
+    def amax(self, dim=None, keepdim=False):
+        return F.AmaxAmin.apply(self, dim, keepdim, True)
+
+    def amin(self, dim=None, keepdim=False):
+        return F.AmaxAmin.apply(self, dim, keepdim, False)
+
+    def max(self, dim=None, keepdim=False):
+        """max() -> the largest value; max(dim) -> (values, indices), as torch."""
+        if isinstance(dim, Tensor):
+            return maximum(self, dim)
+        if dim is None:
+            return F.MaxAll.apply(self, True)
+        return _ValuesIndices(F.MaxDim.apply(self, dim, keepdim, True))
+
+    def min(self, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            return minimum(self, dim)
+        if dim is None:
+            return F.MaxAll.apply(self, False)
+        return _ValuesIndices(F.MaxDim.apply(self, dim, keepdim, False))
+
+    def argmax(self, dim=None, keepdim=False):
+        return Tensor._make(self.data.argmax(dim=dim, keepdim=keepdim), False, None)
+
+    def argmin(self, dim=None, keepdim=False):
+        return Tensor._make(self.data.argmin(dim=dim, keepdim=keepdim), False, None)
+
+    def logsumexp(self, dim, keepdim=False):
+        return F.LogSumExp.apply(self, dim, keepdim)
+
+    def softmax(self, dim):
+        return F.Softmax.apply(self, dim)
+
+    def log_softmax(self, dim):
+        return F.LogSoftmax.apply(self, dim)
+
+    def norm(self, p=2, dim=None, keepdim=False):
+        """The p-norm (p = 2 or 1), composed from primitives."""
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        if p != 2:
+            raise ValueError(f"norm: only p=1 and p=2 are supported, got p={p}")
+        return (self * self).sum(dim, keepdim).sqrt()
+
+    # ------------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        return F.Reshape.apply(self, _shape_args(shape))
+
+    def view(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], torch.dtype):
+            raise TypeError("view(dtype) is not differentiable; use .to(dtype)")
+        if not self.data.is_contiguous():
+            try:
+                self.data.view(_shape_args(shape))
+            except RuntimeError as error:
+                raise RuntimeError(f"view: {error} Use .reshape(...) instead.") from None
+        return F.Reshape.apply(self, _shape_args(shape))
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape
+        new = (*shape[:start], -1 if 0 not in shape else 0, *shape[end + 1:])
+        return F.Reshape.apply(self, new)
+
+    def unflatten(self, dim, sizes):
+        dim = dim % self.ndim
+        return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            new = tuple(n for n in self.shape if n != 1)
+        else:
+            dims = {d % builtins.max(self.ndim, 1) for d in ((dim,) if isinstance(dim, _builtin_int)
+                                                    else dim)}
+            new = tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
+        return self if new == tuple(self.shape) else F.Reshape.apply(self, new)
+
+    def unsqueeze(self, dim):
+        dim = dim % (self.ndim + 1)
+        return F.Reshape.apply(self, (*self.shape[:dim], 1, *self.shape[dim:]))
+
+    def permute(self, *dims):
+        return F.Permute.apply(self, _shape_args(dims))
+
+    def transpose(self, dim0, dim1):
+        return F.Transpose.apply(self, dim0, dim1)
+
+    @property
+    def T(self):
+        return F.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        if self.ndim < 2:
+            raise RuntimeError(f"mT: needs at least 2 dims, got shape {tuple(self.shape)}")
+        return F.Transpose.apply(self, -2, -1)
+
+    def t(self):
+        if self.ndim > 2:
+            raise RuntimeError(f"t: expects a tensor with <= 2 dims, got {self.ndim}")
+        return self.T
+
+    def expand(self, *shape):
+        shape = _shape_args(shape)
+        shape = tuple(self.shape[i - len(shape) + self.ndim] if n == -1 else n
+                      for i, n in enumerate(shape))
+        return F.Expand.apply(self, shape)
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def broadcast_to(self, shape):
+        return self.expand(shape)
+
+    def repeat(self, *repeats):
+        return F.Repeat.apply(self, _shape_args(repeats))
+
+    def flip(self, *dims):
+        return F.Flip.apply(self, _shape_args(dims))
+
+    def tril(self, diagonal=0):
+        return F.Tril.apply(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return F.Triu.apply(self, diagonal)
+
+    def gather(self, dim, index):
+        return F.Gather.apply(self, dim, _raw(index))
+
+    def index_select(self, dim, index):
+        return F.IndexSelect.apply(self, dim, _raw(index))
+
+    def split(self, split_size, dim=0):
+        return split(self, split_size, dim)
+
+    def chunk(self, chunks, dim=0):
+        return chunk(self, chunks, dim)
+
+    def unbind(self, dim=0):
+        return tuple(self.select(dim, i) for i in range(self.shape[dim]))
+
+    def select(self, dim, index):
+        return self[(slice(None),) * (dim % self.ndim) + (index,)]
+
+    def narrow(self, dim, start, length):
+        return self[(slice(None),) * (dim % self.ndim) + (slice(start, start + length),)]
+
+    def __getitem__(self, index):
+        if isinstance(index, tuple):
+            index = tuple(_raw(i) for i in index)
+        else:
+            index = _raw(index)
+        return F.GetItem.apply(self, index)
+
+    def __setitem__(self, index, value):
+        self._check_inplace("__setitem__")
+        if isinstance(index, tuple):
+            index = tuple(_raw(i) for i in index)
+        else:
+            index = _raw(index)
+        self.data[_raw(index)] = _raw(value)
+
+    # ------------------------------------------------------------------ in place
+    def _check_inplace(self, op: str) -> _builtin_bool:
+        """True when the op must be recorded (grad mode on and self requires grad)."""
+        if self.requires_grad and is_grad_enabled():
+            if self._ctx is None:
+                raise RuntimeError(
+                    f"{op}: a leaf tensor that requires grad (shape {tuple(self.shape)}) is "
+                    "being changed in place. Do it inside `with handgrad.no_grad():` (as "
+                    "optimizers do), or use the out-of-place op.")
+            return True
+        return False
+
+    def _rebind(self, result: Tensor) -> Tensor:
+        """In-place op on a non-leaf with grad: take the out-of-place result's place in
+        the graph. The old data is left untouched, so nothing saved is corrupted."""
+        self.data, self._ctx, self.requires_grad = result.data, result._ctx, True
+        return self
+
+    def add_(self, other, alpha=1):
+        if self._check_inplace("add_"):
+            return self._rebind(self.add(other, alpha=alpha))
+        self.data.add_(_raw(other), alpha=alpha)
+        return self
+
+    def sub_(self, other, alpha=1):
+        if self._check_inplace("sub_"):
+            return self._rebind(self.sub(other, alpha=alpha))
+        self.data.sub_(_raw(other), alpha=alpha)
+        return self
+
+    def mul_(self, other):
+        if self._check_inplace("mul_"):
+            return self._rebind(self * other)
+        self.data.mul_(_raw(other))
+        return self
+
+    def div_(self, other):
+        if self._check_inplace("div_"):
+            return self._rebind(self / other)
+        self.data.div_(_raw(other))
+        return self
+
+    def clamp_(self, min=None, max=None):  # noqa: A002
+        if self._check_inplace("clamp_"):
+            return self._rebind(self.clamp(min, max))
+        self.data.clamp_(min, max)
+        return self
+
+    def masked_fill_(self, mask, value):
+        if self._check_inplace("masked_fill_"):
+            return self._rebind(self.masked_fill(mask, value))
+        self.data.masked_fill_(_raw(mask), value)
+        return self
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def _fill(self, op: str, fn, *args, **kwargs) -> Tensor:
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"{op}: refusing to overwrite a tensor that requires grad while grad mode "
+                "is on; do it inside `with handgrad.no_grad():`.")
+        fn(*args, **kwargs)
+        return self
+
+    def zero_(self):
+        return self._fill("zero_", self.data.zero_)
+
+    def fill_(self, value):
+        return self._fill("fill_", self.data.fill_, _raw(value))
+
+    def copy_(self, source):
+        return self._fill("copy_", self.data.copy_, _raw(source))
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        return self._fill("normal_", self.data.normal_, mean, std, generator=generator)
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        return self._fill("uniform_", self.data.uniform_, a, b, generator=generator)
+
+
+class _ValuesIndices(tuple):
+    """(values, indices) from max/min along a dim, with torch's attribute names."""
+
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    return 1 if unbiased is None or unbiased else 0
+
+
+autograd._Tensor = Tensor
+
+
+# ====================================================================== factories
+def is_tensor(x) -> _builtin_bool:
+    return isinstance(x, Tensor)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (nested lists, numbers, numpy, tensors)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, torch.Tensor):
+        raw = data.detach().clone().to(dtype=dtype, device=device)
+    else:
+        raw = torch.tensor(data, dtype=dtype, device=device)
+    return Tensor(raw, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Wrap `data` without copying when possible."""
+    return Tensor(torch.as_tensor(_raw(data), dtype=dtype, device=device))
+
+
+def from_numpy(array) -> Tensor:
+    return Tensor(torch.from_numpy(array))
+
+
+def _factory(torch_fn):
+    def make(*shape, dtype=None, device=None, requires_grad=False, generator=None):
+        kwargs = {"dtype": dtype, "device": device}
+        if generator is not None:
+            kwargs["generator"] = generator
+        return Tensor(torch_fn(_shape_args(shape), **kwargs), requires_grad=requires_grad)
+
+    make.__name__ = torch_fn.__name__
+    make.__doc__ = f"Like torch.{torch_fn.__name__}: a new leaf tensor of the given shape."
+    return make
+
+
+zeros = _factory(torch.zeros)
+ones = _factory(torch.ones)
+empty = _factory(torch.empty)
+rand = _factory(torch.rand)
+randn = _factory(torch.randn)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor(torch.full(tuple(size), fill_value, dtype=dtype, device=device),
+                  requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    data = (torch.arange(start, dtype=dtype, device=device) if end is None
+            else torch.arange(start, end, step, dtype=dtype, device=device))
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor(torch.linspace(start, end, steps, dtype=dtype, device=device),
+                  requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    data = torch.eye(n, n if m is None else m, dtype=dtype, device=device)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None, generator=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return Tensor(torch.randint(low, high, tuple(size), dtype=dtype or torch.int64,
+                                device=device, generator=generator))
+
+
+def randperm(n, dtype=torch.int64, device=None, generator=None) -> Tensor:
+    return Tensor(torch.randperm(n, dtype=dtype, device=device, generator=generator))
+
+
+def _like(torch_fn):
+    def make(other, dtype=None, device=None, requires_grad=False):
+        return Tensor(torch_fn(_raw(other), dtype=dtype, device=device),
+                      requires_grad=requires_grad)
+
+    make.__name__ = torch_fn.__name__
+    make.__doc__ = f"Like torch.{torch_fn.__name__}."
+    return make
+
+
+zeros_like = _like(torch.zeros_like)
+ones_like = _like(torch.ones_like)
+empty_like = _like(torch.empty_like)
+rand_like = _like(torch.rand_like)
+randn_like = _like(torch.randn_like)
+
+
+def full_like(other, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return Tensor(torch.full_like(_raw(other), fill_value, dtype=dtype, device=device),
+                  requires_grad=requires_grad)
+
+
+def manual_seed(seed: _builtin_int):
+    """Seed torch's random generators (handgrad draws all random numbers through torch)."""
+    return torch.manual_seed(seed)
+
+
+# ====================================================================== functions
+def _method(name: str):
+    def function(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a handgrad Tensor, got {type(x).__name__}")
+        return getattr(x, name)(*args, **kwargs)
+
+    function.__name__ = name
+    function.__doc__ = f"handgrad.{name}(x, ...) is x.{name}(...)."
+    return function
+
+
+# handgrad.exp(x, ...) is x.exp(...), and so on, as in torch.
+exp = _method("exp")
+log = _method("log")
+sqrt = _method("sqrt")
+rsqrt = _method("rsqrt")
+abs = _method("abs")
+sin = _method("sin")
+cos = _method("cos")
+tanh = _method("tanh")
+sigmoid = _method("sigmoid")
+relu = _method("relu")
+leaky_relu = _method("leaky_relu")
+elu = _method("elu")
+gelu = _method("gelu")
+silu = _method("silu")
+softplus = _method("softplus")
+clamp = _method("clamp")
+sum = _method("sum")
+mean = _method("mean")
+var = _method("var")
+std = _method("std")
+amax = _method("amax")
+amin = _method("amin")
+max = _method("max")
+min = _method("min")
+argmax = _method("argmax")
+argmin = _method("argmin")
+logsumexp = _method("logsumexp")
+softmax = _method("softmax")
+log_softmax = _method("log_softmax")
+flatten = _method("flatten")
+transpose = _method("transpose")
+permute = _method("permute")
+reshape = _method("reshape")
+squeeze = _method("squeeze")
+unsqueeze = _method("unsqueeze")
+flip = _method("flip")
+tril = _method("tril")
+triu = _method("triu")
+gather = _method("gather")
+index_select = _method("index_select")
+masked_fill = _method("masked_fill")
+broadcast_to = _method("broadcast_to")
+
+
+def _check_same_device(op: str, tensors) -> None:
+    devices = {t.device for t in tensors if isinstance(t, Tensor)}
+    if len(devices) > 1:
+        raise HandgradError(
+            f"{op}: inputs are on different devices ({', '.join(sorted(map(str, devices)))});"
+            " move them to one device first with .to(device)")
+
+
+def maximum(a, b) -> Tensor:
+    return F.Maximum.apply(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    return F.Minimum.apply(a, b)
+
+
+def pow(base, exponent) -> Tensor:  # noqa: A001
+    return F.Pow.apply(base, exponent)
+
+
+def matmul(a, b) -> Tensor:
+    return F.Matmul.apply(a, b)
+
+
+def where(condition, a, b) -> Tensor:
+    """Elements of a where condition holds, else of b (a or b may be numbers)."""
+    return F.Where.apply(_raw(condition), a, b)
+
+
+def cat(tensors, dim=0) -> Tensor:
+    """Join tensors along an existing dim; all other sizes must match."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    _check_same_device("cat", tensors)
+    first = tensors[0]
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != first.ndim or any(
+                a != b for d, (a, b) in enumerate(zip(t.shape, first.shape))
+                if d != dim % builtins.max(first.ndim, 1)):
+            raise HandgradError(
+                f"cat: tensor 0 has shape {tuple(first.shape)} but tensor {i} has shape "
+                f"{tuple(t.shape)}; all sizes except dim {dim} must match")
+    return F.Cat.apply(*tensors, dim=dim)
+
+
+def stack(tensors, dim=0) -> Tensor:
+    """Join same-shaped tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    _check_same_device("stack", tensors)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != tensors[0].shape:
+            raise HandgradError(
+                f"stack: tensor 0 has shape {tuple(tensors[0].shape)} but tensor {i} has "
+                f"shape {tuple(t.shape)}; stack needs equal shapes")
+    return F.Stack.apply(*tensors, dim=dim)
+
+
+def split(x: Tensor, split_size_or_sections, dim=0) -> tuple:
+    """Pieces of x along dim: equal pieces of a given size, or a list of sizes."""
+    size = x.shape[dim]
+    if isinstance(split_size_or_sections, _builtin_int):
+        step = split_size_or_sections
+        sizes = [builtins.min(step, size - s) for s in range(0, size, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != size:
+            raise ValueError(f"split: sizes {sizes} do not add up to {size} (dim {dim} of "
+                             f"shape {tuple(x.shape)})")
+    pieces, start = [], 0
+    for n in sizes:
+        pieces.append(x.narrow(dim, start, n))
+        start += n
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: _builtin_int, dim=0) -> tuple:
+    """Split x into `chunks` pieces of ceil(size / chunks) (the last may be smaller)."""
+    size = x.shape[dim]
+    return split(x, builtins.max(1, -(-size // chunks)), dim)
+
+
+def pad(x: Tensor, pad: Sequence[_builtin_int], value=0.0) -> Tensor:
+    """Constant padding, torch's order: (last_left, last_right, prev_left, ...)."""
+    return F.Pad.apply(x, tuple(pad), value)
+

@@ -1,0 +1,293 @@
+"""The autograd core: Function nodes, the backward engine, grad mode, unbroadcast.
+
+A `Function` subclass is one differentiable operation. Its `forward(ctx, *raw)` works
+on raw torch tensors (PyTorch as an array library, nothing more) and its
+`backward(ctx, grad_output)` returns one gradient per input, also computed with raw
+torch ops. `Function.apply(*inputs)` unwraps handgrad Tensors, runs forward, wraps the
+result, and records a graph node when some input requires grad and grad mode is on.
+
+The node of an operation *is* its context object: an instance of the Function class
+that holds the saved tensors, `needs_input_grad` and the edges to its inputs (the input's
+own node, or the input itself when it is a leaf that requires grad).
+
+`backward()` walks the graph in an iterative topological order (no recursion, so a
+100,000-op chain works in linear time), accumulates into leaf `.grad` like PyTorch,
+and frees saved tensors unless `retain_graph=True`.
+
+What this file leaves out: the Tensor class (tensor.py) and the ops (ops/).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+__all__ = [
+    "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "unbroadcast",
+]
+
+# --------------------------------------------------------------------------- grad mode
+# One process-wide switch, like torch's grad mode (handgrad keeps it global, not per
+# thread: the training loop and data workers do not share graphs across threads).
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when new operations are recorded for backward."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager and decorator that sets grad mode to `mode` (restores on exit)."""
+
+    def __init__(self, mode: bool = True):
+        self.mode = bool(mode)
+        self._previous: list[bool] = []
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous.append(_grad_enabled)
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous.pop()
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """`with handgrad.no_grad():` or `@handgrad.no_grad()`: record nothing for backward."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turn grad mode back on inside a `no_grad` block (context manager or decorator)."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+# --------------------------------------------------------------------------- helpers
+def unbroadcast(grad: torch.Tensor, shape: torch.Size | tuple) -> torch.Tensor:
+    """Sum `grad` down to `shape`, undoing broadcasting (the one place it is undone).
+
+    Broadcasting prepends size-1 dims and stretches size-1 dims; the gradient of a
+    stretched input is the sum over the stretched positions.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(dim=stretched, keepdim=True)
+    return grad
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')} on {x.device}"
+    return repr(x) if isinstance(x, int | float | bool) else type(x).__name__
+
+
+class HandgradError(RuntimeError):
+    """An operation was given inputs it cannot work with; the message says why."""
+
+
+# --------------------------------------------------------------------------- Function
+class Function:
+    """Base class of every differentiable operation (and the graph node it leaves).
+
+    Subclasses define two static methods::
+
+        @staticmethod
+        def forward(ctx, *inputs_as_raw_torch_tensors_or_constants): -> torch.Tensor
+        @staticmethod
+        def backward(ctx, grad_output): -> one gradient (or None) per forward input
+
+    Forward may return a tuple; then only its first element is differentiable and the
+    others (indices, for example) are returned as plain tensors.
+    """
+
+    __slots__ = ("parents", "needs_input_grad", "_saved", "_versions", "_freed",
+                 "_retained", "__dict__")
+
+    def __init__(self):
+        self._saved = ()
+        self._freed = False
+        self._retained = None
+
+    # ---- context API used inside forward/backward
+    def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
+        """Keep `tensors` for backward; in-place changes to them are detected there.
+
+        Plain numbers and None may be saved too (they have no version to check)."""
+        self._saved = tensors
+        self._versions = tuple(t._version if isinstance(t, torch.Tensor) else None
+                               for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time "
+                "(its saved tensors were freed by the first backward). Pass "
+                "retain_graph=True to the first backward() if you need to call it twice.")
+        for t, v in zip(self._saved, self._versions):
+            if v is not None and t._version != v:
+                raise RuntimeError(
+                    f"{type(self).__name__}: a tensor of shape {tuple(t.shape)} saved for "
+                    "backward was modified in place after it was saved (version "
+                    f"{v} -> {t._version}), so its gradient would be wrong. Use an "
+                    "out-of-place operation (x = x + y instead of x += y), or .clone() "
+                    "the tensor before changing it.")
+        return self._saved
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any):
+        """Run the op on handgrad Tensors (or constants) and record it for backward."""
+        tensor_cls = _Tensor
+        raw = []
+        needs = []
+        any_needs = False
+        for a in args:
+            if isinstance(a, tensor_cls):
+                raw.append(a.data)
+                r = a.requires_grad
+                needs.append(r)
+                any_needs |= r
+            else:
+                raw.append(a)
+                needs.append(False)
+        ctx = cls()
+        record = any_needs and _grad_enabled
+        ctx.needs_input_grad = tuple(needs) if record else (False,) * len(args)
+        try:
+            out = cls.forward(ctx, *raw, **kwargs)
+        except HandgradError:
+            raise
+        except (RuntimeError, IndexError, ValueError, TypeError) as e:
+            raise _op_error(cls, raw, e) from None
+        extra = None
+        if type(out) is tuple:
+            out, *extra = out
+        if record:
+            ctx.parents = tuple(
+                (a._ctx or a) if n else None for a, n in zip(args, needs))
+            result = tensor_cls._make(out, True, ctx)
+        else:
+            result = tensor_cls._make(out, False, None)
+        if extra is not None:
+            return (result, *(tensor_cls._make(t, False, None) for t in extra))
+        return result
+
+    def _free(self) -> None:
+        self._saved = ()
+        self._freed = True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+# Bound by _tensor.py at import (autograd sits below tensor in the import order).
+_Tensor: Any = None
+
+
+def op_name(cls: type) -> str:
+    """The user-facing name of a Function class ('Mul' -> 'mul')."""
+    return getattr(cls, "name", None) or cls.__name__.lower()
+
+
+def _op_error(cls: type, raw: list, error: Exception) -> HandgradError:
+    described = ", ".join(_describe(x) for x in raw if isinstance(x, torch.Tensor))
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    devices = {x.device for x in raw if isinstance(x, torch.Tensor) and x.ndim > 0}
+    hint = ""
+    if len(devices) > 1:
+        hint = " Move all inputs to one device first, e.g. with .to(device)."
+    elif "must match the size" in message or "broadcast" in message:
+        hint = " The shapes do not broadcast: check them, or reshape/unsqueeze explicitly."
+    elif "dtype" in message.lower() or "expected scalar type" in message.lower():
+        hint = " Convert the inputs to one dtype first, e.g. with .float() or .double()."
+    return HandgradError(f"{op_name(cls)}: cannot apply to inputs [{described}]: {message}.{hint}")
+
+
+# --------------------------------------------------------------------------- backward
+def backward(root, gradient: torch.Tensor, retain_graph: bool = False) -> None:
+    """Backpropagate `gradient` (d out / d root) from tensor `root` into leaf `.grad`."""
+    root_node = root._ctx
+    if root_node is None:  # a leaf: its gradient is the incoming gradient
+        _accumulate(root, gradient, set())
+        return
+    # Iterative depth-first post-order gives inputs before the nodes that use them.
+    order = []
+    visited = set()
+    stack = [(root_node, False)]
+    function = Function
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for parent in node.parents:
+            if parent is not None and isinstance(parent, function) and parent not in visited:
+                stack.append((parent, False))
+
+    grads = {root_node: gradient}
+    leaf_storages = {gradient.data_ptr()}  # leaf grads must never share memory
+    for node in reversed(order):
+        grad = grads.pop(node, None)
+        if grad is None:  # no gradient flows here (e.g. only through int outputs)
+            continue
+        if node._retained is not None:
+            kept = node._retained()
+            if kept is not None and kept._ctx is node:
+                _accumulate(kept, grad, leaf_storages)
+        input_grads = type(node).backward(node, grad)
+        if type(input_grads) is not tuple:
+            input_grads = (input_grads,)
+        for parent, input_grad in zip(node.parents, input_grads):
+            if parent is None or input_grad is None:
+                continue
+            if isinstance(parent, function):
+                previous = grads.get(parent)
+                grads[parent] = input_grad if previous is None else previous + input_grad
+            else:
+                _accumulate(parent, input_grad, leaf_storages)
+        if not retain_graph:
+            node._free()
+
+
+def _accumulate(tensor, grad: torch.Tensor, leaf_storages: set) -> None:
+    """leaf.grad += grad, without ever letting two .grad tensors share storage."""
+    if grad.dtype != tensor.data.dtype:
+        grad = grad.to(tensor.data.dtype)
+    if tensor.grad is None:
+        pointer = grad.data_ptr()
+        if pointer in leaf_storages or not grad.is_contiguous():
+            grad = grad.contiguous() if not grad.is_contiguous() else grad.clone()
+        leaf_storages.add(grad.data_ptr())
+        tensor.grad = _Tensor._make(grad, False, None)
+    else:
+        tensor.grad.data = tensor.grad.data + grad

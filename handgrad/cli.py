@@ -1,0 +1,56 @@
+"""The `handgrad` command: one argparse front door for every subcommand.
+
+Each subcommand lives in the module that owns its work; that module provides
+`add_arguments(parser)` and `run(args) -> int` (the exit status). This file only wires
+them together, so adding a command is one line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (words, module, one-line help). Modules are imported only when their command runs
+# (or when --help needs their flags), so `handgrad graph` never imports torch.
+COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
+    (("gradcheck",), "handgrad.bench.oracle",
+     "check every registered op against torch and finite differences"),
+    (("bench", "core"), "handgrad.bench.core",
+     "per-op overhead and large matmul, handgrad vs torch autograd"),
+]
+
+
+def _build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handgrad",
+        description="handgrad: a deep-learning framework with hand-written gradients.",
+    )
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for words, module, help_text in COMMANDS:
+        sub = top
+        if len(words) == 2:
+            if words[0] not in groups:
+                group_parser = top.add_parser(words[0], help=f"{words[0]} subcommands")
+                groups[words[0]] = group_parser.add_subparsers(
+                    dest=f"{words[0]}_command", metavar="SUBCOMMAND", required=True)
+            sub = groups[words[0]]
+        p = sub.add_parser(words[-1], help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if only is None or tuple(only[: len(words)]) == words:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the module of the command being run (all of them for top-level --help).
+    words = tuple(a for a in argv[:2] if not a.startswith("-"))
+    parser = _build_parser(only=words if words else ("",))
+    args = parser.parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,508 @@
+"""Elementwise primitives: each Function's forward and hand-written backward side by side.
+
+Binary ops broadcast like torch; their backward undoes broadcasting with `unbroadcast`.
+Either input of a binary op may be a plain Python number (a constant: no gradient).
+Gradient conventions at kinks and ties follow PyTorch (noted on each Function).
+
+Left out: reductions (reduce.py), shape and indexing ops (movement.py), matmul.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from handgrad.autograd import Function, unbroadcast
+
+
+def _shape(x):
+    return x.shape if isinstance(x, torch.Tensor) else ()
+
+
+# ============================================================================ binary
+class Add(Function):
+    """out = a + b;  da = g,  db = g."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None), (unbroadcast(g, sb) if nb else None)
+
+
+class Sub(Function):
+    """out = a - b;  da = g,  db = -g."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    @staticmethod
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None), (unbroadcast(-g, sb) if nb else None)
+
+
+class Mul(Function):
+    """out = a * b;  da = g * b,  db = g * a."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        na, nb = ctx.needs_input_grad
+        ctx.save_for_backward(a if nb else None, b if na else None)
+        ctx.shapes = (_shape(a), _shape(b))
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = unbroadcast(g * b, sa) if na else None
+        gb = unbroadcast(g * a, sb) if nb else None
+        return ga, gb
+
+
+class Div(Function):
+    """out = a / b;  da = g / b,  db = -g * a / b**2 = -g * out / b."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a / b
+        ctx.save_for_backward(b, out if ctx.needs_input_grad[1] else None)
+        ctx.shapes = (_shape(a), _shape(b))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        b, out = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = unbroadcast(g / b, sa) if na else None
+        gb = unbroadcast(-g * out / b, sb) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    """out = a ** b (either may be a number).
+
+    da = g * b * a**(b-1)   (0 where b == 0, as torch);
+    db = g * out * log(a)   (0 where a == 0 and b >= 0, as torch).
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a ** b if isinstance(a, torch.Tensor) else torch.pow(a, b)
+        ctx.save_for_backward(a, b, out)
+        ctx.shapes = (_shape(a), _shape(b))
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b, out = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        ga = gb = None
+        if na:
+            if isinstance(b, torch.Tensor):
+                ga = torch.where(b == 0, 0.0, g * b * a ** (b - 1))
+            else:
+                ga = g * 0.0 if b == 0 else g * b * a ** (b - 1)
+            ga = unbroadcast(ga, sa)
+        if nb:
+            log_a = torch.log(a) if isinstance(a, torch.Tensor) else math.log(a) if a > 0 else (
+                -math.inf if a == 0 else math.nan)
+            gb = g * out * log_a
+            zero_base = (a == 0) & (b >= 0)
+            gb = unbroadcast(torch.where(zero_base, 0.0, gb), sb)
+        return ga, gb
+
+
+class Maximum(Function):
+    """out = max(a, b) elementwise; ties split the gradient in half (as torch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return torch.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return _tie_split(ctx, g, a > b, a == b)
+
+
+class Minimum(Function):
+    """out = min(a, b) elementwise; ties split the gradient in half (as torch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return torch.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return _tie_split(ctx, g, a < b, a == b)
+
+
+def _tie_split(ctx, g, a_wins, tie):
+    a, b = ctx.saved_tensors
+    share = torch.where(tie, 0.5, a_wins.to(g.dtype))  # a's share of the gradient
+    na, nb = ctx.needs_input_grad
+    ga = unbroadcast(g * share, a.shape) if na else None
+    gb = unbroadcast(g * (1 - share), b.shape) if nb else None
+    return ga, gb
+
+
+class Where(Function):
+    """out = a where cond else b;  da = g where cond,  db = g where not cond."""
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.save_for_backward(condition)
+        ctx.shapes = (_shape(a), _shape(b))
+        return torch.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        (condition,) = ctx.saved_tensors
+        sa, sb = ctx.shapes
+        _, na, nb = ctx.needs_input_grad
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        ga = unbroadcast(torch.where(condition, g, zero), sa) if na else None
+        gb = unbroadcast(torch.where(condition, zero, g), sb) if nb else None
+        return None, ga, gb
+
+
+class MaskedFill(Function):
+    """out = x with `value` where mask;  dx = g with 0 where mask."""
+
+    name = "masked_fill"
+
+    @staticmethod
+    def forward(ctx, x, mask, value):
+        ctx.save_for_backward(mask)
+        return x.masked_fill(mask, value)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        return g.masked_fill(mask, 0), None, None
+
+
+# ============================================================================ unary
+class Neg(Function):
+    """out = -x;  dx = -g."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    """out = e**x;  dx = g * out."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.exp(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Log(Function):
+    """out = ln x;  dx = g / x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.log(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    """out = sqrt(x);  dx = g / (2 out)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g / (2 * out)
+
+
+class Rsqrt(Function):
+    """out = x**-1/2;  dx = -g * out**3 / 2."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.rsqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return -0.5 * g * out * out * out
+
+
+class Abs(Function):
+    """out = |x|;  dx = g * sign(x)  (0 at x == 0, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.abs(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.sign(x)
+
+
+class Sin(Function):
+    """out = sin x;  dx = g cos x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * torch.cos(x)
+
+
+class Cos(Function):
+    """out = cos x;  dx = -g sin x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.cos(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return -g * torch.sin(x)
+
+
+class Tanh(Function):
+    """out = tanh x;  dx = g (1 - out**2)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """out = 1 / (1 + e**-x);  dx = g out (1 - out)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.sigmoid(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+class Relu(Function):
+    """out = max(x, 0);  dx = g where out > 0  (0 at x == 0, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.clamp_min(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (out > 0)
+
+
+class LeakyRelu(Function):
+    """out = x if x > 0 else slope x;  dx = g if x > 0 else slope g (slope at 0, as torch)."""
+
+    name = "leaky_relu"
+
+    @staticmethod
+    def forward(ctx, x, negative_slope=0.01):
+        ctx.save_for_backward(x)
+        ctx.slope = negative_slope
+        return torch.where(x > 0, x, x * negative_slope)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0, g, g * ctx.slope), None
+
+
+class Elu(Function):
+    """out = x if x > 0 else alpha (e**x - 1);  dx = g if x > 0 else g alpha e**x."""
+
+    @staticmethod
+    def forward(ctx, x, alpha=1.0):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return torch.where(x > 0, x, alpha * torch.expm1(x))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 0, g, g * ctx.alpha * torch.exp(x)), None
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Gelu(Function):
+    """Exact:  out = x Phi(x),  dx = g (Phi(x) + x phi(x)), Phi/phi the normal cdf/pdf.
+
+    approximate='tanh':  out = x/2 (1 + tanh u),  u = sqrt(2/pi) (x + 0.044715 x**3),
+    dx = g (1/2 (1 + tanh u) + x/2 (1 - tanh**2 u) sqrt(2/pi) (1 + 3 * 0.044715 x**2)).
+    """
+
+    @staticmethod
+    def forward(ctx, x, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":
+            return 0.5 * x * (1 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+        return 0.5 * x * (1 + torch.erf(x * _INV_SQRT_2))
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            t = torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
+        cdf = 0.5 * (1 + torch.erf(x * _INV_SQRT_2))
+        pdf = torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+        return g * (cdf + x * pdf), None
+
+
+class Silu(Function):
+    """out = x sigmoid(x);  dx = g s (1 + x (1 - s)),  s = sigmoid(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+
+
+class Softplus(Function):
+    """out = log(1 + e**(beta x)) / beta  (x itself where beta x > threshold);
+    dx = g sigmoid(beta x)  (g where beta x > threshold, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x, beta=1.0, threshold=20.0):
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        bx = x * beta
+        return torch.where(bx > threshold, x, torch.log1p(torch.exp(bx)) / beta)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        bx = x * ctx.beta
+        return torch.where(bx > ctx.threshold, g, g * torch.sigmoid(bx)), None, None
+
+
+class Clamp(Function):
+    """out = min(max(x, lo), hi);  dx = g where lo <= x <= hi (bounds inclusive, as torch)."""
+
+    @staticmethod
+    def forward(ctx, x, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        ctx.save_for_backward(x)
+        ctx.bounds = (min, max)
+        return torch.clamp(x, min, max)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        lo, hi = ctx.bounds
+        keep = torch.ones_like(x, dtype=torch.bool)
+        if lo is not None:
+            keep &= x >= lo
+        if hi is not None:
+            keep &= x <= hi
+        return g * keep, None, None
+
+
+class To(Function):
+    """out = x converted to another dtype and/or device;  dx = g converted back."""
+
+    name = "to"
+
+    @staticmethod
+    def forward(ctx, x, device=None, dtype=None):
+        ctx.source = (x.device, x.dtype)
+        return x.to(device=device, dtype=dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        device, dtype = ctx.source
+        return g.to(device=device, dtype=dtype), None, None
+
+
+class Clone(Function):
+    """out = a copy of x;  dx = g."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g

@@ -1,0 +1,211 @@
+"""Reductions and the normalising reductions (softmax family), with hand-written backward.
+
+`dim=None` reduces over every element. Gradients of max/min follow torch: over the
+whole tensor (and amax/amin) ties share the gradient evenly; along a dim with indices,
+the gradient goes to the returned index only.
+
+Left out: argmax/argmin (no gradient: plain tensor methods in tensor.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from handgrad.autograd import Function
+
+
+def _dims(dim, ndim):
+    """Normalise `dim` (None, int or sequence) to a sorted tuple of non-negative dims."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, int):
+        dim = (dim,)
+    return tuple(sorted(d % max(ndim, 1) for d in dim))
+
+
+def _restore(g, dims, keepdim, ndim):
+    """Put back the reduced dims (as size 1) so `g` broadcasts against the input."""
+    if keepdim or ndim == 0:
+        return g
+    for d in dims:
+        g = g.unsqueeze(d)
+    return g
+
+
+class Sum(Function):
+    """out = sum of x over dim;  dx = g broadcast back to x's shape."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        ctx.shape = x.shape
+        ctx.dims = _dims(dim, x.ndim)
+        ctx.keepdim = keepdim
+        if dim is None:
+            return x.sum() if not keepdim else x.sum(dim=ctx.dims, keepdim=True)
+        return x.sum(dim=dim, keepdim=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _restore(g, ctx.dims, ctx.keepdim, len(ctx.shape)).expand(ctx.shape), None, None
+
+
+class Mean(Function):
+    """out = mean of x over dim (n elements);  dx = g / n broadcast back."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        ctx.shape = x.shape
+        ctx.dims = _dims(dim, x.ndim)
+        ctx.keepdim = keepdim
+        ctx.count = max(1, int(torch.Size([x.shape[d] for d in ctx.dims]).numel()))
+        if dim is None:
+            return x.mean() if not keepdim else x.mean(dim=ctx.dims, keepdim=True)
+        return x.mean(dim=dim, keepdim=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = _restore(g, ctx.dims, ctx.keepdim, len(ctx.shape)) / ctx.count
+        return g.expand(ctx.shape), None, None
+
+
+class Var(Function):
+    """out = sum((x - mean)**2) / (n - correction);  dx = g 2 (x - mean) / (n - correction)."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, correction=1, keepdim=False):
+        dims = _dims(dim, x.ndim)
+        ctx.dims, ctx.keepdim, ctx.ndim = dims, keepdim, x.ndim
+        n = int(torch.Size([x.shape[d] for d in dims]).numel()) if x.ndim else 1
+        ctx.denominator = max(n - correction, 0)
+        ctx.save_for_backward(x)
+        return torch.var(x, dim=dims if x.ndim else None, correction=correction,
+                         keepdim=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        dims = ctx.dims if x.ndim else None
+        centered = x - x.mean(dim=dims, keepdim=True) if x.ndim else x - x
+        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
+        return g * centered * (2.0 / ctx.denominator), None, None, None
+
+
+class MaxAll(Function):
+    """out = max (or min) over all elements;  ties share g evenly (as torch)."""
+
+    name = "max"
+
+    @staticmethod
+    def forward(ctx, x, largest=True):
+        out = x.max() if largest else x.min()
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        hit = x == out
+        return g * hit / hit.sum(), None
+
+
+class AmaxAmin(Function):
+    """out = amax (or amin) over dims;  ties share g evenly (as torch)."""
+
+    name = "amax"
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False, largest=True):
+        dims = _dims(dim, x.ndim)
+        ctx.dims, ctx.keepdim, ctx.ndim = dims, keepdim, x.ndim
+        reduce = torch.amax if largest else torch.amin
+        out = reduce(x, dim=dims, keepdim=keepdim)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        out = _restore(out, ctx.dims, ctx.keepdim, ctx.ndim)
+        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
+        hit = x == out
+        count = hit.sum(dim=ctx.dims, keepdim=True) if ctx.ndim else hit
+        return g * hit / count, None, None, None
+
+
+class MaxDim(Function):
+    """values, indices = max (or min) along dim;  dx = g scattered to the indices."""
+
+    name = "max"
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim=False, largest=True):
+        values, indices = (x.max if largest else x.min)(dim=dim, keepdim=keepdim)
+        ctx.save_for_backward(indices)
+        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, g):
+        (indices,) = ctx.saved_tensors
+        if not ctx.keepdim and len(ctx.shape):
+            g, indices = g.unsqueeze(ctx.dim), indices.unsqueeze(ctx.dim)
+        grad = torch.zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        if not len(ctx.shape):
+            return g.clone(), None, None, None
+        return grad.scatter_(ctx.dim, indices, g), None, None, None
+
+
+class LogSumExp(Function):
+    """out = m + log(sum(e**(x - m))), m = max (stable);  dx = g softmax(x)."""
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim=False):
+        dims = _dims(dim, x.ndim)
+        m = x.amax(dim=dims, keepdim=True) if x.ndim else x
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        out = (x - m).exp().sum(dim=dims, keepdim=True).log() + m
+        ctx.save_for_backward(x, out)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return out if keepdim or not x.ndim else out.squeeze(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        g = _restore(g, ctx.dims, ctx.keepdim, x.ndim)
+        return g * torch.exp(x - out), None, None
+
+
+class Softmax(Function):
+    """y = e**(x - max) / sum e**(x - max) along dim;  dx = y (g - sum(g y))."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        e = torch.exp(x - x.amax(dim=dim, keepdim=True))
+        y = e / e.sum(dim=dim, keepdim=True)
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return y * (g - (g * y).sum(dim=ctx.dim, keepdim=True)), None
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x) along dim;  dx = g - softmax(x) sum(g)."""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        shifted = x - x.amax(dim=dim, keepdim=True)
+        y = shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g - torch.exp(y) * g.sum(dim=ctx.dim, keepdim=True), None
