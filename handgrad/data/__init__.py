@@ -1,0 +1,35 @@
+"""handgrad.data: datasets, samplers, collate and the DataLoader.
+
+The names and meanings follow PyTorch's data utilities, so habits carry over:
+
+- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``
+  (``dataset.py``);
+- ``SequentialSampler``, ``RandomSampler``, ``SubsetRandomSampler``,
+  ``WeightedRandomSampler``, ``BatchSampler`` (``sampler.py``) -- the same random
+  draws as torch's, so orders match for the same generator seed;
+- ``default_collate``, ``default_convert`` (``collate.py``), returning handgrad Tensors;
+- ``DataLoader``, ``get_worker_info`` (``dataloader.py``), with worker processes;
+- ``handgrad.data.datasets``: synthetic problems, bundled real data (digits, 5,000
+  MNIST digits), MNIST from IDX files, text corpora (imported on use, not here).
+
+Iterable-style datasets are not provided.
+"""
+
+from handgrad.data.collate import default_collate, default_convert
+from handgrad.data.dataloader import DataLoader, WorkerInfo, get_worker_info
+from handgrad.data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
+from handgrad.data.sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+
+__all__ = [
+    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+    "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
+    "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
+    "get_worker_info", "random_split",
+]

@@ -1,0 +1,143 @@
+"""Map-style datasets: Dataset, TensorDataset, Subset, ConcatDataset and random_split.
+
+A dataset is anything with ``__len__`` and ``__getitem__(i)`` (a plain list works too).
+The classes here follow PyTorch's names and meanings, so code written against torch's
+datasets reads the same. Iterable-style (streaming) datasets are not provided: every
+dataset in handgrad fits in memory or is indexed by position.
+
+``TensorDataset`` keeps raw torch tensors inside and hands out rows wrapped as handgrad
+Tensors; it also offers ``collated_batch(indices)``, which the DataLoader uses to build a
+whole batch with one gather instead of ``batch_size`` row lookups and a stack.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from handgrad.data._tensors import to_torch, wrap
+
+
+class Dataset:
+    """Base class of map-style datasets: subclasses define ``__getitem__`` and ``__len__``.
+
+    ``a + b`` concatenates two datasets (a ``ConcatDataset``), as in torch.
+    """
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __add__(self, other) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class TensorDataset(Dataset):
+    """Rows of equal-length tensors: item ``i`` is ``(t[i] for t in tensors)``.
+
+    Accepts handgrad Tensors and torch tensors (stored as the raw torch tensors in
+    ``self.tensors``); items are handgrad Tensors. Every tensor must have the same size
+    along dimension 0.
+    """
+
+    def __init__(self, *tensors) -> None:
+        raw = tuple(to_torch(t) for t in tensors)
+        if not raw:
+            raise ValueError("TensorDataset needs at least one tensor")
+        sizes = [t.shape[0] if t.dim() > 0 else None for t in raw]
+        if any(s is None for s in sizes) or len(set(sizes)) != 1:
+            shapes = [tuple(t.shape) for t in raw]
+            raise ValueError(
+                f"Size mismatch between tensors: TensorDataset needs the same size along "
+                f"dimension 0 in every tensor, got shapes {shapes}")
+        self.tensors = raw
+
+    def __getitem__(self, index):
+        return tuple(wrap(t[index]) for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def collated_batch(self, indices: Sequence[int]) -> list:
+        """``default_collate([self[i] for i in indices])`` computed with one gather per
+        tensor: a list of handgrad Tensors of shape ``(len(indices), *row_shape)``."""
+        index = torch.as_tensor(indices, dtype=torch.int64)
+        return [wrap(t.index_select(0, index.to(t.device))) for t in self.tensors]
+
+
+class Subset(Dataset):
+    """The items of ``dataset`` at positions ``indices``, in that order."""
+
+    def __init__(self, dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Several datasets one after another: ``len`` is the sum, negative indices work."""
+
+    def __init__(self, datasets) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError(
+                    f"ConcatDataset: index {index} is out of range for length {len(self)}")
+            index = len(self) + index
+        dataset_index = bisect.bisect_right(self.cumulative_sizes, index)
+        if dataset_index == len(self.datasets):
+            raise IndexError(f"ConcatDataset: index {index} is out of range for length "
+                             f"{len(self)}")
+        start = 0 if dataset_index == 0 else self.cumulative_sizes[dataset_index - 1]
+        return self.datasets[dataset_index][index - start]
+
+
+def random_split(dataset, lengths: Sequence[int | float],
+                 generator: torch.Generator | None = None) -> list[Subset]:
+    """Split ``dataset`` into non-overlapping random ``Subset``s of the given lengths.
+
+    ``lengths`` are counts summing to ``len(dataset)``, or fractions summing to 1 (each
+    gets ``floor(n * fraction)`` items, and the remainder is handed out one by one from
+    the first split on). The permutation is ``torch.randperm(n, generator=generator)``
+    (torch's global generator when None), so with the same seed the splits equal torch's.
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        counts = []
+        for i, fraction in enumerate(lengths):
+            if fraction < 0 or fraction > 1:
+                raise ValueError(f"random_split: fraction at index {i} is not between 0 and 1")
+            counts.append(int(math.floor(n * fraction)))
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"random_split: length of split at index {i} is 0; this "
+                              f"split will be empty", stacklevel=2)
+        lengths = counts
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: sum of input lengths {sum(lengths)} does not equal "
+                         f"the length of the input dataset ({n})")
+    permutation = torch.randperm(n, generator=generator).tolist()
+    return [Subset(dataset, permutation[end - length:end])
+            for end, length in zip(itertools.accumulate(lengths), lengths)]
