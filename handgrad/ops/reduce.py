@@ -25,7 +25,7 @@ def _dims(dim, ndim):
 
 def _restore(g, dims, keepdim, ndim):
     """Put back the reduced dims (as size 1) so `g` broadcasts against the input."""
-    if keepdim or ndim == 0:
+    if keepdim or g.ndim == 0:  # a 0-d gradient already broadcasts against anything
         return g
     for d in dims:
         g = g.unsqueeze(d)
