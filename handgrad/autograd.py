@@ -126,13 +126,14 @@ class Function:
     others (indices, for example) are returned as plain tensors.
     """
 
-    __slots__ = ("parents", "needs_input_grad", "_saved", "_versions", "_freed",
-                 "_retained", "__dict__")
-
-    def __init__(self):
-        self._saved = ()
-        self._freed = False
-        self._retained = None
+    # Class-level defaults: creating a node is then just `cls()`, the cheapest object
+    # creation Python has (this runs once per recorded op).
+    parents: tuple = ()
+    needs_input_grad: tuple = ()
+    _saved: tuple = ()
+    _versions: tuple = ()
+    _freed = False
+    _retained = None  # weakref to the output tensor when retain_grad() was called
 
     # ---- context API used inside forward/backward
     def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
