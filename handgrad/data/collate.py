@@ -9,7 +9,7 @@ Tensor / torch tensor      a Tensor of shape ``(B, *sample_shape)`` (stacked)
 numpy array                the same, from the array (string/object arrays fail)
 numpy scalar               a Tensor of shape ``(B,)`` with the numpy dtype
 float / int / bool         a Tensor of shape ``(B,)``: float64 / int64 / bool
-str / bytes                the list of samples, unchanged
+str / bytes                the samples, unchanged (a list)
 dict (Mapping)             a dict: each key collated over the batch
 namedtuple                 the same namedtuple type, each field collated
 tuple / list               a list: each position collated over the batch
@@ -70,7 +70,7 @@ def _collate(batch: list, where: str):
     if isinstance(elem, float):
         return wrap(torch.tensor(batch, dtype=torch.float64))
     if isinstance(elem, str | bytes):
-        return list(batch)
+        return batch  # as torch: the list (or, inside a tuple sample, the tuple) as is
     if isinstance(elem, collections.abc.Mapping):
         collated = {key: _collate([d[key] for d in batch], f"{where}[{key!r}]") for key in elem}
         try:
@@ -78,14 +78,14 @@ def _collate(batch: list, where: str):
         except TypeError:  # a Mapping type that cannot be built from a dict
             return collated
     if _is_namedtuple(elem):
-        return type(elem)(*(_collate(list(field), f"{where}.{name}")
+        return type(elem)(*(_collate(field, f"{where}.{name}")
                             for name, field in zip(elem._fields, zip(*batch))))
     if isinstance(elem, collections.abc.Sequence):
         sizes = {len(x) for x in batch}
         if len(sizes) != 1:
             raise RuntimeError(f"default_collate: each element in list of batch should be of "
                                f"equal size, got lengths {sorted(sizes)}{where}")
-        return [_collate(list(column), f"{where}[{i}]") for i, column in enumerate(zip(*batch))]
+        return [_collate(column, f"{where}[{i}]") for i, column in enumerate(zip(*batch))]
     raise TypeError(_TYPES_HELP.format(type(elem)))
 
 

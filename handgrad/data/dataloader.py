@@ -257,15 +257,19 @@ class _WorkerPool:
             self.processes.append(process)
             self.task_conns.append(task_writer)
             self.result_conns.append(result_reader)
+        self._options = {"force": False}
         self._finalizer = weakref.finalize(self, _shutdown_workers, self.processes,
                                            self.task_conns, self.result_conns,
-                                           self.epoch_value)
+                                           self.epoch_value, self._options)
 
     @property
     def alive(self) -> bool:
         return self._finalizer.alive
 
-    def shutdown(self) -> None:
+    def shutdown(self, force: bool = False) -> None:
+        """Stop the workers; ``force`` terminates them at once instead of letting them
+        finish the item they are on (after an error or a timeout)."""
+        self._options["force"] = force
         self._finalizer()
 
     def receive(self, worker_id: int, timeout: float):
@@ -278,19 +282,19 @@ class _WorkerPool:
             if deadline is not None:
                 wait_s = min(wait_s, deadline - time.monotonic())
                 if wait_s <= 0:
-                    self.shutdown()
+                    self.shutdown(force=True)
                     raise RuntimeError(f"DataLoader timed out after {timeout} seconds waiting "
                                        f"for a batch from worker {worker_id}")
             ready = multiprocessing.connection.wait([conn, process.sentinel], wait_s)
             if conn in ready:
                 try:
                     return conn.recv()
-                except EOFError:
+                except (EOFError, OSError):
                     pass  # the pipe closed: the worker is gone, reported below
             if process.sentinel in ready or conn in ready:
                 process.join(0.1)
                 code = process.exitcode
-                self.shutdown()
+                self.shutdown(force=True)
                 raise RuntimeError(
                     f"DataLoader worker {worker_id} (pid {process.pid}) exited unexpectedly "
                     f"with exit code {code}"
@@ -306,10 +310,14 @@ def _default_context():
     return multiprocessing.get_context()
 
 
-def _shutdown_workers(processes, task_conns, result_conns, epoch_value) -> None:
+def _shutdown_workers(processes, task_conns, result_conns, epoch_value, options) -> None:
     """Stop the workers: skip queued tasks, send each a stop message, wait, terminate
-    stragglers, close the pipes. Safe to call more than once (weakref.finalize)."""
+    stragglers, close the pipes. Runs once (weakref.finalize)."""
     epoch_value.value = -1  # every queued task is now stale and is skipped
+    if options["force"]:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
     for conn in task_conns:
         try:
             conn.send(None)
@@ -387,7 +395,10 @@ class _MultiProcessIterator:
             self._exhausted = True
             return
         worker_id = self._send_id % self._loader.num_workers
-        self._pool.task_conns[worker_id].send((self._epoch, self._send_id, index))
+        try:
+            self._pool.task_conns[worker_id].send((self._epoch, self._send_id, index))
+        except OSError:
+            pass  # the worker died; receiving its batch reports it
         self._send_id += 1
 
     def __iter__(self):
@@ -510,6 +521,9 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.persistent_workers = persistent_workers
         self._pin = pin_memory and torch.cuda.is_available()
+        if pin_memory and not self._pin:
+            warnings.warn("DataLoader: pin_memory=True but CUDA is not available; batches are "
+                          "not pinned", stacklevel=2)
         self._iterator = None  # the one iterator kept with persistent workers
         self._initialized = True
         _warn_if_too_many_workers(num_workers)

@@ -1,0 +1,197 @@
+"""DataLoader against torch's: order, batching, drop_last, samplers, collate, seeds and the
+errors for contradictory arguments (single process; workers are in test_dataloader_workers)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.data as tud
+
+from handgrad import data as hd
+from handgrad._tensor import Tensor
+
+X = torch.randn(23, 3)
+Y = torch.arange(23)
+
+
+class DictDataset:
+    """Map-style dataset of dict samples with mixed leaves (works for both loaders)."""
+
+    def __len__(self):
+        return 11
+
+    def __getitem__(self, i):
+        return {"x": np.full((2,), i, dtype=np.float32), "y": i, "name": f"item{i}",
+                "t": (torch.tensor([i, -i]), float(i))}
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def both(ours_dataset, torch_dataset, **kwargs):
+    """(our loader, torch's loader) with the same arguments; ``generator=seed`` gives each
+    loader its own generator seeded with ``seed``."""
+    ours, theirs = dict(kwargs), dict(kwargs)
+    if "generator" in kwargs:
+        ours["generator"], theirs["generator"] = gen(kwargs["generator"]), gen(kwargs["generator"])
+    return hd.DataLoader(ours_dataset, **ours), tud.DataLoader(torch_dataset, **theirs)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 23, 50])
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_tensor_dataset_batches_match_torch(batch_size, drop_last, shuffle, same_batches):
+    ours, theirs = both(hd.TensorDataset(X, Y), tud.TensorDataset(X, Y), batch_size=batch_size,
+                        drop_last=drop_last, shuffle=shuffle, generator=5)
+    assert len(ours) == len(theirs)
+    for _epoch in range(2):  # the second epoch continues the generator like torch's
+        same_batches(ours, theirs)
+
+
+def test_handgrad_tensors_in_tensor_dataset(same_batches):
+    ours, theirs = both(hd.TensorDataset(Tensor(X), Tensor(Y)), tud.TensorDataset(X, Y),
+                        batch_size=5)
+    same_batches(ours, theirs)
+
+
+def test_subset_of_tensor_dataset_and_custom_dataset(same_batches):
+    ours, theirs = both(hd.Subset(hd.TensorDataset(X, Y), [5, 1, 9, 22, 0]),
+                        tud.Subset(tud.TensorDataset(X, Y), [5, 1, 9, 22, 0]), batch_size=2)
+    same_batches(ours, theirs)
+    ours, theirs = both(DictDataset(), DictDataset(), batch_size=3, shuffle=True, generator=1)
+    same_batches(ours, theirs)
+
+
+def test_shuffle_without_generator_follows_global_seed(same_batches):
+    torch.manual_seed(123)
+    ours = [list(hd.DataLoader(DictDataset(), batch_size=4, shuffle=True)) for _ in range(2)]
+    torch.manual_seed(123)
+    theirs = [list(tud.DataLoader(DictDataset(), batch_size=4, shuffle=True)) for _ in range(2)]
+    same_batches(ours[0] + ours[1], theirs[0] + theirs[1])
+
+
+def test_loader_draws_from_global_rng_like_torch():
+    # Even a sequential loader draws its int64 base seed; after an epoch the global
+    # generator must be where torch's leaves it.
+    torch.manual_seed(0)
+    list(hd.DataLoader(range(5), batch_size=2))
+    ours = torch.rand(3)
+    torch.manual_seed(0)
+    list(tud.DataLoader(range(5), batch_size=2))
+    assert torch.equal(ours, torch.rand(3))
+
+
+@pytest.mark.parametrize("make_sampler", [
+    lambda: (hd.SequentialSampler(range(23)), tud.SequentialSampler(range(23))),
+    lambda: (hd.RandomSampler(range(23), True, 40, generator=gen(2)),
+             tud.RandomSampler(range(23), True, 40, generator=gen(2))),
+    lambda: (hd.SubsetRandomSampler([1, 5, 7, 9], generator=gen(3)),
+             tud.SubsetRandomSampler([1, 5, 7, 9], generator=gen(3))),
+    lambda: (hd.WeightedRandomSampler([1.0] * 20 + [5.0] * 3, 30, generator=gen(4)),
+             tud.WeightedRandomSampler([1.0] * 20 + [5.0] * 3, 30, generator=gen(4))),
+    lambda: ([22, 0, 21, 1], [22, 0, 21, 1]),  # any iterable of indices is a sampler
+])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_sampler_argument(make_sampler, drop_last, same_batches):
+    ours_sampler, torch_sampler = make_sampler()
+    ours = hd.DataLoader(hd.TensorDataset(X, Y), batch_size=3, sampler=ours_sampler,
+                         drop_last=drop_last)
+    theirs = tud.DataLoader(tud.TensorDataset(X, Y), batch_size=3, sampler=torch_sampler,
+                            drop_last=drop_last)
+    same_batches(ours, theirs)
+    assert len(ours) == len(theirs)
+
+
+def test_batch_sampler_argument(same_batches):
+    batches = [[3, 1], [0], [22, 21, 20, 19]]
+    ours = hd.DataLoader(hd.TensorDataset(X, Y), batch_sampler=batches)
+    theirs = tud.DataLoader(tud.TensorDataset(X, Y), batch_sampler=batches)
+    same_batches(ours, theirs)
+    ours = hd.DataLoader(DictDataset(), batch_sampler=hd.BatchSampler(range(11), 4, True))
+    theirs = tud.DataLoader(DictDataset(), batch_sampler=tud.BatchSampler(range(11), 4, True))
+    same_batches(ours, theirs)
+
+
+def test_batch_size_none_converts_items(same_batches):
+    ours, theirs = both(DictDataset(), DictDataset(), batch_size=None)
+    same_batches(ours, theirs)
+    ours, theirs = both(hd.TensorDataset(X, Y), tud.TensorDataset(X, Y), batch_size=None,
+                        shuffle=True, generator=9)
+    same_batches(ours, theirs)
+
+
+def test_custom_collate_fn(same_batches):
+    def collate(samples):
+        return len(samples), [s["y"] for s in samples]
+
+    ours, theirs = both(DictDataset(), DictDataset(), batch_size=4, collate_fn=collate)
+    assert list(ours) == list(theirs)
+
+
+def test_dataset_with_getitems_is_used():
+    class Batched(DictDataset):
+        calls = 0
+
+        def __getitems__(self, indices):
+            Batched.calls += 1
+            return [self[i] for i in indices]
+
+    assert len(list(hd.DataLoader(Batched(), batch_size=4))) == 3
+    assert Batched.calls == 3
+
+
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+def test_pin_memory_is_harmless_without_cuda(same_batches):
+    with pytest.warns(UserWarning, match="pin_memory=True but CUDA is not available"):
+        ours, theirs = both(hd.TensorDataset(X, Y), tud.TensorDataset(X, Y), batch_size=8,
+                            pin_memory=True)
+    same_batches(ours, theirs)
+
+
+# ---------------------------------------------------------------- contradictory arguments
+
+BAD_ARGUMENTS = [
+    dict(num_workers=-1),
+    dict(timeout=-1),
+    dict(prefetch_factor=2),
+    dict(num_workers=2, prefetch_factor=-1),
+    dict(persistent_workers=True),
+    dict(sampler=[0, 1], shuffle=True),
+    dict(batch_sampler=[[0, 1]], batch_size=2),
+    dict(batch_sampler=[[0, 1]], shuffle=True),
+    dict(batch_sampler=[[0, 1]], sampler=[0, 1]),
+    dict(batch_sampler=[[0, 1]], drop_last=True),
+    dict(batch_size=None, drop_last=True),
+    dict(multiprocessing_context="spawn"),
+    dict(num_workers=2, multiprocessing_context="no-such-method"),
+    dict(num_workers=2, multiprocessing_context=5),
+    dict(batch_size=0),
+    dict(batch_size=-3),
+    dict(drop_last=1),
+]
+
+
+@pytest.mark.parametrize("kwargs", BAD_ARGUMENTS, ids=[str(k) for k in BAD_ARGUMENTS])
+def test_contradictory_arguments_raise_torchs_errors(kwargs):
+    with pytest.raises(Exception) as torch_error:
+        tud.DataLoader(range(4), **kwargs)
+    with pytest.raises(Exception) as our_error:
+        hd.DataLoader(range(4), **kwargs)
+    assert our_error.type is torch_error.type
+    # Same message (the sampler classes name themselves first in ours).
+    assert str(torch_error.value) in str(our_error.value)
+
+
+def test_attributes_are_frozen_after_init():
+    loader = hd.DataLoader(range(4), batch_size=2)
+    with pytest.raises(ValueError, match="batch_size attribute should not be set"):
+        loader.batch_size = 3
+    loader.timeout = 1  # not one of the frozen ones
+
+
+def test_too_many_workers_warns():
+    import os
+
+    with pytest.warns(UserWarning, match="more than the"):
+        hd.DataLoader(range(4), num_workers=len(os.sched_getaffinity(0)) + 1)
