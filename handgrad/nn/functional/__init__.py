@@ -1,0 +1,70 @@
+"""handgrad.nn.functional (import it as F): layers and losses as functions, named and
+called like torch.nn.functional.
+
+The fused layer-level Functions live here, one file per family, each with its forward
+and hand-derived backward side by side:
+
+    linear.py         Linear (x W^T + b)
+    loss.py           CrossEntropy, CrossEntropyProbabilities, NLLLoss, MSELoss, L1Loss,
+                      SmoothL1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits,
+                      HingeLoss
+    normalization.py  BatchNorm, LayerNorm
+    dropout.py        Dropout
+    sparse.py         Embedding
+
+Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
+activation.py only gives them torch.nn.functional's spelling.
+
+Left out: convolution, pooling, recurrent layers and attention (later issues).
+"""
+
+from handgrad.nn.functional.activation import (
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
+from handgrad.nn.functional.dropout import Dropout, dropout
+from handgrad.nn.functional.linear import Linear, linear
+from handgrad.nn.functional.loss import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CrossEntropy,
+    CrossEntropyProbabilities,
+    HingeLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    hinge_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from handgrad.nn.functional.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
+from handgrad.nn.functional.sparse import Embedding, embedding
+
+__all__ = [
+    # activations
+    "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax",
+    "log_softmax",
+    # layers
+    "linear", "batch_norm", "layer_norm", "dropout", "embedding",
+    # losses
+    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge_loss",
+    # the fused Functions
+    "Linear", "BatchNorm", "LayerNorm", "Dropout", "Embedding", "CrossEntropy",
+    "CrossEntropyProbabilities", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+    "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "HingeLoss",
+]
