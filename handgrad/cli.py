@@ -18,6 +18,12 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "check every registered op against torch and finite differences"),
     (("bench", "core"), "handgrad.bench.core",
      "per-op overhead and large matmul, handgrad vs torch autograd"),
+    (("graph",), "handgrad.scalar.draw",
+     "draw the computation graph of a small neuron (DOT, or SVG/PNG with Graphviz)"),
+    (("train", "scalar-mlp"), "handgrad.scalar.train",
+     "train the scalar engine's MLP on micrograd's moons demo or the lecture's four points"),
+    (("bench", "scalar"), "handgrad.bench.scalar",
+     "the moons training step, handgrad's Value vs micrograd's, median speed ratio"),
 ]
 
 
