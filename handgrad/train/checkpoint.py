@@ -1,0 +1,349 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON, one file, written atomically.
+
+File format -- one ordinary ``.safetensors`` file:
+
+- the tensors, by name, as safetensors stores them (any tool that reads safetensors
+  reads the weights);
+- the JSON metadata (epoch, step, config, optimizer hyper-parameters, RNG states, ...)
+  as a string in the safetensors header's ``__metadata__`` under ``handgrad.meta``, next
+  to ``handgrad.checkpoint: "1"`` (the format version) and ``handgrad.order`` (the
+  tensors' names in the order they were given: safetensors sorts them, and a
+  state_dict's order is worth keeping).
+
+One file rather than ``.safetensors`` + ``.json`` side by side, because one file can be
+replaced atomically: a pair cannot, and a crash between the two renames would leave
+weights from one save with metadata from another.
+
+Writing is atomic: the data go to a temporary file in the same directory, which is
+fsync'ed, renamed over the target with ``os.replace`` (atomic on POSIX), and then the
+directory is fsync'ed so the rename itself survives a power cut. A process killed at
+any moment leaves either the previous checkpoint or the new one, never a torn file.
+Loading reads safetensors and JSON only: nothing is ever unpickled.
+
+Nested state (a model's and an optimizer's ``state_dict``, a scheduler, RNG states) is
+turned into flat tensors plus a JSON skeleton by ``flatten_state`` and rebuilt by
+``unflatten_state``; ``save_state`` / ``load_state`` do both around a checkpoint.
+``get_rng_state`` / ``set_rng_state`` capture and restore Python's ``random``, numpy's
+global generator, torch's CPU generator and every CUDA generator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FORMAT_KEY = "handgrad.checkpoint"
+FORMAT_VERSION = "1"
+META_KEY = "handgrad.meta"
+ORDER_KEY = "handgrad.order"  # the tensors' names in the caller's order (safetensors sorts)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or holds something unexpected."""
+
+
+# ---------------------------------------------------------------- tensors in, tensors out
+
+def _raw(value) -> torch.Tensor | None:
+    """The torch tensor of a handgrad Tensor or torch tensor; None for anything else."""
+    if isinstance(value, torch.Tensor):
+        return value
+    from handgrad._tensor import Tensor
+
+    return value.data if isinstance(value, Tensor) else None
+
+
+def _wrap(t: torch.Tensor):
+    from handgrad._tensor import Tensor
+
+    return Tensor(t)
+
+
+def _prepare_tensors(tensors: Mapping) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, detached copies-where-needed that safetensors accepts."""
+    prepared, storages = {}, set()
+    for name, value in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"save_checkpoint: tensor names must be strings, got {name!r}")
+        t = _raw(value)
+        if t is None:
+            raise TypeError(f"save_checkpoint: tensors[{name!r}] is a {type(value).__name__}, "
+                            f"not a Tensor; put other values in meta")
+        t = t.detach().to("cpu").contiguous()
+        storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if storage in storages and t.numel() > 0:
+            t = t.clone()  # tied weights: safetensors refuses shared memory; saved twice
+        storages.add(storage)
+        prepared[name] = t
+    return prepared
+
+
+def _check_json(value, path: str = "meta") -> None:
+    """Raise a TypeError naming the first value JSON cannot hold."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"save_checkpoint: {path} has a non-string key {key!r}; JSON "
+                                f"keys are strings (flatten_state keeps other keys)")
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    hint = " (tensors go in `tensors`, or use save_state)" if _raw(value) is not None else ""
+    raise TypeError(f"save_checkpoint: {path} is a {type(value).__name__}, which JSON cannot "
+                    f"hold{hint}")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. a platform that cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files that killed saves of ``path`` left behind (their process is
+    gone); a save in progress in a live process is left alone."""
+    for candidate in path.parent.glob(f".{path.name}.tmp-*"):
+        try:
+            pid = int(candidate.name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            candidate.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError, OSError):
+            continue
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: Mapping, meta: Mapping | None = None
+                    ) -> Path:
+    """Write ``tensors`` (name -> handgrad Tensor or torch tensor) and ``meta`` (anything
+    JSON holds: dicts with string keys, lists, numbers, strings, bools, None) to ``path``,
+    atomically. Tensors are saved from the CPU; tuples in ``meta`` come back as lists.
+    Returns the path."""
+    path = Path(path)
+    prepared = _prepare_tensors(tensors)
+    meta = dict(meta or {})
+    _check_json(meta)
+    header = {"format": "pt", FORMAT_KEY: FORMAT_VERSION, META_KEY: json.dumps(meta),
+              ORDER_KEY: json.dumps(list(prepared))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_name(path)
+    try:
+        save_file(prepared, temporary, metadata=header)
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data are on disk before the rename makes them the checkpoint
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    _remove_stale_temporaries(path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu"
+                    ) -> tuple[dict, dict]:
+    """``(tensors, meta)`` from a checkpoint: tensors as handgrad Tensors on ``device``,
+    meta as the JSON it was saved as. A plain safetensors file (no handgrad metadata)
+    loads with ``meta == {}``. Never unpickles anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            header = f.metadata() or {}
+            raw = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as error:  # safetensors' own error type, OSError, ...
+        raise CheckpointError(f"load_checkpoint: {path} is not a readable safetensors "
+                              f"checkpoint ({error}); it may be truncated or corrupt") from error
+    version = header.get(FORMAT_KEY)
+    if version is not None and version != FORMAT_VERSION:
+        raise CheckpointError(f"load_checkpoint: {path} has checkpoint format {version!r}; "
+                              f"this handgrad reads format {FORMAT_VERSION!r}")
+    try:
+        meta = json.loads(header[META_KEY]) if META_KEY in header else {}
+        order = json.loads(header[ORDER_KEY]) if ORDER_KEY in header else []
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"load_checkpoint: the metadata in {path} is not valid JSON "
+                              f"({error})") from error
+    names = [n for n in order if n in raw] + [n for n in raw if n not in set(order)]
+    return {name: _wrap(raw[name]) for name in names}, meta
+
+
+# ---------------------------------------------------------------- nested state
+
+_TENSOR, _NDARRAY, _TUPLE, _ITEMS = "__tensor__", "__ndarray__", "__tuple__", "__items__"
+_MARKERS = {_TENSOR, _NDARRAY, _TUPLE, _ITEMS}
+
+
+def flatten_state(state, prefix: str = "") -> tuple[dict[str, torch.Tensor], object]:
+    """Split nested ``state`` into ``(tensors, skeleton)``: ``tensors`` maps dotted names
+    (``optimizer.state.0.exp_avg``) to torch tensors, and ``skeleton`` is JSON that holds
+    everything else, with ``{"__tensor__": name}`` where each tensor was.
+
+    Understood: dicts (any keys that JSON or this encoding can hold: str, int, float,
+    bool, None, tuples of those), lists, tuples, handgrad Tensors, torch tensors, numpy
+    arrays and scalars, str, int, float (NaN and infinities included), bool, None.
+    ``unflatten_state(tensors, skeleton)`` gives back an equal structure."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def name_for(path: list[str]) -> str:
+        name = ".".join(path) or "tensor"
+        unique, n = name, 1
+        while unique in tensors:  # keys with dots could collide: keep names unique
+            unique, n = f"{name}#{n}", n + 1
+        return unique
+
+    def encode(value, path: list[str]):
+        raw = _raw(value)
+        if raw is not None:
+            name = name_for(path)
+            tensors[name] = raw
+            return {_TENSOR: name}
+        if isinstance(value, np.ndarray):
+            name = name_for(path)
+            tensors[name] = torch.from_numpy(np.ascontiguousarray(value))
+            return {_NDARRAY: name}
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or isinstance(value, str | bool | int | float):
+            return value  # NaN and infinities too: Python's json writes and reads them
+        if isinstance(value, tuple):
+            return {_TUPLE: [encode(v, path + [str(i)]) for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [encode(v, path + [str(i)]) for i, v in enumerate(value)]
+        if isinstance(value, Mapping):
+            if all(isinstance(k, str) and k not in _MARKERS for k in value):
+                return {k: encode(v, path + [k]) for k, v in value.items()}
+            return {_ITEMS: [[encode(k, path + ["key"]), encode(v, path + [str(k)])]
+                             for k, v in value.items()]}
+        raise TypeError(f"flatten_state: {'.'.join(path) or 'state'} is a "
+                        f"{type(value).__name__}, which a checkpoint cannot hold (convert it "
+                        f"to numbers, strings, lists, dicts or tensors)")
+
+    skeleton = encode(state, [prefix] if prefix else [])
+    return tensors, skeleton
+
+
+def unflatten_state(tensors: Mapping, skeleton):
+    """The inverse of ``flatten_state``: tensors come back as they are in ``tensors``
+    (``load_checkpoint`` gives handgrad Tensors), numpy arrays as numpy arrays."""
+
+    def decode(node):
+        if isinstance(node, list):
+            return [decode(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (marker, value), = node.items()
+            if marker == _TENSOR:
+                return _lookup(tensors, value)
+            if marker == _NDARRAY:
+                return _raw(_lookup(tensors, value)).numpy().copy()
+            if marker == _TUPLE:
+                return tuple(decode(v) for v in value)
+            if marker == _ITEMS:
+                return {_hashable(decode(k)): decode(v) for k, v in value}
+        return {k: decode(v) for k, v in node.items()}
+
+    return decode(skeleton)
+
+
+def _lookup(tensors: Mapping, name: str):
+    if name not in tensors:
+        raise CheckpointError(f"unflatten_state: the skeleton names tensor {name!r}, which is "
+                              f"not among the {len(tensors)} tensors given")
+    return tensors[name]
+
+
+def _hashable(key):
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+def save_state(path: str | os.PathLike, state) -> Path:
+    """``save_checkpoint`` of any nested ``state`` (e.g. ``{"model": ...state_dict(),
+    "optimizer": ..., "epoch": 3, "rng": get_rng_state(), "config": {...}}``)."""
+    tensors, skeleton = flatten_state(state)
+    return save_checkpoint(path, tensors, {"state": skeleton})
+
+
+def load_state(path: str | os.PathLike, *, device: str | torch.device = "cpu"):
+    """The ``state`` that ``save_state`` wrote, tensors as handgrad Tensors."""
+    tensors, meta = load_checkpoint(path, device=device)
+    if "state" not in meta:
+        raise CheckpointError(f"load_state: {path} was not written by save_state (its "
+                              f"metadata has keys {sorted(meta)}); use load_checkpoint")
+    return unflatten_state(tensors, meta["state"])
+
+
+# ---------------------------------------------------------------- random number generators
+
+def get_rng_state() -> dict:
+    """The state of every generator a training run draws from, as tensors and JSON:
+    Python's ``random``, numpy's global generator, torch's CPU generator, and each CUDA
+    device's generator when CUDA is available. ``save_state`` can store it."""
+    version, internal, gauss_next = random.getstate()
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+        "numpy": {"kind": kind, "keys": keys, "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: Mapping) -> None:
+    """Restore what ``get_rng_state`` captured (tensors may be handgrad or torch ones,
+    numpy keys an array or a list). CUDA states are restored when CUDA is available;
+    when they were saved on a machine with a different number of devices, the devices
+    both have are restored and a warning says so."""
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], np.asarray(n["keys"], dtype=np.uint32), n["pos"],
+                         n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(_raw(state["torch"]).to("cpu", torch.uint8))
+    saved_cuda = state.get("cuda")
+    if saved_cuda is None:
+        return
+    if not torch.cuda.is_available():
+        warnings.warn("set_rng_state: the state holds CUDA generators but CUDA is not "
+                      "available; they are not restored", stacklevel=2)
+        return
+    count = torch.cuda.device_count()
+    if len(saved_cuda) != count:
+        warnings.warn(f"set_rng_state: {len(saved_cuda)} CUDA generator states saved, "
+                      f"{count} devices here; restoring the first "
+                      f"{min(count, len(saved_cuda))}", stacklevel=2)
+    for device_index, device_state in enumerate(saved_cuda[:count]):
+        torch.cuda.set_rng_state(_raw(device_state).to("cpu", torch.uint8), device_index)
