@@ -28,6 +28,19 @@ def _check_reduction(op: str, reduction: str) -> None:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def legacy_reduction(op: str, size_average, reduce, reduction: str) -> str:
+    """The reduction string, also from torch's deprecated size_average/reduce flags."""
+    if size_average is not None or reduce is not None:
+        warnings.warn(f"{op}: size_average and reduce are deprecated, use "
+                      "reduction='mean'|'sum'|'none' instead", stacklevel=3)
+        if reduce is not None and not reduce:
+            reduction = "none"
+        else:
+            reduction = "mean" if size_average is None or size_average else "sum"
+    _check_reduction(op, reduction)
+    return reduction
+
+
 def _reduce(loss, reduction):
     if reduction == "mean":
         return loss.mean()
@@ -272,10 +285,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
     `target` holds class indices (integers, the input's shape without dim 1) or class
     probabilities (floats, the input's shape)."""
-    _check_reduction("cross_entropy", reduction)
-    if size_average is not None or reduce is not None:
-        raise TypeError("cross_entropy: size_average and reduce are deprecated in torch; "
-                        "use reduction='mean'|'sum'|'none'")
+    reduction = legacy_reduction("cross_entropy", size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing}")
@@ -296,10 +306,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
              reduce=None, reduction="mean"):
     """torch.nn.functional.nll_loss: -w[y] input[y] for log-probability inputs."""
-    _check_reduction("nll_loss", reduction)
-    if size_average is not None or reduce is not None:
-        raise TypeError("nll_loss: size_average and reduce are deprecated in torch; use "
-                        "reduction='mean'|'sum'|'none'")
+    reduction = legacy_reduction("nll_loss", size_average, reduce, reduction)
     if input.ndim == 0:
         raise HandgradError("nll_loss: input must have a class dim, got a 0-d tensor")
     _class_index_checks("nll_loss", input, target)
@@ -399,14 +406,14 @@ class SmoothL1Loss(_DifferenceLoss, Function):
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """mean((input - target)**2) (or 'sum' / 'none')."""
-    _check_reduction("mse_loss", reduction)
+    reduction = legacy_reduction("mse_loss", size_average, reduce, reduction)
     _broadcast_warning("mse_loss", input, target)
     return MSELoss.apply(input, target, reduction)
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """mean(|input - target|) (or 'sum' / 'none')."""
-    _check_reduction("l1_loss", reduction)
+    reduction = legacy_reduction("l1_loss", size_average, reduce, reduction)
     _broadcast_warning("l1_loss", input, target)
     return L1Loss.apply(input, target, reduction)
 
@@ -414,7 +421,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
                    beta=1.0):
     """Quadratic below |d| = beta, linear above (Huber loss divided by beta)."""
-    _check_reduction("smooth_l1_loss", reduction)
+    reduction = legacy_reduction("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
     _broadcast_warning("smooth_l1_loss", input, target)
@@ -544,7 +551,7 @@ def _same_size(op: str, input, target) -> None:
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """-w (t log p + (1 - t) log(1 - p)) for probabilities p (after a sigmoid)."""
-    _check_reduction("binary_cross_entropy", reduction)
+    reduction = legacy_reduction("binary_cross_entropy", size_average, reduce, reduction)
     _same_size("binary_cross_entropy", input, target)
     if input.device.type == "cpu" and ((input.data < 0) | (input.data > 1)).any():
         raise HandgradError(
@@ -557,7 +564,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
                                      reduce=None, reduction="mean", pos_weight=None):
     """Sigmoid + binary cross-entropy in one stable node; pos_weight weighs positives
     (broadcast along the last dim, one per class)."""
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    reduction = legacy_reduction("binary_cross_entropy_with_logits", size_average, reduce,
+                                 reduction)
     _same_size("binary_cross_entropy_with_logits", input, target)
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction)
 

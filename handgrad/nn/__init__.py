@@ -1,0 +1,58 @@
+"""handgrad.nn: modules, layers, losses and initialisation, named like torch.nn.
+
+    module.py         Module, Parameter
+    container.py      Sequential, ModuleList, ModuleDict
+    linear.py         Linear, Identity, Flatten
+    activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
+                      LogSoftmax
+    normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm
+    dropout.py        Dropout
+    sparse.py         Embedding
+    loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
+                      BCEWithLogitsLoss, HingeLoss
+    mlp.py            MLP (the builder)
+    init.py           nn.init: kaiming, xavier, normal, uniform, trunc_normal, ...
+    utils.py          nn.utils: clip_grad_norm_, clip_grad_value_
+    functional/       nn.functional (F): the fused Functions behind the layers
+
+Left out here: convolution, pooling, recurrent layers and attention (later issues).
+"""
+
+from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)
+from handgrad.nn.activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from handgrad.nn.container import ModuleDict, ModuleList, Sequential
+from handgrad.nn.dropout import Dropout
+from handgrad.nn.linear import Flatten, Identity, Linear
+from handgrad.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HingeLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from handgrad.nn.mlp import MLP
+from handgrad.nn.module import Module, Parameter
+from handgrad.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from handgrad.nn.sparse import Embedding
+
+__all__ = [
+    "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity",
+    "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus",
+    "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
+    "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
+    "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "init", "utils", "functional",
+]

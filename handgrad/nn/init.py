@@ -1,0 +1,167 @@
+"""Weight initialisation schemes (torch.nn.init's names, arguments and arithmetic).
+
+Each function fills a tensor (a Parameter, any handgrad Tensor, or a torch.Tensor) in
+place, without recording anything for backward, and returns it. The random draws are
+the same calls, in the same order, as torch's, so with the same seed a handgrad layer
+starts from exactly the weights of its torch.nn twin.
+
+    gain = calculate_gain(nonlinearity, param)      the std multiplier that keeps
+                                                    activations' variance steady
+    kaiming (He):   std = gain / sqrt(fan)           fan = fan_in or fan_out
+    xavier (Glorot): std = gain sqrt(2 / (fan_in + fan_out))
+    a uniform(-b, b) has std b / sqrt(3), so the uniform variants use b = sqrt(3) std.
+
+Left out: orthogonal_, sparse_, dirac_, eye_.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from handgrad._tensor import Tensor
+
+__all__ = [
+    "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
+    "zeros_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+]
+
+
+def _raw(tensor) -> torch.Tensor:
+    if isinstance(tensor, Tensor):
+        return tensor.data
+    if isinstance(tensor, torch.Tensor):
+        return tensor.data  # a torch tensor's data: never recorded by torch's autograd
+    raise TypeError(f"init: expected a handgrad Tensor or Parameter, got {type(tensor).__name__}")
+
+
+def calculate_gain(nonlinearity: str, param=None) -> float:
+    """The recommended gain for a nonlinearity: 1 for linear/conv/sigmoid, 5/3 for tanh,
+    sqrt(2) for relu, sqrt(2 / (1 + slope**2)) for leaky_relu (slope = param, default
+    0.01), 3/4 for selu."""
+    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+              "conv_transpose2d", "conv_transpose3d")
+    if nonlinearity in linear or nonlinearity == "sigmoid":
+        return 1
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif not isinstance(param, bool) and isinstance(param, int | float):
+            slope = param
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def _calculate_fan_in_and_fan_out(tensor) -> tuple[int, int]:
+    """fan_in = size(1) * receptive field, fan_out = size(0) * receptive field (the
+    receptive field is the product of the dims after the first two, 1 for Linear)."""
+    shape = _raw(tensor).shape
+    if len(shape) < 2:
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than "
+                         f"2 dimensions (got shape {tuple(shape)})")
+    receptive_field = math.prod(shape[2:])
+    return shape[1] * receptive_field, shape[0] * receptive_field
+
+
+def _calculate_correct_fan(tensor, mode: str) -> int:
+    mode = mode.lower()
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
+
+
+def uniform_(tensor, a: float = 0.0, b: float = 1.0, generator=None):
+    """Fill with values drawn from U(a, b)."""
+    _raw(tensor).uniform_(a, b, generator=generator)
+    return tensor
+
+
+def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
+    """Fill with values drawn from N(mean, std**2)."""
+    _raw(tensor).normal_(mean, std, generator=generator)
+    return tensor
+
+
+def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None):
+    """Fill with N(mean, std**2) values truncated to [a, b]: draw u uniformly between
+    the normal cdf's values at a and b and map it back through the inverse cdf."""
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
+                      "distribution of values may be incorrect.", stacklevel=2)
+
+    def norm_cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    low, high = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
+    raw = _raw(tensor)
+    raw.uniform_(2 * low - 1, 2 * high - 1, generator=generator)
+    raw.erfinv_()
+    raw.mul_(std * math.sqrt(2.0)).add_(mean)
+    raw.clamp_(min=a, max=b)
+    return tensor
+
+
+def constant_(tensor, val: float):
+    """Fill with `val`."""
+    _raw(tensor).fill_(val)
+    return tensor
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)
+
+
+def zeros_(tensor):
+    _raw(tensor).zero_()
+    return tensor
+
+
+def xavier_uniform_(tensor, gain: float = 1.0, generator=None):
+    """Glorot uniform: U(-b, b), b = gain sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def xavier_normal_(tensor, gain: float = 1.0, generator=None):
+    """Glorot normal: N(0, std**2), std = gain sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity) -> float | None:
+    if 0 in _raw(tensor).shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
+
+
+def kaiming_uniform_(tensor, a: float = 0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu", generator=None):
+    """He uniform: U(-b, b), b = sqrt(3) gain / sqrt(fan) (`a`: the leaky_relu slope)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    bound = math.sqrt(3.0) * std
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu", generator=None):
+    """He normal: N(0, std**2), std = gain / sqrt(fan)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
+        return tensor
+    return normal_(tensor, 0.0, std, generator)

@@ -1,0 +1,84 @@
+"""Linear (the fully connected layer), Identity and Flatten: with the activations, what
+an MLP is made of.
+
+Linear's weight is (out_features, in_features), initialised as torch does it:
+W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), and the same range
+for the bias.
+
+Left out: Bilinear, LazyLinear, Unflatten.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from handgrad.autograd import HandgradError
+from handgrad.nn import init
+from handgrad.nn.functional.linear import Linear as _LinearFunction
+from handgrad.nn.module import Module, Parameter
+
+__all__ = ["Linear", "Identity", "Flatten"]
+
+
+class Identity(Module):
+    """Returns its input unchanged (any constructor arguments are ignored)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class Linear(Module):
+    """y = x W^T + b for x of shape (*, in_features): one fused graph node."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        options = {"device": device, "dtype": dtype}
+        self.weight = Parameter(torch.empty((out_features, in_features), **options))
+        if bias:
+            self.bias = Parameter(torch.empty(out_features, **options))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's default: W ~ U(-1/sqrt(in), 1/sqrt(in)) and b likewise."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise HandgradError(
+                f"Linear: expected an input with {self.in_features} features in its last "
+                f"dim, got shape {tuple(input.shape)}. Reshape the input (e.g. x.flatten(1)) "
+                "or build the layer with the right in_features.")
+        return _LinearFunction.apply(input, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    """Flattens dims start_dim..end_dim into one (default: everything but the batch)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+
+    def forward(self, input):
+        return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,137 @@
+"""Normalisation layers: BatchNorm1d/2d (running statistics, momentum, eps, affine,
+track_running_stats; batch statistics in training, running ones in evaluation) and
+LayerNorm, each one fused node (handgrad/nn/functional/normalization.py).
+
+Left out: BatchNorm3d, GroupNorm, InstanceNorm, RMSNorm, SyncBatchNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from handgrad.autograd import HandgradError
+from handgrad.nn import functional as F
+from handgrad.nn import init
+from handgrad.nn.module import Module, Parameter
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+
+
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share; they differ only in the input's rank.
+
+    momentum=None keeps a cumulative average of the batch statistics (factor
+    1 / batches seen) instead of an exponential one."""
+
+    ranks: tuple[int, ...] = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None,
+                 dtype=None):
+        super().__init__()
+        options = {"device": device, "dtype": dtype}
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = Parameter(torch.empty(num_features, **options))
+            self.bias = Parameter(torch.empty(num_features, **options))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **options))
+            self.register_buffer("running_var", torch.ones(num_features, **options))
+            self.register_buffer("num_batches_tracked",
+                                 torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data.zero_()
+            self.running_var.data.fill_(1)
+            self.num_batches_tracked.data.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        if input.ndim not in self.ranks or input.shape[1] != self.num_features:
+            raise HandgradError(
+                f"{type(self).__name__}: expected an input of {' or '.join(map(str, self.ranks))}"
+                f" dims with {self.num_features} channels on dim 1, got shape "
+                f"{tuple(input.shape)}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        # Batch statistics while training, and always when no running ones are kept.
+        batch_stats = self.training or self.running_mean is None
+        use_running = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if use_running else None,
+                            self.running_var if use_running else None, self.weight,
+                            self.bias, batch_stats, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C."""
+
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs, per channel C."""
+
+    ranks = (4,)
+
+
+class LayerNorm(Module):
+    """Normalises each sample over its last dims (`normalized_shape`), then scales and
+    shifts by learnable weight and bias of that shape."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        options = {"device": device, "dtype": dtype}
+        if elementwise_affine:
+            self.weight = Parameter(torch.empty(self.normalized_shape, **options))
+            if bias:
+                self.bias = Parameter(torch.empty(self.normalized_shape, **options))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
