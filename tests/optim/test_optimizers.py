@@ -1,0 +1,181 @@
+"""Every optimizer and option against PyTorch's optimizer of the same name: 20 steps on
+the same tiny float64 net, parameters equal to 1e-10 after every step; plus the
+Optimizer base class (groups, zero_grad, closure, argument errors)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from optim_helpers import Pair
+
+import handgrad
+from handgrad import optim
+
+CASES = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.05}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.1, "maximize": True}),
+    ("RMSprop", {}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "centered": True}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.005, "momentum": 0.5, "centered": True, "eps": 1e-6,
+                 "maximize": True}),
+    ("Adagrad", {}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1}),
+    ("Adagrad", {"lr": 0.1, "weight_decay": 0.1, "eps": 1e-6, "maximize": True}),
+    ("Adam", {}),
+    ("Adam", {"lr": 0.01, "betas": (0.8, 0.95), "eps": 1e-6}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
+    ("Adam", {"lr": 0.01, "maximize": True, "weight_decay": 0.05}),
+    ("Adam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1,
+              "amsgrad": True}),
+    ("AdamW", {}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01, "maximize": True}),
+]
+
+
+def case_id(case) -> str:
+    name, options = case
+    return name + "".join(f"-{k}={v}" for k, v in options.items())
+
+
+@pytest.mark.parametrize("foreach", [None, False, True])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_twenty_steps_match_torch(case, foreach):
+    name, options = case
+    pair = Pair(name, {**options, "foreach": foreach}).run(20)
+    pair.assert_state_matches()
+
+
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW"])
+def test_on_each_device(name, device):
+    options = {"lr": 0.01, "weight_decay": 0.01}
+    if name in ("SGD", "RMSprop"):
+        options["momentum"] = 0.9
+    Pair(name, options, device=device).run(20)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_zero_grad_to_zeros_steps_with_zero_gradients_like_torch(name):
+    """With set_to_none=False a parameter left out of the loss still gets a (zero-gradient)
+    update, which moves it through momentum or weight decay; with None it is skipped."""
+    options = {"lr": 0.05, "weight_decay": 0.1}
+    if name in ("SGD", "RMSprop"):
+        options["momentum"] = 0.9
+    Pair(name, options).run(20, set_to_none=False).assert_state_matches()
+
+
+@pytest.mark.parametrize("name,groups", [
+    ("SGD", [([0, 1], {"lr": 0.2, "momentum": 0.9}), ([2, 3, 4], {"nesterov": True})]),
+    ("Adam", [([0, 2], {"betas": (0.5, 0.9)}), ([1, 3, 4], {"lr": 0.05, "amsgrad": True})]),
+    ("RMSprop", [([0], {"centered": True}), ([1, 2, 3, 4], {"momentum": 0.0})]),
+    ("Adagrad", [([0, 1, 2], {"lr_decay": 0.1}), ([3, 4], {"lr": 0.3})]),
+], ids=["SGD", "Adam", "RMSprop", "Adagrad"])
+def test_parameter_groups_keep_their_own_options(name, groups):
+    pair = Pair(name, {"lr": 0.02, "momentum": 0.5} if name == "SGD" else {"lr": 0.02},
+                groups=groups).run(20)
+    pair.assert_state_matches()
+    assert pair.optimizer.param_groups[0]["lr"] == pair.torch_optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Adagrad"])
+def test_add_param_group_mid_training(name):
+    options = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.05}
+    pair = Pair(name, options, groups=[([0, 1, 2, 4], {})]).run(5)
+    pair.optimizer.add_param_group({"params": [pair.params[3]], "lr": 0.1})
+    pair.torch_optimizer.add_param_group({"params": [pair.torch_params[3]], "lr": 0.1})
+    pair.run(15).assert_state_matches()
+
+
+def test_closure_is_evaluated_with_grad_enabled_and_its_loss_returned():
+    pair = Pair("SGD", {"lr": 0.1})
+
+    def closure():
+        pair.optimizer.zero_grad()
+        loss = (pair.params[0] * pair.params[0]).sum()
+        loss.backward()
+        return loss
+
+    before = pair.params[0].data.clone()
+    with handgrad.no_grad():
+        loss = pair.optimizer.step(closure)
+    assert loss.item() == pytest.approx((before ** 2).sum().item())
+    torch.testing.assert_close(pair.params[0].data, before - 0.1 * 2 * before)
+
+
+def test_zero_grad():
+    w = handgrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+    (w * w).sum().backward()
+    grad = w.grad
+    opt.zero_grad(set_to_none=False)
+    assert w.grad is grad and w.grad.data.tolist() == [0.0, 0.0]
+    opt.zero_grad()
+    assert w.grad is None
+    opt.step()  # no gradient: nothing happens
+    assert w.data.tolist() == [1.0, 2.0]
+
+
+def test_param_groups_defaults_and_repr():
+    w, b = handgrad.zeros(2, requires_grad=True), handgrad.zeros(1, requires_grad=True)
+    opt = optim.Adam([{"params": [w]}, {"params": b, "lr": 0.5}], lr=0.01)
+    reference = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.01)
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[1]["lr"] == 0.5
+    assert opt.param_groups[1]["params"] == [b]
+    assert set(opt.defaults) <= set(reference.defaults)
+    assert "Parameter Group 1" in repr(opt) and "lr: 0.5" in repr(opt)
+
+
+def test_named_parameters_are_recorded_like_torch():
+    w = handgrad.zeros(2, requires_grad=True)
+    opt = optim.SGD([("layer.weight", w)], lr=0.1)
+    assert opt.param_groups[0]["params"] == [w]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["layer.weight"]
+
+
+def _leaf():
+    return handgrad.zeros(2, requires_grad=True)
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: optim.SGD([_leaf()], lr=-0.1), ValueError, "Invalid learning rate"),
+    (lambda: optim.SGD([_leaf()], momentum=-0.5), ValueError, "Invalid momentum"),
+    (lambda: optim.SGD([_leaf()], weight_decay=-1), ValueError, "Invalid weight_decay"),
+    (lambda: optim.SGD([_leaf()], nesterov=True), ValueError, "Nesterov momentum requires"),
+    (lambda: optim.SGD([_leaf()], momentum=0.9, dampening=0.1, nesterov=True), ValueError,
+     "zero dampening"),
+    (lambda: optim.SGD([{"params": [_leaf()], "lr": -1.0}], lr=0.1), ValueError,
+     "Invalid learning rate"),
+    (lambda: optim.RMSprop([_leaf()], alpha=-0.1), ValueError, "Invalid alpha"),
+    (lambda: optim.RMSprop([_leaf()], eps=-1e-8), ValueError, "Invalid epsilon"),
+    (lambda: optim.Adagrad([_leaf()], lr_decay=-1), ValueError, "Invalid lr_decay"),
+    (lambda: optim.Adagrad([_leaf()], initial_accumulator_value=-1), ValueError,
+     "Invalid initial_accumulator_value"),
+    (lambda: optim.Adam([_leaf()], betas=(1.0, 0.999)), ValueError,
+     "Invalid beta parameter at index 0"),
+    (lambda: optim.Adam([_leaf()], betas=(0.9, -0.1)), ValueError,
+     "Invalid beta parameter at index 1"),
+    (lambda: optim.AdamW([_leaf()], eps=-1.0), ValueError, "AdamW: Invalid epsilon"),
+    (lambda: optim.Adam([], lr=0.1), ValueError, "empty parameter list"),
+    (lambda: optim.Adam(_leaf()), TypeError, "single Tensor"),
+    (lambda: optim.Adam({_leaf()}), TypeError, "ordered collections"),
+    (lambda: optim.Adam([{"params": {_leaf()}}]), TypeError, "ordered collections"),
+    (lambda: optim.SGD([torch.zeros(2, requires_grad=True)]), TypeError, "torch.Tensor"),
+    (lambda: optim.SGD([_leaf() * 2]), ValueError, "non-leaf"),
+    (lambda: optim.SGD([3.0]), TypeError, "only optimize Tensors"),
+])
+def test_invalid_arguments_are_refused_like_torch(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_a_parameter_in_two_groups_is_refused():
+    w = _leaf()
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [w]}, {"params": [w]}], lr=0.1)
+    opt = optim.SGD([w], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [w]})
