@@ -234,8 +234,12 @@ def _op_error(cls: type, raw: list, error: Exception) -> HandgradError:
 def backward(root, gradient: torch.Tensor, retain_graph: bool = False) -> None:
     """Backpropagate `gradient` (d out / d root) from tensor `root` into leaf `.grad`."""
     root_node = root._ctx
+    # Leaf grads must never share memory with each other or with the caller's gradient.
+    # Compare storages, not data_ptr: a slice of a gradient (cat's backward) starts
+    # elsewhere in the same memory.
+    leaf_storages = {_storage(gradient)}
     if root_node is None:  # a leaf: its gradient is the incoming gradient
-        _accumulate(root, gradient, set())
+        _accumulate(root, gradient, leaf_storages)
         return
     # Iterative depth-first post-order gives inputs before the nodes that use them.
     order = []
@@ -256,7 +260,6 @@ def backward(root, gradient: torch.Tensor, retain_graph: bool = False) -> None:
                 stack.append((parent, False))
 
     grads = {root_node: gradient}
-    leaf_storages = {gradient.data_ptr()}  # leaf grads must never share memory
     for node in reversed(order):
         grad = grads.pop(node, None)
         if grad is None:  # no gradient flows here (e.g. only through int outputs)
@@ -280,15 +283,18 @@ def backward(root, gradient: torch.Tensor, retain_graph: bool = False) -> None:
             node._free()
 
 
+def _storage(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
 def _accumulate(tensor, grad: torch.Tensor, leaf_storages: set) -> None:
     """leaf.grad += grad, without ever letting two .grad tensors share storage."""
     if grad.dtype != tensor.data.dtype:
         grad = grad.to(tensor.data.dtype)
     if tensor.grad is None:
-        pointer = grad.data_ptr()
-        if pointer in leaf_storages or not grad.is_contiguous():
+        if _storage(grad) in leaf_storages or not grad.is_contiguous():
             grad = grad.contiguous() if not grad.is_contiguous() else grad.clone()
-        leaf_storages.add(grad.data_ptr())
+        leaf_storages.add(_storage(grad))
         tensor.grad = _Tensor._make(grad, False, None)
     else:
         tensor.grad.data = tensor.grad.data + grad
