@@ -664,7 +664,19 @@ class Tensor:
         return F.GetItem.apply(self, index)
 
     def __setitem__(self, index, value):
-        self._check_inplace("__setitem__")
+        if self._check_inplace("__setitem__"):
+            # No Function records item assignment yet; writing into .data would leave
+            # the old node in place and silently give the overwritten items a gradient.
+            raise RuntimeError(
+                f"__setitem__: assigning into a tensor that is part of the graph (shape "
+                f"{tuple(self.shape)}, made by {self._ctx!r}) is not supported. Build the "
+                "result out of place (handgrad.where, masked_fill, cat), or assign inside "
+                "`with handgrad.no_grad():` if no gradient should flow through it.")
+        if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                "__setitem__: the assigned value requires grad, but item assignment is not "
+                "recorded, so its gradient would be lost. Build the result out of place "
+                "(handgrad.cat, stack, where), or assign value.detach().")
         if isinstance(index, tuple):
             index = tuple(_raw(i) for i in index)
         else:
