@@ -24,6 +24,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "train the scalar engine's MLP on micrograd's moons demo or the lecture's four points"),
     (("bench", "scalar"), "handgrad.bench.scalar",
      "the moons training step, handgrad's Value vs micrograd's, median speed ratio"),
+    (("bench", "mlp"), "handgrad.bench.mlp",
+     "784-256-256-10 MLP training step vs torch.nn + torch.optim; FLOP rate vs matmuls"),
 ]
 
 
