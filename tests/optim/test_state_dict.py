@@ -1,0 +1,105 @@
+"""Optimizer state_dicts: torch's layout and names, round trips within handgrad, and
+dicts that move between handgrad and torch both ways mid-training."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from optim_helpers import Pair
+
+import handgrad
+from handgrad import optim
+
+# One configuration per optimizer that fills every kind of state buffer.
+FULL_STATE = [
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    ("RMSprop", {"lr": 0.01, "momentum": 0.9, "centered": True}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.01}),
+    ("AdamW", {"lr": 0.01, "amsgrad": True}),
+]
+IDS = [name for name, _ in FULL_STATE]
+
+
+@pytest.mark.parametrize("name,options", FULL_STATE, ids=IDS)
+def test_layout_and_names_are_torchs(name, options):
+    pair = Pair(name, options).run(4)
+    ours, theirs = pair.optimizer.state_dict(), pair.torch_optimizer.state_dict()
+    assert set(ours) == set(theirs) == {"state", "param_groups"}
+    pair.assert_state_matches()  # same parameter indices, state names and values
+    for mine, reference in zip(ours["param_groups"], theirs["param_groups"]):
+        assert set(mine) <= set(reference), set(mine) - set(reference)
+        for key in mine:
+            if key != "foreach":
+                assert mine[key] == reference[key], key
+    step = next(s["step"] for s in ours["state"].values() if "step" in s) \
+        if name != "SGD" else None
+    if step is not None:  # the count is handed out as torch keeps it
+        assert isinstance(step, torch.Tensor) and step.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name,options", FULL_STATE, ids=IDS)
+def test_round_trip_continues_the_same_run(name, options):
+    pair = Pair(name, options).run(10)
+    saved = copy.deepcopy(pair.optimizer.state_dict())
+    params = [handgrad.tensor(p.data.clone(), requires_grad=True) for p in pair.params]
+    fresh = getattr(optim, name)(params, lr=123.0)  # options come from the dict
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["lr"] == options["lr"]
+    pair.optimizer, pair.params = fresh, params
+    pair.run(10).assert_state_matches()
+
+
+@pytest.mark.parametrize("name,options", FULL_STATE, ids=IDS)
+def test_handgrad_state_dict_loads_into_torch(name, options):
+    pair = Pair(name, options).run(10)
+    saved = copy.deepcopy(pair.optimizer.state_dict())
+    params = [p.data.clone().requires_grad_() for p in pair.params]
+    reference = getattr(torch.optim, name)(params, lr=123.0)
+    reference.load_state_dict(saved)
+    pair.torch_optimizer, pair.torch_params = reference, params
+    pair.run(10).assert_state_matches()
+
+
+@pytest.mark.parametrize("name,options", FULL_STATE, ids=IDS)
+def test_torch_state_dict_loads_into_handgrad(name, options):
+    pair = Pair(name, options).run(10)
+    saved = copy.deepcopy(pair.torch_optimizer.state_dict())
+    params = [handgrad.tensor(p.detach().clone(), requires_grad=True)
+              for p in pair.torch_params]
+    ours = getattr(optim, name)(params, lr=123.0)
+    ours.load_state_dict(saved)
+    pair.optimizer, pair.params = ours, params
+    pair.run(10).assert_state_matches()
+
+
+def test_load_copies_buffers_and_casts_to_the_parameter_dtype():
+    pair = Pair("SGD", {"lr": 0.1, "momentum": 0.9}).run(2)
+    saved = pair.optimizer.state_dict()
+    params = [handgrad.tensor(p.data.float(), requires_grad=True) for p in pair.params]
+    fresh = optim.SGD(params, lr=0.1, momentum=0.9)
+    fresh.load_state_dict(saved)
+    buffer = fresh.state[params[0]]["momentum_buffer"]
+    assert buffer.dtype == torch.float32
+    assert buffer.data_ptr() != saved["state"][0]["momentum_buffer"].data_ptr()
+
+
+def test_adamw_stays_decoupled_after_loading_an_adam_dict():
+    w = handgrad.zeros(2, requires_grad=True)
+    adam = optim.Adam([w], lr=0.1)
+    adamw = optim.AdamW([handgrad.zeros(2, requires_grad=True)])
+    adamw.load_state_dict(adam.state_dict())
+    assert adamw.param_groups[0]["decoupled_weight_decay"] is True
+    assert adamw.param_groups[0]["lr"] == 0.1
+
+
+def test_mismatched_groups_are_refused():
+    a, b = handgrad.zeros(2, requires_grad=True), handgrad.zeros(2, requires_grad=True)
+    two_groups = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    one_group = optim.SGD([a, b], lr=0.1)
+    with pytest.raises(ValueError, match="2 parameter groups.*this optimizer has 1"):
+        one_group.load_state_dict(two_groups.state_dict())
+    with pytest.raises(ValueError, match="group 0 has 2 parameters"):
+        optim.SGD([a], lr=0.1).load_state_dict(one_group.state_dict())
