@@ -394,6 +394,14 @@ class Tensor:
     def __mod__(self, other):
         return Tensor._make(self.data % _raw(other), False, None)
 
+    def __rfloordiv__(self, other):
+        return Tensor._make(_raw(other) // self.data, False, None)
+
+    def __rmod__(self, other):
+        return Tensor._make(_raw(other) % self.data, False, None)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
     eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
 
     def isnan(self):
