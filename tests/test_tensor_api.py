@@ -1,0 +1,321 @@
+"""The Tensor API against torch's behaviour: factories, properties, conversions, dtype
+promotion, Python operators (reflected ones and @ included), comparisons, and the error
+messages for shapes, devices and dtypes.
+
+Left out: gradients of individual ops (test_ops.py) and graph semantics, in-place rules
+and grad mode (test_autograd.py).
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import pytest
+import torch
+
+import handgrad as hg
+from handgrad.autograd import HandgradError
+
+
+def same(ours, theirs):
+    """A handgrad Tensor equals a torch tensor: type, dtype, shape, device, values."""
+    assert isinstance(ours, hg.Tensor), type(ours)
+    assert ours.dtype == theirs.dtype, (ours.dtype, theirs.dtype)
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    assert ours.device == theirs.device, (ours.device, theirs.device)
+    torch.testing.assert_close(ours.data, theirs, equal_nan=True)
+
+
+# ====================================================================== factories
+FACTORIES = {
+    "zeros varargs": lambda lib, d: lib.zeros(2, 3, device=d),
+    "ones tuple": lambda lib, d: lib.ones((2, 3), dtype=lib.float64, device=d),
+    "full": lambda lib, d: lib.full((2, 2), 7.5, device=d),
+    "full int": lambda lib, d: lib.full((3,), 7, device=d),
+    "arange stop": lambda lib, d: lib.arange(5, device=d),
+    "arange start stop step": lambda lib, d: lib.arange(1, 2, 0.25, device=d),
+    "linspace": lambda lib, d: lib.linspace(0, 1, 5, device=d),
+    "eye": lambda lib, d: lib.eye(3, device=d),
+    "eye rectangular": lambda lib, d: lib.eye(2, 4, dtype=lib.float64, device=d),
+    "tensor ints": lambda lib, d: lib.tensor([[1, 2], [3, 4]], device=d),
+    "tensor floats": lambda lib, d: lib.tensor([1.5, 2.0], device=d),
+    "tensor bools": lambda lib, d: lib.tensor([True, False], device=d),
+    "tensor scalar": lambda lib, d: lib.tensor(3.0, dtype=lib.float64, device=d),
+    "zeros_like": lambda lib, d: lib.zeros_like(lib.ones(2, 3, device=d)),
+    "ones_like dtype": lambda lib, d: lib.ones_like(lib.ones(2, device=d), dtype=lib.int32),
+    "full_like": lambda lib, d: lib.full_like(lib.ones(2, device=d), 4.0),
+}
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_factories_match_torch(name, device):
+    same(FACTORIES[name](hg, device), FACTORIES[name](torch, device))
+
+
+@pytest.mark.parametrize("draw", [
+    lambda lib: lib.randn(3, 4), lambda lib: lib.rand(2, 2), lambda lib: lib.randperm(6),
+    lambda lib: lib.randint(0, 10, (5,)), lambda lib: lib.randn_like(lib.ones(3)),
+], ids=["randn", "rand", "randperm", "randint", "randn_like"])
+def test_random_factories_draw_what_torch_draws(draw):
+    hg.manual_seed(123)
+    ours = draw(hg)
+    torch.manual_seed(123)
+    same(ours, draw(torch))
+
+
+def test_factories_set_requires_grad_and_make_leaves(device):
+    for x in (hg.zeros(2, requires_grad=True, device=device),
+              hg.tensor([1.0], requires_grad=True, device=device),
+              hg.randn(2, 2, requires_grad=True, device=device),
+              hg.full((2,), 1.0, requires_grad=True, device=device)):
+        assert x.requires_grad and x.is_leaf and x.grad is None and x.grad_fn is None
+    with pytest.raises(RuntimeError, match="floating-point"):
+        hg.tensor([1, 2], requires_grad=True)
+
+
+def test_tensor_copies_but_from_numpy_and_as_tensor_share():
+    array = np.array([1.0, 2.0])
+    copied, shared, wrapped = hg.tensor(array), hg.from_numpy(array), hg.as_tensor(array)
+    array[0] = 9.0
+    assert copied.tolist() == [1.0, 2.0]
+    assert shared.tolist() == [9.0, 2.0] and wrapped.tolist() == [9.0, 2.0]
+    assert shared.dtype == hg.float64
+    source = hg.ones(2)
+    copy = hg.tensor(source)
+    source.data[0] = 5.0
+    assert copy.tolist() == [1.0, 1.0] and copy.is_leaf
+
+
+# ====================================================================== properties
+def test_properties_and_conversions_match_torch(device):
+    t = torch.arange(24.0, device=device).reshape(2, 3, 4)
+    x = hg.Tensor(t.clone())
+    assert x.shape == t.shape and x.size() == t.size() and x.size(1) == t.size(1)
+    assert (x.ndim, x.dim(), x.numel(), len(x)) == (t.ndim, t.dim(), t.numel(), len(t))
+    assert x.dtype == t.dtype and x.device == t.device and x.is_cuda == t.is_cuda
+    assert x.stride() == t.stride() and x.is_contiguous() and x.is_floating_point()
+    assert not x.transpose(0, 1).is_contiguous()
+    assert x.tolist() == t.tolist() and x.element_size() == t.element_size()
+    assert x[1, 2, 3].item() == 23.0 and isinstance(x[0, 0, 0].item(), float)
+    assert float(x[0, 0, 1]) == 1.0 and int(x[0, 1, 0]) == 4 and bool(x[0, 0, 1])
+    assert [row.shape for row in x] == [(3, 4), (3, 4)]
+    assert list(range(10))[hg.tensor(3)] == 3  # __index__
+    np.testing.assert_array_equal(np.asarray(x), t.cpu().numpy())
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(x)
+    with pytest.raises(TypeError, match="0-d"):
+        len(hg.tensor(1.0))
+
+
+def test_numpy_needs_detach_like_torch():
+    x = hg.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"detach\(\)\.numpy\(\)"):
+        x.numpy()
+    assert x.detach().numpy().tolist() == [1.0, 1.0]
+    view = hg.ones(2).numpy()
+    assert view.dtype == np.float32
+
+
+def test_repr_shows_history_like_torch():
+    x = hg.tensor([1.0, 2.0], requires_grad=True)
+    assert repr(hg.tensor([1.0, 2.0])) == repr(torch.tensor([1.0, 2.0]))
+    assert repr(x) == repr(torch.tensor([1.0, 2.0], requires_grad=True))
+    assert "grad_fn=<MulBackward>" in repr(x * 2)
+
+
+def test_to_and_dtype_shortcuts(device):
+    x = hg.tensor([1.5, -2.5], device=device, requires_grad=True)
+    assert x.to(device) is x and x.to(hg.float32) is x and x.to(x) is x  # nothing to do
+    for convert, dtype in [(lambda t: t.double(), hg.float64), (lambda t: t.half(), hg.float16),
+                           (lambda t: t.long(), hg.int64), (lambda t: t.int(), hg.int32),
+                           (lambda t: t.bool(), hg.bool), (lambda t: t.float(), hg.float32),
+                           (lambda t: t.to(dtype=hg.float64), hg.float64),
+                           (lambda t: t.to("cpu", hg.float64), hg.float64)]:
+        converted = convert(x.detach())
+        same(converted, convert(torch.tensor([1.5, -2.5], device=device)).to(converted.device))
+        assert converted.dtype == dtype
+    assert x.type_as(hg.ones(1, dtype=hg.int8)).dtype == hg.int8
+    y = x.double()
+    assert y.grad_fn is not None and not y.is_leaf
+    (y * y).sum().backward()
+    assert x.grad.dtype == hg.float32 and x.grad.tolist() == [3.0, -5.0]
+    assert x.cpu().device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises((RuntimeError, AssertionError), match="CUDA"):
+            x.cuda()
+
+
+# ====================================================================== promotion
+DTYPES = [torch.bool, torch.int32, torch.int64, torch.float16, torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("a_dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("b_dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shapes", [((2, 3), (2, 3)), ((2, 3), ())], ids=["same", "0-d"])
+def test_dtype_promotion_matches_torch(a_dtype, b_dtype, shapes, device):
+    a = (torch.arange(1, 7, device=device).reshape(2, 3) % 3).to(a_dtype)
+    b = (torch.arange(1, 7, device=device).reshape(2, 3) % 2 + 1).to(b_dtype)
+    if shapes[1] == ():
+        b = b[0, 0]
+    for op in (operator.add, operator.sub, operator.mul, operator.truediv):
+        try:
+            expected = op(a, b)
+        except RuntimeError:  # torch refuses (bool subtraction): so must handgrad
+            with pytest.raises(RuntimeError):
+                op(hg.Tensor(a), hg.Tensor(b))
+            continue
+        same(op(hg.Tensor(a), hg.Tensor(b)), expected)
+
+
+@pytest.mark.parametrize("number", [2, 2.5, True])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float16, torch.float32, torch.float64],
+                         ids=str)
+def test_python_numbers_do_not_change_a_float_tensor_dtype(number, dtype, device):
+    t = torch.tensor([1, 2], device=device).to(dtype)
+    x = hg.Tensor(t.clone())
+    for op in (operator.add, operator.sub, operator.mul, operator.truediv):
+        for args, torch_args in [((x, number), (t, number)), ((number, x), (number, t))]:
+            try:
+                expected = op(*torch_args)
+            except RuntimeError:  # torch refuses (bool subtraction): so must handgrad
+                with pytest.raises(RuntimeError):
+                    op(*args)
+                continue
+            same(op(*args), expected)
+
+
+def test_gradients_keep_each_inputs_dtype_through_promotion(device):
+    a = hg.tensor([1.0, 2.0], device=device, requires_grad=True)
+    b = hg.tensor([3.0, 4.0], dtype=hg.float64, device=device, requires_grad=True)
+    out = a * b
+    assert out.dtype == hg.float64
+    out.sum().backward()
+    assert a.grad.dtype == hg.float32 and b.grad.dtype == hg.float64
+    assert a.grad.tolist() == [3.0, 4.0] and b.grad.tolist() == [1.0, 2.0]
+
+
+# ====================================================================== operators
+BINARY = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "**": operator.pow, "//": operator.floordiv, "%": operator.mod,
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+@pytest.mark.parametrize("symbol", list(BINARY))
+def test_operators_and_reflected_operators_match_torch(symbol, device):
+    op = BINARY[symbol]
+    a = torch.tensor([[0.5, 1.5, 2.0], [3.0, -1.0, 4.0]], device=device)
+    b = torch.tensor([2.0, 0.5, 3.0], device=device)
+    x, y = hg.Tensor(a.clone()), hg.Tensor(b.clone())
+    same(op(x, y), op(a, b))
+    same(op(x, 2.0), op(a, 2.0))
+    same(op(3.0, x), op(3.0, a))  # reflected: the number comes first
+    same(op(x, hg.tensor(2.0, device=device)), op(a, torch.tensor(2.0, device=device)))
+
+
+def test_comparisons_and_logic_carry_no_gradient(device):
+    x = hg.tensor([-1.0, 0.0, 2.0], device=device, requires_grad=True)
+    for result in (x > 0, x == 0, x <= x * 2, ~(x > 0), (x > 0) & (x < 3), (x > 0) | (x < 0),
+                   (x > 0) ^ (x < 3), x.eq(0), x.ge(0), x.isnan(), x.isfinite(), x.sign(),
+                   x.argmax(), x.argmin(0), (x > 0).any(), (x > 0).all()):
+        assert not result.requires_grad and result.is_leaf
+    same(~(x > 0), ~(x.data > 0))
+    same(x.sign(), torch.sign(x.data))
+    same(True & (x > 0), True & (x.data > 0))
+    same(False | (x > 0), False | (x.data > 0))
+    assert x.equal(x.detach()) and x.allclose(x.detach() + 1e-9)
+
+
+def test_matmul_operator_and_unary_operators(device):
+    a = torch.randn(2, 3, device=device)
+    b = torch.randn(3, 4, device=device)
+    x, y = hg.Tensor(a.clone()), hg.Tensor(b.clone())
+    same(x @ y, a @ b)
+    same(y.__rmatmul__(x), a @ b)
+    same(-x, -a)
+    same(+x, +a)
+    same(abs(x), abs(a))
+    assert +x is x
+
+
+# ====================================================================== errors
+def test_shape_errors_name_the_op_and_both_shapes(device):
+    cases = [
+        (lambda: hg.ones(2, 3, device=device) @ hg.ones(4, 5, device=device),
+         r"matmul.*\(2, 3\).*\(4, 5\)"),
+        (lambda: hg.ones(3, device=device) @ hg.ones(2, 2, device=device),
+         r"matmul.*\(3,\).*\(2, 2\)"),
+        (lambda: hg.ones(2, 3, device=device) + hg.ones(4, device=device),
+         r"add.*\(2, 3\).*\(4,\).*broadcast"),
+        (lambda: hg.ones(2, 3, device=device) * hg.ones(3, 2, device=device),
+         r"mul.*\(2, 3\).*\(3, 2\)"),
+        (lambda: hg.where(hg.ones(2, device=device).bool(), hg.ones(3, device=device), 0.0),
+         r"where.*\(2,\).*\(3,\)"),
+        (lambda: hg.cat([hg.ones(2, 3, device=device), hg.ones(2, 4, device=device)]),
+         r"cat.*\(2, 3\).*\(2, 4\)"),
+        (lambda: hg.stack([hg.ones(2, device=device), hg.ones(3, device=device)]),
+         r"stack.*\(2,\).*\(3,\)"),
+        (lambda: hg.ones(2, 3, device=device).reshape(4), r"reshape.*\(2, 3\)"),
+    ]
+    for make, pattern in cases:
+        with pytest.raises(HandgradError, match=pattern):
+            make()
+    with pytest.raises(RuntimeError, match="matmul.*at least 1 dimension"):
+        hg.tensor(2.0, device=device) @ hg.ones(2, device=device)
+
+
+def test_device_mixing_names_both_devices():
+    # torch's 'meta' device stands in for a GPU where there is none
+    meta, cpu = hg.ones(2, device="meta"), hg.ones(2)
+    for make, op in [(lambda: meta + cpu, "add"), (lambda: hg.maximum(cpu, meta), "maximum"),
+                     (lambda: hg.cat([meta, cpu]), "cat"), (lambda: hg.stack([cpu, meta]),
+                                                           "stack")]:
+        with pytest.raises(HandgradError) as info:
+            make()
+        message = str(info.value)
+        assert message.startswith(op) and "meta" in message and "cpu" in message, message
+        assert ".to(device)" in message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_mixing_with_cuda_names_both_devices():
+    with pytest.raises(HandgradError, match="add.*cuda.*cpu|add.*cpu.*cuda"):
+        hg.ones(2, device="cuda") + hg.ones(2)
+    with pytest.raises(HandgradError, match="matmul.*cuda.*cpu|matmul.*cpu.*cuda"):
+        hg.ones(2, 2, device="cuda") @ hg.ones(2, 2)
+
+
+def test_dtype_errors_name_both_dtypes(device):
+    with pytest.raises(HandgradError, match=r"matmul.*float32.*float64.*\.double\(\)"):
+        hg.ones(2, 2, device=device) @ hg.ones(2, 2, dtype=hg.float64, device=device)
+    with pytest.raises(HandgradError, match="index_select.*float32.*float32"):
+        hg.ones(3, device=device).index_select(0, hg.ones(2, device=device))
+
+
+def test_argument_errors_say_what_to_do(device):
+    x = hg.ones(2, 3, device=device)
+    with pytest.raises(RuntimeError, match=r"view.*reshape"):
+        x.T.view(6)
+    with pytest.raises(HandgradError, match="pad.*negative"):
+        hg.pad(x, (-1, 0))
+    with pytest.raises(HandgradError, match="clamp.*min and max"):
+        x.clamp()
+    with pytest.raises(ValueError, match=r"split.*\[1, 1\].*3"):
+        x.split([1, 1], dim=1)
+    with pytest.raises(HandgradError, match="gelu.*approximate"):
+        x.gelu("fast")
+
+
+# ====================================================================== empty tensors
+def test_empty_tensors_flow_through_forward_and_backward(device):
+    x = hg.zeros(0, 3, device=device, requires_grad=True)
+    t = torch.zeros(0, 3, device=device, requires_grad=True)
+    ours = (x * 2).sum(0) + (x @ hg.ones(3, 2, device=device)).sum()
+    theirs = (t * 2).sum(0) + (t @ torch.ones(3, 2, device=device)).sum()
+    same(ours.detach(), theirs.detach())
+    ours.sum().backward()
+    theirs.sum().backward()
+    same(x.grad, t.grad)
