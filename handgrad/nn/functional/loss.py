@@ -473,7 +473,7 @@ class BinaryCrossEntropyWithLogits(Function):
         l = w ((1 - t) x + c softplus(-x)),   c = 1 + (pos_weight - 1) t  (c = 1 without)
     which is -w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))). Gradients:
         dx = h w ((1 - t) - c sigmoid(-x))     (= h w (sigmoid(x) - t) without pos_weight)
-        dt = -h w (x + (pos_weight - 1) softplus(-x)).
+        dt = h w ((pos_weight - 1) softplus(-x) - x)     (= -h w x without pos_weight).
     """
 
     name = "binary_cross_entropy_with_logits"
@@ -511,7 +511,7 @@ class BinaryCrossEntropyWithLogits(Function):
                 dt = -x * h
             else:
                 softplus_neg = torch.clamp_min(-x, 0) + torch.log1p(torch.exp(-x.abs()))
-                dt = -(x + (pos_weight - 1) * softplus_neg) * h
+                dt = ((pos_weight - 1) * softplus_neg - x) * h
             dt = unbroadcast(dt, t.shape)
         return dx, dt, None, None, None
 

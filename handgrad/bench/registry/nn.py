@@ -1,0 +1,360 @@
+"""Registry entries for the fused layer-level Functions of handgrad.nn.functional: linear,
+the losses, batch and layer norm, dropout, embedding.
+
+Each entry calls the public functional API with torch.nn.functional as the reference.
+torch's nll_loss backward refuses non-contiguous inputs, so its reference gets
+x.contiguous(). Float arguments that are not differentiated (class weights, running statistics,
+pos_weight, +-1 labels) arrive as float64 extras and are cast to the input's dtype
+inside the lambdas. Dropout is compared with its formula x * mask / (1 - p) under the
+same seeded generator (torch draws CUDA masks with a different kernel).
+
+Left out: the modules (tests/nn compares them with torch.nn, weights copied).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+
+import handgrad.nn.functional as HF
+from handgrad.bench.registry import positive, real, register, uniform
+
+
+def _classes(gen, shape, classes, ignore=None):
+    """Class indices of `shape` in [0, classes); about 1 in 4 set to `ignore` if given."""
+    target = torch.randint(0, classes, shape, generator=gen)
+    if ignore is not None:
+        target[torch.rand(shape, generator=gen) < 0.25] = ignore
+    return target
+
+
+def _target_shape(input_shape):
+    """The class-index target's shape for an input of `input_shape` (classes on dim 1)."""
+    return tuple(input_shape[:1]) + tuple(input_shape[2:]) if len(input_shape) > 1 else ()
+
+
+def _class_count(input_shape):
+    return input_shape[0] if len(input_shape) == 1 else input_shape[1]
+
+
+def _as(x, like):
+    return x.to(like.dtype)
+
+
+# ============================================================================ linear
+register(
+    "linear",
+    fn=lambda x, w, b: HF.linear(x, w, b),
+    ref=lambda x, w, b: TF.linear(x, w, b),
+    shapes=[((4, 5), (3, 5), (3,)), ((2, 3, 5), (4, 5), (4,)), ((5,), (3, 5), (3,)),
+            ((2, 1, 3), (2, 3), (2,))],
+    covers=(HF.Linear,),
+)
+register(
+    "linear_no_bias",
+    fn=lambda x, w: HF.linear(x, w),
+    ref=lambda x, w: TF.linear(x, w),
+    shapes=[((4, 5), (3, 5)), ((2, 3, 5), (4, 5))],
+    covers=(HF.Linear,),
+)
+
+# ============================================================================ losses
+CE_SHAPES = [((6, 5),), ((3, 4, 2),), ((5,),), ((2, 3, 2, 2),)]
+
+
+def _ce_targets(ignore=None):
+    def extras(gen, shapes):
+        shape = shapes[0]
+        return (_classes(gen, _target_shape(shape), _class_count(shape), ignore),)
+    return extras
+
+
+register(
+    "cross_entropy",
+    fn=lambda x, y: HF.cross_entropy(x, y),
+    ref=lambda x, y: TF.cross_entropy(x, y),
+    shapes=CE_SHAPES,
+    extras=_ce_targets(),
+    covers=(HF.CrossEntropy,),
+)
+for reduction in ("sum", "none"):
+    register(
+        f"cross_entropy_{reduction}",
+        fn=lambda x, y, r=reduction: HF.cross_entropy(x, y, reduction=r),
+        ref=lambda x, y, r=reduction: TF.cross_entropy(x, y, reduction=r),
+        shapes=CE_SHAPES,
+        extras=_ce_targets(ignore=-100),
+        covers=(HF.CrossEntropy,),
+    )
+
+
+def _ce_weighted_extras(gen, shapes):
+    shape = shapes[0]
+    classes = _class_count(shape)
+    weight = 0.5 + torch.rand(classes, generator=gen, dtype=torch.float64)
+    # keep one position of the batch valid so the weighted mean has a denominator
+    target = _classes(gen, _target_shape(shape), classes, ignore=1)
+    target.view(-1)[0] = 0
+    return target, weight
+
+
+for reduction in ("mean", "sum", "none"):
+    register(
+        f"cross_entropy_weight_ignore_smoothing_{reduction}",
+        fn=lambda x, y, w, r=reduction: HF.cross_entropy(
+            x, y, weight=_as(w, x), ignore_index=1, label_smoothing=0.2, reduction=r),
+        ref=lambda x, y, w, r=reduction: TF.cross_entropy(
+            x, y, weight=_as(w, x), ignore_index=1, label_smoothing=0.2, reduction=r),
+        shapes=CE_SHAPES,
+        extras=_ce_weighted_extras,
+        covers=(HF.CrossEntropy,),
+    )
+register(
+    "cross_entropy_smoothing",
+    fn=lambda x, y: HF.cross_entropy(x, y, label_smoothing=0.1),
+    ref=lambda x, y: TF.cross_entropy(x, y, label_smoothing=0.1),
+    shapes=CE_SHAPES,
+    extras=_ce_targets(),
+    covers=(HF.CrossEntropy,),
+)
+register(
+    "cross_entropy_probabilities",
+    fn=lambda x, t: HF.cross_entropy(x, t),
+    ref=lambda x, t: TF.cross_entropy(x, t),
+    shapes=[((6, 5), (6, 5)), ((3, 4, 2), (3, 4, 2)), ((5,), (5,))],
+    domains=(real, uniform(0.0, 1.0)),
+    covers=(HF.CrossEntropyProbabilities,),
+)
+for reduction in ("sum", "none"):
+    register(
+        f"cross_entropy_probabilities_weight_smoothing_{reduction}",
+        fn=lambda x, t, w, r=reduction: HF.cross_entropy(
+            x, t, weight=_as(w, x), label_smoothing=0.3, reduction=r),
+        ref=lambda x, t, w, r=reduction: TF.cross_entropy(
+            x, t, weight=_as(w, x), label_smoothing=0.3, reduction=r),
+        shapes=[((6, 5), (6, 5)), ((3, 4, 2), (3, 4, 2))],
+        domains=(real, uniform(0.0, 1.0)),
+        extras=lambda gen, shapes: (0.5 + torch.rand(shapes[0][1], generator=gen,
+                                                     dtype=torch.float64),),
+        covers=(HF.CrossEntropyProbabilities,),
+    )
+for reduction in ("mean", "sum", "none"):
+    register(
+        f"nll_loss_{reduction}",
+        fn=lambda x, y, w, r=reduction: HF.nll_loss(x, y, weight=_as(w, x), ignore_index=1,
+                                                     reduction=r),
+        ref=lambda x, y, w, r=reduction: TF.nll_loss(x.contiguous(), y, weight=_as(w, x),
+                                                     ignore_index=1, reduction=r),
+        shapes=CE_SHAPES,
+        extras=_ce_weighted_extras,
+        covers=(HF.NLLLoss,),
+    )
+register(
+    "nll_loss",
+    fn=lambda x, y: HF.nll_loss(x, y),
+    ref=lambda x, y: TF.nll_loss(x.contiguous(), y),
+    shapes=CE_SHAPES,
+    extras=_ce_targets(),
+    covers=(HF.NLLLoss,),
+)
+
+PAIRS = [((4, 3), (4, 3)), ((5,), (5,)), ((2, 3, 2), (2, 3, 2))]
+for name, ours, theirs, cls in [
+    ("mse_loss", HF.mse_loss, TF.mse_loss, HF.MSELoss),
+    ("l1_loss", HF.l1_loss, TF.l1_loss, HF.L1Loss),
+]:
+    for reduction in ("mean", "sum", "none"):
+        register(
+            f"{name}_{reduction}",
+            fn=lambda x, t, f=ours, r=reduction: f(x, t, reduction=r),
+            ref=lambda x, t, f=theirs, r=reduction: f(x, t, reduction=r),
+            shapes=PAIRS,
+            covers=(cls,),
+        )
+for beta in (1.0, 0.5, 0.0):
+    register(
+        f"smooth_l1_loss_beta{beta}",
+        fn=lambda x, t, b=beta: HF.smooth_l1_loss(x, t, beta=b),
+        ref=lambda x, t, b=beta: TF.smooth_l1_loss(x, t, beta=b),
+        shapes=PAIRS,
+        covers=(HF.SmoothL1Loss,),
+    )
+register(
+    "smooth_l1_loss_none",
+    fn=lambda x, t: HF.smooth_l1_loss(x, t, reduction="none", beta=0.7),
+    ref=lambda x, t: TF.smooth_l1_loss(x, t, reduction="none", beta=0.7),
+    shapes=PAIRS,
+    covers=(HF.SmoothL1Loss,),
+)
+for reduction in ("mean", "sum", "none"):
+    register(
+        f"binary_cross_entropy_{reduction}",
+        fn=lambda p, t, w, r=reduction: HF.binary_cross_entropy(p, t, weight=_as(w, p),
+                                                                reduction=r),
+        ref=lambda p, t, w, r=reduction: TF.binary_cross_entropy(p, t, weight=_as(w, p),
+                                                                 reduction=r),
+        shapes=PAIRS,
+        domains=(uniform(0.05, 0.95), uniform(0.0, 1.0)),
+        extras=lambda gen, shapes: (positive(gen, shapes[0][-1:]),),
+        covers=(HF.BinaryCrossEntropy,),
+    )
+register(
+    "binary_cross_entropy",
+    fn=lambda p, t: HF.binary_cross_entropy(p, t),
+    ref=lambda p, t: TF.binary_cross_entropy(p, t),
+    shapes=PAIRS,
+    domains=(uniform(0.05, 0.95), uniform(0.0, 1.0)),
+    covers=(HF.BinaryCrossEntropy,),
+)
+register(
+    "binary_cross_entropy_with_logits",
+    fn=lambda x, t: HF.binary_cross_entropy_with_logits(x, t),
+    ref=lambda x, t: TF.binary_cross_entropy_with_logits(x, t),
+    shapes=PAIRS,
+    domains=(real, uniform(0.0, 1.0)),
+    covers=(HF.BinaryCrossEntropyWithLogits,),
+)
+for reduction in ("mean", "sum", "none"):
+    register(
+        f"binary_cross_entropy_with_logits_weights_{reduction}",
+        fn=lambda x, t, w, pw, r=reduction: HF.binary_cross_entropy_with_logits(
+            x, t, weight=_as(w, x), pos_weight=_as(pw, x), reduction=r),
+        ref=lambda x, t, w, pw, r=reduction: TF.binary_cross_entropy_with_logits(
+            x, t, weight=_as(w, x), pos_weight=_as(pw, x), reduction=r),
+        shapes=PAIRS,
+        domains=(real, uniform(0.0, 1.0)),
+        extras=lambda gen, shapes: (positive(gen, shapes[0][-1:]),
+                                    positive(gen, shapes[0][-1:])),
+        covers=(HF.BinaryCrossEntropyWithLogits,),
+    )
+
+
+def _signs(gen, shapes):
+    return (torch.randint(0, 2, shapes[0], generator=gen).to(torch.float64) * 2 - 1,)
+
+
+def _hinge_reference(s, y, margin=1.0, reduction="mean"):
+    loss = torch.clamp(margin - y * s, min=0)
+    return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+
+
+for reduction in ("mean", "sum", "none"):
+    register(
+        f"hinge_loss_{reduction}",
+        fn=lambda s, y, r=reduction: HF.hinge_loss(s, _as(y, s), margin=0.5, reduction=r),
+        ref=lambda s, y, r=reduction: _hinge_reference(s, _as(y, s), 0.5, r),
+        shapes=[((6,),), ((3, 4),)],
+        extras=_signs,
+        covers=(HF.HingeLoss,),
+    )
+register(
+    "hinge_loss_label_gradient",
+    fn=lambda s, y: HF.hinge_loss(s, y),
+    ref=lambda s, y: _hinge_reference(s, y),
+    shapes=[((6,), (6,)), ((3, 4), (3, 4))],
+    covers=(HF.HingeLoss,),
+)
+
+# ===================================================================== normalisation
+BN_SHAPES = [((6, 3), (3,), (3,)), ((4, 3, 5), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,))]
+register(
+    "batch_norm_training",
+    fn=lambda x, w, b: HF.batch_norm(x, None, None, w, b, training=True),
+    ref=lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True),
+    shapes=BN_SHAPES,
+    covers=(HF.BatchNorm,),
+)
+register(
+    "batch_norm_training_no_affine",
+    fn=lambda x: HF.batch_norm(x, None, None, training=True, eps=1e-3),
+    ref=lambda x: TF.batch_norm(x, None, None, training=True, eps=1e-3),
+    shapes=[((6, 3),), ((4, 3, 5),)],
+    covers=(HF.BatchNorm,),
+)
+
+
+def _running_stats(gen, shapes):
+    channels = shapes[0][1]
+    return (torch.randn(channels, generator=gen, dtype=torch.float64),
+            positive(gen, (channels,)))
+
+
+register(
+    "batch_norm_eval",
+    fn=lambda x, w, b, mean, var: HF.batch_norm(x, _as(mean, x), _as(var, x), w, b),
+    ref=lambda x, w, b, mean, var: TF.batch_norm(x, _as(mean, x), _as(var, x), w, b),
+    shapes=BN_SHAPES,
+    extras=_running_stats,
+    covers=(HF.BatchNorm,),
+)
+register(
+    "layer_norm",
+    fn=lambda x, w, b: HF.layer_norm(x, w.shape, w, b),
+    ref=lambda x, w, b: TF.layer_norm(x, w.shape, w, b),
+    shapes=[((4, 5), (5,), (5,)), ((2, 3, 4), (3, 4), (3, 4)), ((2, 3, 4), (4,), (4,))],
+    covers=(HF.LayerNorm,),
+)
+register(
+    "layer_norm_no_affine",
+    fn=lambda x: HF.layer_norm(x, x.shape[-1:], eps=1e-3),
+    ref=lambda x: TF.layer_norm(x, x.shape[-1:], eps=1e-3),
+    shapes=[((4, 5),), ((2, 3, 4),)],
+    covers=(HF.LayerNorm,),
+)
+
+
+# ================================================================== dropout, embedding
+def _seeded(x):
+    return torch.Generator(device=x.device).manual_seed(0)
+
+
+def _dropout_reference(x, p):
+    mask = torch.empty_like(x).bernoulli_(1 - p, generator=_seeded(x))
+    return x * (mask / (1 - p))
+
+
+register(
+    "dropout",
+    fn=lambda x: HF.dropout(x, 0.3, generator=_seeded(x)),
+    ref=lambda x: _dropout_reference(x, 0.3),
+    shapes=[((5, 4),), ((3, 2, 4),), ((7,),)],
+    covers=(HF.Dropout,),
+    note="the same seeded generator draws the mask on both sides",
+)
+register(
+    "dropout_all",
+    fn=lambda x: HF.dropout(x, 1.0),
+    ref=lambda x: TF.dropout(x, 1.0),
+    shapes=[((5, 4),)],
+    covers=(HF.Dropout,),
+)
+
+
+def _indices(gen, shapes):
+    rows = shapes[0][0]
+    return (torch.randint(0, rows, (3, 4), generator=gen),)
+
+
+register(
+    "embedding",
+    fn=lambda w, idx: HF.embedding(idx, w),
+    ref=lambda w, idx: TF.embedding(idx, w),
+    shapes=[((5, 3),), ((4, 2),)],
+    extras=_indices,
+    covers=(HF.Embedding,),
+)
+# padding_idx and scale_grad_by_freq change the gradient on purpose (torch's convention:
+# the padding row learns nothing, frequent rows learn less), so it is not the derivative
+# that finite differences measure; torch.autograd is the reference for them.
+for name, options in [("embedding_padding", {"padding_idx": 1}),
+                      ("embedding_scale_grad_by_freq", {"scale_grad_by_freq": True})]:
+    register(
+        name,
+        fn=lambda w, idx, o=options: HF.embedding(idx, w, **o),
+        ref=lambda w, idx, o=options: TF.embedding(idx, w, **o),
+        shapes=[((5, 3),), ((4, 2),)],
+        extras=_indices,
+        covers=(HF.Embedding,),
+        finite_differences=False,
+        note="the gradient is torch's convention, not the derivative",
+    )
