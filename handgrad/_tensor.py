@@ -474,6 +474,11 @@ class Tensor:
         return F.Softplus.apply(self, beta, threshold)
 
     def clamp(self, min=None, max=None):  # noqa: A002 -- torch's argument names
+        if any(isinstance(b, Tensor) and b.requires_grad for b in (min, max)):
+            # Bounds that need a gradient: min(max(x, lo), hi) from where, which gives x
+            # the gradient inside [lo, hi] and each bound the gradient where it won, as torch.
+            out = self if min is None else where(self < min, min, self)
+            return out if max is None else where(out > max, max, out)
         return F.Clamp.apply(self, min, max)
 
     clip = clamp
@@ -491,6 +496,8 @@ class Tensor:
         return minimum(self, other)
 
     def masked_fill(self, mask, value):
+        if isinstance(value, Tensor) and value.requires_grad:  # value gets sum of g[mask]
+            return F.Where.apply(_raw(mask), value, self)
         return F.MaskedFill.apply(self, _raw(mask), value)
 
     def where(self, condition, other):
@@ -507,7 +514,7 @@ class Tensor:
         return F.Var.apply(self, dim, _correction(unbiased, correction), keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return F.Sqrt.apply(self.var(dim, unbiased, keepdim, correction=correction))
+        return F.Std.apply(self, dim, _correction(unbiased, correction), keepdim)
 
     def amax(self, dim=None, keepdim=False):
         return F.AmaxAmin.apply(self, dim, keepdim, True)

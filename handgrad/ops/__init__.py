@@ -59,6 +59,7 @@ from handgrad.ops.reduce import (  # noqa: F401
     MaxDim,
     Mean,
     Softmax,
+    Std,
     Sum,
     Var,
 )

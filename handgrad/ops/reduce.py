@@ -57,7 +57,7 @@ class Mean(Function):
         ctx.shape = x.shape
         ctx.dims = _dims(dim, x.ndim)
         ctx.keepdim = keepdim
-        ctx.count = max(1, int(torch.Size([x.shape[d] for d in ctx.dims]).numel()))
+        ctx.count = max(1, int(torch.Size([x.shape[d] for d in ctx.dims if x.ndim]).numel()))
         if dim is None:
             return x.mean() if not keepdim else x.mean(dim=ctx.dims, keepdim=True)
         return x.mean(dim=dim, keepdim=keepdim)
@@ -88,6 +88,27 @@ class Var(Function):
         centered = x - x.mean(dim=dims, keepdim=True) if x.ndim else x - x
         g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
         return g * centered * (2.0 / ctx.denominator), None, None, None
+
+
+class Std(Function):
+    """out = sqrt(var(x));  dx = g (x - mean) / ((n - correction) out),
+    0 where out == 0 (a constant input), as torch, rather than 0 * inf = nan."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, correction=1, keepdim=False):
+        out = torch.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        dims = ctx.dims if x.ndim else None
+        centered = x - x.mean(dim=dims, keepdim=True) if x.ndim else x - x
+        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
+        out = _restore(out, ctx.dims, ctx.keepdim, ctx.ndim)
+        grad = g * centered / (ctx.denominator * out)
+        return torch.where(out == 0, 0.0, grad), None, None, None
 
 
 class MaxAll(Function):
