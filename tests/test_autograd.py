@@ -378,6 +378,10 @@ KINKS = {
     "pow at 0: 0**x": ([0.0, 1.0, -2.0, 2.5], lambda x: 0.0 ** x, None),
     "pow at 0: 2**x": ([0.0, 1.0, -2.0], lambda x: 2.0 ** x, None),
     "sqrt at 0": ([0.0, 4.0], lambda x: x.sqrt(), None),
+    "std of a constant": ([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]], lambda x: x.std(1), None),
+    "std of a constant, all dims": ([3.0, 3.0], lambda x: x.std(correction=0), None),
+    "clamp at tensor bounds": ([-1.0, 0.0, 0.5, 2.0],
+                               lambda x: x.clamp(x.detach() * 0 - 1, x.detach() * 0 + 0.5), None),
 }
 
 

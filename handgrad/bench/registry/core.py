@@ -23,6 +23,7 @@ from handgrad.bench.registry import (
     positive,
     real,
     register,
+    uniform,
 )
 
 # ------------------------------------------------------------------ shape menus
@@ -101,6 +102,10 @@ register("where_number", lambda x, cond: hg.where(cond, x, 0.5) + x.where(cond, 
          shapes=UNARY, covers=(ops.Where,), extras=broadcast_mask)
 register("masked_fill", lambda x, mask: x.masked_fill(mask, -1.5), shapes=UNARY,
          covers=(ops.MaskedFill,), extras=broadcast_mask, random_shapes="unary")
+register("masked_fill_tensor_value", lambda x, value, mask: x.masked_fill(mask, value),
+         shapes=[((3, 4), ()), ((5,), ())], covers=(ops.Where,),
+         extras=lambda gen, shapes: broadcast_mask(gen, shapes[:1]),
+         note="a value that requires grad gets the sum of g over the mask, as torch")
 register("masked_fill_broadcast_mask", lambda x, mask: x.masked_fill(mask, 2.0),
          shapes=[((3, 4),), ((2, 3, 4),)], covers=(ops.MaskedFill,),
          extras=lambda gen, shapes: broadcast_mask(gen, [shapes[0][-1:]]))
@@ -155,6 +160,11 @@ register("clamp", lambda x: x.clamp(-0.4, 0.6), shapes=UNARY, covers=(ops.Clamp,
 register("clamp_min_max", lambda x: x.clamp(min=-0.4) + x.clamp(max=0.6)
          + x.clamp_min(0.2) + x.clamp_max(-0.2) + x.clip(-1.0, 1.0), shapes=UNARY,
          covers=(ops.Clamp,), domains=odd_grid)
+# Tensor bounds that require grad: clamp is composed from where (each bound gets the
+# gradient where it wins, as torch). Random bounds never sit exactly on x.
+register("clamp_tensor_bounds", lambda x, lo, hi: x.clamp(lo, hi) + x.clamp(min=lo)
+         + x.clamp(max=hi), shapes=[((3, 4), (3, 4), (3, 4)), ((3, 4), (4,), ()), ((), (), ())],
+         covers=(ops.Where,), domains=(odd_grid, uniform(-1.5, -0.5), uniform(0.5, 1.5)))
 register("clamp_function", lambda x: hg.clamp(x, -0.4, 0.6),
          ref=lambda x: torch.clamp(x, -0.4, 0.6), shapes=UNARY[:1], covers=(ops.Clamp,),
          domains=odd_grid)
@@ -183,6 +193,9 @@ register("sum_dims", lambda x, dims, keepdim: hg.sum(x, dims, keepdim=keepdim),
          ref=lambda x, dims, keepdim: torch.sum(x, dims, keepdim=keepdim), shapes=REDUCE,
          covers=(ops.Sum,), extras=dims_keepdim, random_shapes="reduce")
 register("mean", lambda x: x.mean(), shapes=UNARY, covers=(ops.Mean,), random_shapes="unary")
+register("reduce_0d_along_dim", lambda x: x.mean(0) + x.sum(-1, keepdim=True) + x.amax(0)
+         + x.logsumexp(0) + x.softmax(0) + x.max(0).values, shapes=[((),)],
+         covers=(ops.Mean, ops.Sum, ops.AmaxAmin, ops.LogSumExp, ops.Softmax, ops.MaxDim))
 register("mean_dim", lambda x, dim, keepdim: x.mean(dim, keepdim), shapes=REDUCE,
          covers=(ops.Mean,), extras=dim_keepdim, random_shapes="reduce")
 register("mean_dims", lambda x, dims, keepdim: x.mean(dims, keepdim=keepdim), shapes=REDUCE,
@@ -198,10 +211,13 @@ register("var_correction", lambda x, dims, keepdim: x.var(dims, keepdim=keepdim,
 register("var_unbiased_false", lambda x: x.var(0, False), shapes=VAR_SHAPES,
          covers=(ops.Var,))
 register("std", lambda x, dim, keepdim: x.std(dim, keepdim=keepdim) + x.std(),
-         shapes=VAR_SHAPES, covers=(ops.Var, ops.Sqrt), extras=dim_keepdim)
+         shapes=VAR_SHAPES, covers=(ops.Std,), extras=dim_keepdim)
 register("std_function", lambda x: (hg.std(x, 0, correction=0), hg.var(x, -1)),
          ref=lambda x: (torch.std(x, 0, correction=0), torch.var(x, -1)), shapes=VAR_SHAPES,
-         covers=(ops.Var, ops.Sqrt))
+         covers=(ops.Std, ops.Var))
+register("std_correction_keepdim", lambda x, dims, keepdim: x.std(dims, keepdim=keepdim,
+                                                                   correction=2),
+         shapes=VAR_SHAPES, covers=(ops.Std,), extras=dims_keepdim)
 
 register("max_all", lambda x: x.max(), shapes=UNARY, covers=(ops.MaxAll,), domains=distinct,
          random_shapes="unary")
