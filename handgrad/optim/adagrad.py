@@ -34,7 +34,7 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty coefficient (default 0).
         initial_accumulator_value: starting value of the sum of squared gradients.
         eps: added to the denominator for numerical stability (default 1e-10).
-        foreach: multi-tensor ops (True), one tensor at a time (False), or by device (None).
+        foreach: all tensors at once (None, True) or one at a time (False: less memory).
         maximize: ascend the objective instead of descending it.
     """
 

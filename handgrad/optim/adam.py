@@ -35,7 +35,7 @@ class Adam(Optimizer):
         weight_decay: weight decay coefficient (default 0): an L2 penalty added to the
             gradient, or with `decoupled_weight_decay=True` a shrink of the weights (AdamW).
         amsgrad: normalise by the largest second moment seen so far (Reddi et al., 2018).
-        foreach: multi-tensor ops (True), one tensor at a time (False), or by device (None).
+        foreach: all tensors at once (None, True) or one at a time (False: less memory).
         maximize: ascend the objective instead of descending it.
         decoupled_weight_decay: decay the weights directly, as AdamW does.
     """

@@ -34,7 +34,7 @@ class RMSprop(Optimizer):
         momentum: momentum factor (default 0).
         centered: normalise by an estimate of the gradient's variance instead of its
             second moment.
-        foreach: multi-tensor ops (True), one tensor at a time (False), or by device (None).
+        foreach: all tensors at once (None, True) or one at a time (False: less memory).
         maximize: ascend the objective instead of descending it.
     """
 

@@ -33,8 +33,8 @@ class SGD(Optimizer):
         weight_decay: L2 penalty coefficient (default 0).
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: ascend the objective instead of descending it.
-        foreach: update all tensors of a group with multi-tensor ops (True), one at a
-            time (False), or choose by device (None: multi-tensor on GPU).
+        foreach: update all tensors of a group at once with multi-tensor ops (None, the
+            default, or True), or one at a time (False: lower peak memory).
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
