@@ -156,7 +156,7 @@ class Value:
         a = self.data
         if a > 0:
             return _node(math.log(a), (self,), (1.0 / a,), "log")
-        return _node(-_INF if a == 0 else _NAN, (self,), (_INF if a == 0 else _NAN,), "log")
+        return _node(-_INF if a == 0 else _NAN, (self,), (_divide(1.0, a),), "log")
 
     def tanh(self) -> Value:
         # tanh(a):  d/da = 1 - tanh(a)**2   (math.tanh never overflows, unlike
@@ -310,15 +310,19 @@ def _scalar_data(data) -> float:
                         "or Value(v.data) for an independent copy")
     if isinstance(data, (str, bytes, complex)):
         raise TypeError(f"Value({data!r}): a Value holds one real number (int or float)")
-    if hasattr(data, "__len__") or hasattr(data, "__iter__"):
-        raise TypeError(f"Value({type(data).__name__}): a Value holds one scalar, not a "
-                        "sequence or array; make one Value per number ([Value(x) for x in xs]) "
-                        "or use the tensor engine (handgrad.tensor) for arrays")
     try:
-        return float(data)  # a 0-d array or tensor
-    except (TypeError, ValueError):
-        raise TypeError(f"Value({type(data).__name__}): a Value holds one real number "
-                        "(int or float)") from None
+        size = len(data)
+    except TypeError:
+        size = None  # no length: perhaps a 0-d array or tensor, which float() accepts
+    if size is None:
+        try:
+            return float(data)
+        except (TypeError, ValueError):
+            pass
+    what = f"{size} numbers" if size is not None else "that"
+    raise TypeError(f"Value({type(data).__name__}): a Value holds one real number, not {what}; "
+                    "make one Value per number ([Value(x) for x in xs]) or use the tensor "
+                    "engine (handgrad.tensor) for arrays")
 
 
 def _as_number(x, op: str) -> float:
