@@ -106,7 +106,7 @@ def _fetch(dataset, index, auto_collation: bool, collate_fn):
         while isinstance(base, Subset):
             positions = [base.indices[i] for i in positions]
             base = base.dataset
-        if type(base) is TensorDataset and positions:
+        if type(base) is TensorDataset and len(positions) > 0:
             return base.collated_batch(positions)
     getitems = getattr(dataset, "__getitems__", None)
     samples = getitems(index) if getitems else [dataset[i] for i in index]

@@ -107,6 +107,9 @@ def test_batch_sampler_argument(same_batches):
     ours = hd.DataLoader(hd.TensorDataset(X, Y), batch_sampler=batches)
     theirs = tud.DataLoader(tud.TensorDataset(X, Y), batch_sampler=batches)
     same_batches(ours, theirs)
+    as_tensors = [torch.tensor(b) for b in batches]  # index tensors work too
+    same_batches(hd.DataLoader(hd.Subset(hd.TensorDataset(X, Y), torch.arange(23)),
+                               batch_sampler=as_tensors), theirs)
     ours = hd.DataLoader(DictDataset(), batch_sampler=hd.BatchSampler(range(11), 4, True))
     theirs = tud.DataLoader(DictDataset(), batch_sampler=tud.BatchSampler(range(11), 4, True))
     same_batches(ours, theirs)

@@ -122,13 +122,16 @@ def test_tensor_dataset_items_and_errors():
         hd.TensorDataset()
 
 
-def test_tensor_dataset_collated_batch_equals_default_collate():
-    ds = hd.TensorDataset(torch.randn(9, 2, 3), torch.arange(9))
-    index = [4, 0, 8, 8]
-    fast = ds.collated_batch(index)
-    slow = hd.default_collate([ds[i] for i in index])
-    for a, b in zip(fast, slow):
-        assert a.data.dtype == b.data.dtype and torch.equal(a.data, b.data)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.bool, torch.int16])
+def test_tensor_dataset_collated_batch_equals_default_collate(dtype):
+    ds = hd.TensorDataset(torch.randn(9, 2, 3).to(dtype), torch.arange(9),
+                          torch.randn(3, 9).t())  # a non-contiguous one too
+    for index in ([4, 0, 8, 8], [-1, 2], torch.tensor([3, -2])):
+        fast = ds.collated_batch(index)
+        slow = hd.default_collate([ds[i] for i in index])
+        for a, b in zip(fast, slow):
+            assert a.data.dtype == b.data.dtype and torch.equal(a.data, b.data)
+            assert a.data.is_contiguous()
 
 
 def test_subset_and_concat():
