@@ -162,10 +162,12 @@ class _SquareHalfGradient(Function):
         return g * x
 
 
-def test_gradcheck_accepts_a_correct_gradient():
-    x = hg.randn(3, 4, dtype=hg.float64)
-    w = hg.randn(4, dtype=hg.float64)
+def test_gradcheck_accepts_a_correct_gradient(device):
+    x = hg.randn(3, 4, dtype=hg.float64, device=device)
+    w = hg.randn(4, dtype=hg.float64, device=device)
     assert gradcheck(lambda x, w: (x * w).tanh().sum(1), x, w)
+    assert gradcheck(lambda x, w: (x * w).split(3, dim=1), x, w)  # a tuple of outputs
+    assert gradcheck(lambda x: x.exp(), x.T)  # a non-contiguous input
     assert check_grads(lambda x, w: (x @ w).exp(), x, w)
 
 
