@@ -145,6 +145,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
+            self._forget(name, params)
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -188,20 +189,19 @@ class Module:
                 store.pop(name, None)
         self._non_persistent_buffers.discard(name)
 
-    def _check_name(self, kind: str, name: str) -> None:
+    def _check_name(self, kind: str, name: str, store: str) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"cannot assign {kind} before Module.__init__() call")
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if not name or "." in name:
             raise KeyError(f"{kind} name can't be empty or contain \".\", got {name!r}")
-        if name in self.__dict__ or (hasattr(type(self), name) and not any(
-                name in store for store in (self._parameters, self._buffers, self._modules))):
+        if hasattr(self, name) and name not in self.__dict__[store]:
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Add a parameter (or a None placeholder, like a disabled bias) under `name`."""
-        self._check_name("parameter", name)
+        self._check_name("parameter", name, "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
                             f"'{name}' (handgrad.nn.Parameter or None required)")
@@ -214,7 +214,7 @@ class Module:
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """Add a tensor that is module state but not learnable (running statistics...);
         persistent buffers are part of the state_dict."""
-        self._check_name("buffer", name)
+        self._check_name("buffer", name, "_buffers")
         if isinstance(tensor, torch.Tensor):
             tensor = Tensor(tensor)
         if tensor is not None and not isinstance(tensor, Tensor):
@@ -229,7 +229,7 @@ class Module:
         """Add a child module under `name` (what attribute assignment does)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._check_name("module", name)
+        self._check_name("module", name, "_modules")
         self._forget(name, self._modules)
         self._modules[name] = module
 
