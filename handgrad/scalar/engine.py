@@ -377,6 +377,6 @@ def _power_grad_exponent(a: float, b: float, out: float) -> float:
 
 def _cycle_error(node: Value, child: Value) -> ValueError:
     return ValueError(
-        f"Value.backward: the graph has a cycle ({node!r} is an input of itself through "
-        f"{child!r}). Graphs are built only by ops, which never make cycles; was `_prev` "
-        "edited by hand?")
+        f"Value.backward: the graph has a cycle: {child!r} is an input of {node!r} but was "
+        "made after it. Ops always make a Value after its inputs, so only a hand edit of "
+        "`_prev` can do this; rebuild the expression instead.")

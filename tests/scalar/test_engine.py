@@ -259,6 +259,23 @@ def test_a_graph_100_000_nodes_deep():
     del y  # freeing a deep chain must not overflow the C stack either
 
 
+def test_graphs_have_no_reference_cycles_so_they_are_freed_at_once():
+    import gc
+    import sys
+
+    x = Value(1.0)
+    before = sys.getrefcount(x)
+    gc.disable()  # prove it without the cycle collector (micrograd's graphs need it)
+    try:
+        y = (x * 2).tanh() + x
+        y.backward()
+        assert sys.getrefcount(x) > before
+        del y
+        assert sys.getrefcount(x) == before
+    finally:
+        gc.enable()
+
+
 def test_a_cycle_is_a_clear_error():
     a = Value(1.0)
     b = a * 2
