@@ -95,8 +95,10 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
 
 def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
                   b: float = 2.0, generator=None):
-    """Fill with N(mean, std**2) values truncated to [a, b]: draw u uniformly between
-    the normal cdf's values at a and b and map it back through the inverse cdf."""
+    """Fill with N(mean, std**2) values restricted to [a, b], by rejection sampling
+    (torch's algorithm, hence torch's draws): when [a, b] holds more than 30% of the
+    mass, draw normals and redraw those outside; otherwise draw x uniformly in [a, b]
+    and keep it with probability pdf(x) / pdf(mode), redrawing the rest."""
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
                       "distribution of values may be incorrect.", stacklevel=2)
@@ -104,12 +106,34 @@ def trunc_normal_(tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
     def norm_cdf(x):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
 
-    low, high = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
     raw = _raw(tensor)
-    raw.uniform_(2 * low - 1, 2 * high - 1, generator=generator)
-    raw.erfinv_()
-    raw.mul_(std * math.sqrt(2.0)).add_(mean)
-    raw.clamp_(min=a, max=b)
+    mass = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)
+    if mass > 0.3:
+        low = raw.new_tensor(a, device="cpu").item()  # the bounds in the tensor's dtype
+        high = raw.new_tensor(b, device="cpu").item()
+        result = raw.normal_(mean, std, generator=generator)
+        while (outside := (result < low) | (result > high)).any():
+            redraw = torch.empty_like(result).normal_(mean, std, generator=generator)
+            result = torch.where(outside, redraw, result)
+    else:
+        mode = max(a, min(mean, b))
+        log_peak = -0.5 * ((mode - mean) / std) ** 2
+
+        def log_density_ratio(x):  # log(pdf(x) / pdf(mode)), in place in x
+            return x.sub_(mean).div_(std).pow_(2).mul_(-0.5).sub_(log_peak)
+
+        candidates, accept = torch.empty_like(raw), torch.empty_like(raw)
+        result = raw.uniform_(a, b, generator=generator)
+        log_density_ratio(candidates.copy_(raw))
+        pending = accept.uniform_(generator=generator).log_().gt(candidates)
+        while pending.any():
+            candidates.uniform_(a, b, generator=generator)
+            result = torch.where(pending, candidates, result)
+            log_density_ratio(candidates)
+            rejected = accept.uniform_(generator=generator).log_().gt(candidates)
+            pending = torch.where(pending, rejected, pending)
+    if result is not raw:
+        raw.copy_(result)
     return tensor
 
 
