@@ -141,6 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="batch of the step-time comparison (default 128)")
     parser.add_argument("--large-batch", type=int, default=4096,
                         help="batch of the FLOP-rate comparison (default 4096)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for both libraries (default: torch's "
+                             "own choice)")
     parser.add_argument("--quick", action="store_true",
                         help="a couple of iterations only: checks the benchmark runs, not speed")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
@@ -148,6 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     small_rounds, small_inner = (2, 1) if args.quick else (41, 10)
     large_rounds, large_inner = (2, 1) if args.quick else (15, 2)
     large_batch = min(args.large_batch, 256) if args.quick else args.large_batch
