@@ -205,3 +205,18 @@ def test_a_parameter_in_two_groups_is_refused():
     opt = optim.SGD([w], lr=0.1)
     with pytest.raises(ValueError, match="more than one parameter group"):
         opt.add_param_group({"params": [w]})
+
+
+def test_adagrad_uses_each_groups_initial_accumulator_value():
+    """A documented difference: PyTorch fills every group's 'sum' from the constructor's
+    value; handgrad uses the group's own."""
+    a, b = handgrad.zeros(2, requires_grad=True), handgrad.zeros(2, requires_grad=True)
+    opt = optim.Adagrad([{"params": [a]}, {"params": [b], "initial_accumulator_value": 0.5}],
+                        initial_accumulator_value=0.1)
+    assert opt.state[a]["sum"].tolist() == pytest.approx([0.1, 0.1])
+    assert opt.state[b]["sum"].tolist() == [0.5, 0.5]
+    c = handgrad.zeros(1, requires_grad=True)
+    opt.add_param_group({"params": [c], "initial_accumulator_value": 2.0})
+    c.grad = handgrad.ones(1)
+    opt.step()
+    assert opt.state[c]["sum"].tolist() == [3.0] and opt.state[c]["step"] == 1
