@@ -258,3 +258,40 @@ def test_one_cycle_refuses_to_step_past_total_steps():
         scheduler.step()
     with pytest.raises(ValueError, match="Tried to step 4 times.*total steps is 3"):
         scheduler.step()
+
+
+def test_optimizer_and_schedulers_survive_a_checkpoint_file(tmp_path):
+    """Through handgrad.train's safetensors+JSON checkpoint (no pickle): int keys, the
+    step counts, MultiStepLR's Counter and OneCycleLR's phases come back usable."""
+    from handgrad.train.checkpoint import load_state, save_state
+
+    def build():
+        w = handgrad.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        optimizer = optim.Adam([w], lr=0.1)
+        one_cycle = schedulers.OneCycleLR(optimizer, max_lr=0.5, total_steps=20)
+        multi_step = schedulers.MultiStepLR(optimizer, milestones=[4, 8, 8], gamma=0.5)
+        return w, optimizer, one_cycle, multi_step
+
+    def train(w, optimizer, one_cycle, multi_step, steps):
+        for _ in range(steps):
+            optimizer.zero_grad()
+            (w * w).sum().backward()
+            optimizer.step()
+            one_cycle.step()
+            multi_step.step()
+
+    original = build()
+    train(*original, 5)
+    path = save_state(tmp_path / "run.safetensors",
+                      {"w": original[0].data, "optimizer": original[1].state_dict(),
+                       "schedulers": [original[2].state_dict(), original[3].state_dict()]})
+    restored = build()
+    state = load_state(path)
+    restored[0].data.copy_(state["w"].data)
+    restored[1].load_state_dict(state["optimizer"])
+    restored[2].load_state_dict(state["schedulers"][0])
+    restored[3].load_state_dict(state["schedulers"][1])
+    train(*original, 10)
+    train(*restored, 10)
+    assert torch.equal(original[0].data, restored[0].data)
+    assert group_values(original[1]) == group_values(restored[1])
