@@ -86,10 +86,11 @@ def _pick(op: str, x, index, target, ignore_index):
             f"{_describe(x)}, target {_describe(target)})") from None
 
 
-def _target_weights(x, index, valid, weight):
-    """w[y_i] per position (1 without class weights), 0 where the target is ignored."""
+def _target_weights(index, valid, weight):
+    """w[y_i] per position, 0 where the target is ignored; without class weights, the
+    mask itself (bool: arithmetic with it promotes to the float dtype)."""
     if weight is None:
-        return valid.to(x.dtype)
+        return valid
     return weight[index.squeeze(1)] * valid
 
 
@@ -117,14 +118,16 @@ class CrossEntropy(Function):
             x, target = x.unsqueeze(0), target.unsqueeze(0)
             ctx.unbatched = True
         index, valid = _class_targets(target, ignore_index)
-        picked = _pick("cross_entropy", x, index, target, ignore_index)
-        w_target = _target_weights(x, index, valid, weight)
+        picked = _pick("cross_entropy", x, index, target, ignore_index)  # x_i[y_i]
+        w_target = _target_weights(index, valid, weight)
         m = x.amax(1, keepdim=True)
-        lse = (x - m).exp_().sum(1, keepdim=True).log_().add_(m)  # (N, 1, *)
+        e = (x - m).exp_()  # e**(x - m); softmax = e / total, kept for backward
+        total = e.sum(1, keepdim=True)
+        lse = total.log().add_(m)  # (N, 1, *)
         loss = (lse - picked).squeeze(1)  # -log p_i[y_i], (N, *)
         eps = label_smoothing
         if eps:
-            loss = loss * ((1 - eps) * w_target)
+            loss = loss * w_target * (1 - eps)  # (bool * number would be float32)
             if weight is None:  # sum_c (lse - x_c) = C lse - sum_c x_c
                 smooth = lse.squeeze(1) * x.shape[1] - x.sum(1)
             else:
@@ -133,7 +136,7 @@ class CrossEntropy(Function):
             loss = loss + smooth * (eps / x.shape[1]) * valid
         else:
             loss = loss * w_target
-        ctx.save_for_backward(x, lse, index, w_target, weight, valid if eps else None)
+        ctx.save_for_backward(e, total, index, w_target, weight, valid if eps else None)
         ctx.options = (eps, reduction)
         if reduction == "none":
             return loss.squeeze(0) if ctx.unbatched else loss
@@ -144,8 +147,9 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, lse, index, w_target, weight, valid = ctx.saved_tensors
+        e, total, index, w_target, weight, valid = ctx.saved_tensors
         eps, reduction = ctx.options
+        classes = e.shape[1]
         if reduction == "none":
             h = g.unsqueeze(0) if ctx.unbatched else g
         else:
@@ -154,18 +158,18 @@ class CrossEntropy(Function):
         hot = (h * w_target).unsqueeze(1)  # h_i w[y_i], (N, 1, *)
         if eps:
             hot = hot * (1 - eps)
-            spread = (h * valid).unsqueeze(1) * (eps / x.shape[1])  # h_i eps / C
-            total = weight.sum() if weight is not None else x.shape[1]
-            row_total = hot + spread * total  # h_i sum_c q_i[c]
+            spread = (h * valid).unsqueeze(1) * (eps / classes)  # h_i eps / C
+            weight_sum = weight.sum() if weight is not None else classes
+            row_total = hot + spread * weight_sum  # h_i sum_c q_i[c]
         else:
             row_total = hot
-        dx = torch.exp(x - lse).mul_(row_total)
+        dx = e * (row_total / total)  # softmax(x_i) h_i sum_c q_i[c]
         dx.scatter_add_(1, index, -hot)
         if eps:
             if weight is None:
                 dx.sub_(spread)
             else:
-                dx.sub_(spread * weight.view(-1, *(1,) * (x.ndim - 2)))
+                dx.sub_(spread * weight.view(-1, *(1,) * (e.ndim - 2)))
         if ctx.unbatched:
             dx = dx.squeeze(0)
         return dx, None, None, None, None, None
@@ -240,7 +244,7 @@ class NLLLoss(Function):
             x, target = x.unsqueeze(0), target.unsqueeze(0)
         index, valid = _class_targets(target, ignore_index)
         picked = _pick("nll_loss", x, index, target, ignore_index)
-        w_target = _target_weights(x, index, valid, weight)
+        w_target = _target_weights(index, valid, weight)
         loss = -picked.squeeze(1) * w_target
         ctx.save_for_backward(index, w_target)
         ctx.options = (unbatched, reduction, x.shape)
@@ -259,7 +263,7 @@ class NLLLoss(Function):
             h = g.unsqueeze(0) if unbatched else g
         else:
             h = g / ctx.denominator if reduction == "mean" else g
-        dx = torch.zeros(shape, dtype=w_target.dtype, device=w_target.device)
+        dx = torch.zeros(shape, dtype=g.dtype, device=g.device)
         dx.scatter_(1, index, (-h * w_target).unsqueeze(1).expand(index.shape))
         return (dx.squeeze(0) if unbatched else dx), None, None, None, None
 
