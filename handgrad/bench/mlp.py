@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     small_rounds, small_inner = (2, 1) if args.quick else (41, 10)
-    large_rounds, large_inner = (2, 1) if args.quick else (15, 2)
+    large_rounds, large_inner = (2, 1) if args.quick else (31, 1)
     large_batch = min(args.large_batch, 256) if args.quick else args.large_batch
 
     print(f"handgrad bench mlp on {device}: {'-'.join(map(str, SIZES))} ReLU MLP, "

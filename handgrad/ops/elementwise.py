@@ -358,7 +358,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        return g * torch.sign(out)
+        return torch.sign(out).mul_(g)  # the product goes into sign's fresh buffer
 
 
 class LeakyRelu(Function):
