@@ -26,6 +26,10 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "the moons training step, handgrad's Value vs micrograd's, median speed ratio"),
     (("bench", "mlp"), "handgrad.bench.mlp",
      "784-256-256-10 MLP training step vs torch.nn + torch.optim; FLOP rate vs matmuls"),
+    (("train", "mlp"), "handgrad.models.cli",
+     "train a reference MLP (clusters ... mnist) with the Learner: curves, checkpoint, results"),
+    (("demo",), "handgrad.demo",
+     "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k"),
 ]
 
 

@@ -1,0 +1,139 @@
+"""`handgrad demo`: the tour in one command, offline, a few minutes on a 2-core laptop CPU.
+
+1. the scalar engine (handgrad.scalar): micrograd's MLP(2, [16, 16, 1]) on 100 moons,
+   100 steps of full-batch SGD on Values, one number at a time;
+2. the tensor engine: the reference MLPs of handgrad.models on four datasets, with the
+   Learner (clusters, a noisy parabola, scikit-learn's 8x8 digits, 5,000 MNIST digits).
+
+It prints one table (dataset, model, result, target, time) and writes every plot
+(learning curves, confusion matrices, the regression fit, decision boundaries) under
+one folder, one sub-folder per dataset, with each run's checkpoint and results.json.
+`--quick` trains for a moment only (for CI: it checks that everything runs, not the
+figures).
+
+Left out: MNIST from the IDX files (not installed with any package; use
+`handgrad train mlp --dataset mnist`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+# The tensor-engine part of the demo: (dataset, what the table calls the figure, target)
+TENSOR_RUNS = (
+    ("clusters", "test accuracy", ">= 98%"),
+    ("regression", "test MSE", "< 0.375 (1.5 x noise variance 0.25)"),
+    ("digits", "test accuracy", ">= 97.5% (359 held out, 20%)"),
+    ("mnist5k", "test accuracy", ">= 93.5% (1,000 held out)"),
+)
+_TARGETS = {"clusters": lambda r: r >= 0.98, "regression": lambda r: r < 0.375,
+            "digits": lambda r: r >= 0.975, "mnist5k": lambda r: r >= 0.935,
+            "moons": lambda r: r == 1.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings (a few steps and 1 epoch each), under 30 s: "
+                             "checks that everything runs, not the figures")
+    parser.add_argument("--out", default="runs/demo", metavar="DIR",
+                        help="folder for every plot, checkpoint and results (default runs/demo)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the tensor models train: cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: these models are small, and on a "
+                             "busy machine two threads can be 20x slower than one; 0: "
+                             "torch's default)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print every run's per-epoch table")
+
+
+def _scalar_moons(out: Path, quick: bool) -> dict:
+    """micrograd's moons demo on handgrad.scalar (see handgrad/scalar/train.py)."""
+    from handgrad.scalar.train import plot_decision_boundary, train_moons
+
+    steps, samples = (15, 40) if quick else (100, 100)
+    start = time.perf_counter()
+    model, xs, ys, history = train_moons(steps=steps, n_samples=samples)
+    seconds = time.perf_counter() - start
+    loss, accuracy = history[-1]
+    path = plot_decision_boundary(model, xs, ys, out / "moons_scalar" / "decision_boundary.png",
+                                  resolution=0.25 if quick else 0.1)
+    return {"dataset": "moons", "model": "scalar MLP 2-16-16-1 (Value)",
+            "figure": "train accuracy", "value": accuracy, "text": f"{accuracy:.1%}",
+            "target": "100%", "seconds": seconds, "files": [str(path)],
+            "detail": f"{samples} points, {steps} full-batch SGD steps, hinge loss {loss:.4f}"}
+
+
+def _tensor_run(dataset: str, figure: str, target: str, out: Path, quick: bool, device: str,
+                verbose: bool) -> dict:
+    from handgrad.models.cli import train
+    from handgrad.models.mlp import REFERENCE_CONFIGS
+
+    config = REFERENCE_CONFIGS[dataset]
+    if quick:
+        config = replace(config, epochs=1)
+    results = train(config, out / dataset, device=device, progress=None, table=verbose,
+                    log=lambda *a: None)
+    test = results["test"]
+    value = test["accuracy"] if results["metric"] == "accuracy" else test["mse"]
+    text = f"{value:.2%}" if results["metric"] == "accuracy" else f"{value:.4f}"
+    widths = "-".join(str(w) for w in (results["config"]["hidden"]))
+    model = f"MLP {widths}"
+    if config.dropout:
+        model += f" dropout {config.dropout:g}"
+    model += f", {config.optimizer} {config.scheduler}, {results['epochs_done']} ep"
+    return {"dataset": dataset, "model": model, "figure": figure, "value": value,
+            "text": text, "target": target, "seconds": results["fit_seconds"],
+            "files": results["files"], "detail": results["description"]}
+
+
+def _table(rows: list[dict], quick: bool) -> str:
+    header = ["dataset", "model", "result", "target", "train time"]
+    lines = [[r["dataset"], r["model"], f"{r['figure']} {r['text']}",
+              r["target"] + ("" if quick else
+                             (" ok" if _TARGETS[r["dataset"]](r["value"]) else " MISSED")),
+              f"{r['seconds']:.1f}s"] for r in rows]
+    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
+    text = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+            "  ".join("-" * w for w in widths)]
+    text += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in lines]
+    return "\n".join(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    mode = "quick check (tiny settings)" if args.quick else "full demo"
+    print(f"handgrad demo: {mode}, {torch.get_num_threads()} torch threads, writing to {out}/")
+    rows = []
+    print("[1/5] scalar engine: MLP(2, [16, 16, 1]) of Values on the moons ...", flush=True)
+    rows.append(_scalar_moons(out, args.quick))
+    print(f"      {rows[-1]['figure']} {rows[-1]['text']} in {rows[-1]['seconds']:.1f}s")
+    for i, (dataset, figure, target) in enumerate(TENSOR_RUNS, start=2):
+        print(f"[{i}/5] tensor engine: MLP on {dataset} ...", flush=True)
+        rows.append(_tensor_run(dataset, figure, target, out, args.quick, args.device,
+                                args.verbose))
+        print(f"      {rows[-1]['figure']} {rows[-1]['text']} in {rows[-1]['seconds']:.1f}s")
+    total = time.perf_counter() - start
+    table = _table(rows, args.quick)
+    print()
+    print(table)
+    print(f"\ntotal time {total:.1f}s; plots, checkpoints and results.json per run under {out}/")
+    summary = {"quick": args.quick, "total_seconds": total, "threads": torch.get_num_threads(),
+               "runs": rows}
+    (out / "demo_results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "demo_results.txt").write_text(table + f"\n\ntotal time {total:.1f}s\n")
+    missed = [] if args.quick else [r["dataset"] for r in rows
+                                    if not _TARGETS[r["dataset"]](r["value"])]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}")
+    return 0

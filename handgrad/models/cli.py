@@ -1,0 +1,365 @@
+"""The `handgrad train mlp` command, and `train(config, out)`, the whole run it performs.
+
+    handgrad train mlp --dataset mnist5k
+    handgrad train mlp --dataset digits --hidden 512,256 --dropout 0.2 --epochs 40 --out runs/d
+    handgrad train mlp --resume runs/mlp-mnist5k/checkpoint.safetensors --epochs 40
+
+Each flag left out takes the dataset's reference recipe (models/mlp.py,
+REFERENCE_CONFIGS). A run prints a progress bar, one table row per epoch and the final
+figures, and writes into --out: `loss.png` and the metric's curve (train vs valid),
+`confusion_matrix.png` (classification; `decision_boundary.png` too for 2-D inputs) or
+`fit.png` (regression), `checkpoint.safetensors` (after every epoch) and
+`results.json` (config, final train / valid / test figures, history, time).
+
+The test split is used once, after training, for the final figure; the per-epoch
+table shows the validation split.
+
+Left out: hyper-parameter search; models other than the MLP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handgrad.models.mlp import (
+    ACTIVATIONS,
+    DATASETS,
+    OPTIMIZERS,
+    REFERENCE_CONFIGS,
+    SCHEDULERS,
+    MLPConfig,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    prepare_data,
+)
+
+__all__ = ["add_arguments", "run", "train", "config_from_args", "resolve_device"]
+
+# command-line flag -> MLPConfig field (flags left out keep the recipe's value)
+_CONFIG_FLAGS = ("dataset", "data_seed", "hidden", "activation", "batch_norm", "dropout",
+                 "optimizer", "lr", "weight_decay", "momentum", "scheduler", "epochs",
+                 "batch_size", "clip_grad", "seed")
+# what may change when resuming (the rest must match the checkpoint's run)
+_RESUMABLE = ("epochs",)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--hidden wants comma-separated integers such as 256,256, got {text!r}") from None
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"--hidden wants positive widths, got {text!r}")
+    return widths
+
+
+def _flag(value) -> str:
+    """A config value as it is written on the command line (256,256 for widths)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    datasets = "; ".join(f"{name}: {spec.note}" for name, spec in DATASETS.items())
+    parser.add_argument("--dataset", choices=list(DATASETS), default=None,
+                        help=f"what to train on (default clusters). {datasets}")
+    parser.add_argument("--hidden", type=_widths, metavar="W1,W2,...",
+                        help="hidden layer widths, e.g. 256,256 (default: the dataset's "
+                             "reference recipe, as for every flag below)")
+    parser.add_argument("--activation", choices=ACTIVATIONS,
+                        help="nonlinearity after each hidden layer")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                        help="BatchNorm1d after each hidden Linear (--no-batch-norm: none)")
+    parser.add_argument("--dropout", type=float, metavar="P",
+                        help="dropout probability after each hidden activation (0: none)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="the optimizer")
+    parser.add_argument("--lr", type=float, help="learning rate (peak rate for onecycle)")
+    parser.add_argument("--weight-decay", type=float,
+                        help="weight decay (decoupled for adamw, L2 for the others)")
+    parser.add_argument("--momentum", type=float, help="momentum for sgd and rmsprop")
+    parser.add_argument("--scheduler", choices=SCHEDULERS,
+                        help="learning-rate schedule: onecycle (per batch), cosine, step, "
+                             "exponential (per epoch), plateau (on the validation loss), none")
+    parser.add_argument("--epochs", type=int, help="passes over the training split")
+    parser.add_argument("--batch-size", type=int, help="examples per optimizer step")
+    parser.add_argument("--clip-grad", type=float, metavar="MAX_NORM",
+                        help="clip the gradients' joint norm to MAX_NORM (0: off)")
+    parser.add_argument("--seed", type=int,
+                        help="seed of the initial weights, batch order and dropout")
+    parser.add_argument("--data-seed", type=int,
+                        help="seed of the train/valid/test split (default 0: the split "
+                             "behind the documented figures)")
+    parser.add_argument("--device", default="cpu",
+                        help="where to train: cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder for the plots, checkpoint and results.json "
+                             "(default runs/mlp-DATASET)")
+    parser.add_argument("--resume", metavar="CKPT",
+                        help="continue the run saved in this checkpoint (its settings are "
+                             "used; --epochs may raise the total epoch count)")
+    parser.add_argument("--lr-find", action="store_true",
+                        help="run the LR finder first and save its plot as lr_find.png")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="folder with the MNIST IDX files (default $HANDGRAD_DATA, "
+                             "then ~/.cache/handgrad)")
+    parser.add_argument("--download", action="store_true",
+                        help="MNIST only: download the four IDX files (about 11 MB) when "
+                             "they are not found")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: these models are small, and on a "
+                             "busy machine two threads can be 20x slower than one; 0: "
+                             "torch's default)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar and no per-epoch table")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
+
+
+def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLPConfig:
+    """The run's config: the saved one when resuming, else the dataset's reference
+    recipe; flags given on the command line replace its fields."""
+    given = {name: getattr(args, name) for name in _CONFIG_FLAGS
+             if getattr(args, name, None) is not None}
+    if saved is not None:
+        config = MLPConfig.from_dict(saved)
+        conflicts = [f"--{name.replace('_', '-')} {_flag(value)} (the checkpoint has "
+                     f"{_flag(getattr(config, name))})" for name, value in given.items()
+                     if name not in _RESUMABLE
+                     and MLPConfig.from_dict({**saved, name: value}) != config]
+        epochs = given.get("epochs", config.epochs)
+        if epochs != config.epochs and config.scheduler not in ("none", "plateau"):
+            conflicts.append(f"--epochs {epochs}: the {config.scheduler} schedule was planned "
+                             f"for {config.epochs} epochs")
+        if conflicts:
+            raise ValueError("--resume continues the saved run, whose settings cannot change: "
+                             + "; ".join(conflicts) + ". Leave these flags out, or start a "
+                             "new run without --resume.")
+        return MLPConfig.from_dict({**config.to_dict(), **given})
+    dataset = given.get("dataset", "clusters")
+    base = REFERENCE_CONFIGS.get(dataset, MLPConfig(dataset))
+    return MLPConfig.from_dict({**base.to_dict(), **given})
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available here (torch "
+                         f"{torch.__version__}, no GPU found); use --device cpu")
+    return device
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _write_json(path: Path, value) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    temporary.replace(path)
+
+
+def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: str | None = None,
+          data_root: str | None = None, download: bool = False,
+          progress: bool | None = None, table: bool = True, plots: bool = True,
+          find_lr: bool = False, callbacks=(), log=print) -> dict:
+    """Train an MLP as `config` says and write plots, checkpoint and results.json into
+    `out`. Returns the results (what results.json holds). `progress=None` shows the bar
+    only on a terminal; `callbacks` are added to the Learner's own."""
+    from handgrad.data import DataLoader, TensorDataset
+    from handgrad.train import (
+        EpochTable,
+        GradientClipping,
+        Learner,
+        LearningCurves,
+        NaNGuard,
+        ProgressBar,
+        SaveCheckpoint,
+        accuracy,
+        confusion_matrix,
+        lr_find,
+        mae,
+    )
+
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(str(device))
+    _seed_everything(config.seed)
+    data = prepare_data(config, data_root, download)
+    if device.type != "cpu":  # keep the whole (small) dataset on the device once
+        for name in ("train", "valid", "test"):
+            x, y = getattr(data, name).tensors
+            setattr(data, name, TensorDataset(x.to(device), y.to(device)))
+    model = build_model(config, data).to(device)
+    loss_fn = build_loss(data)
+    optimizer = build_optimizer(config, model)
+    train_dl = DataLoader(data.train, batch_size=config.batch_size, shuffle=True)
+    valid_dl = DataLoader(data.valid, batch_size=1024)
+    test_dl = DataLoader(data.test, batch_size=1024)
+    scheduler = build_scheduler(config, optimizer, steps_per_epoch=len(train_dl))
+    classification = data.task == "classification"
+    checkpoint = out / "checkpoint.safetensors"
+    callbacks = [NaNGuard(), SaveCheckpoint(checkpoint, config=config.to_dict()), *callbacks]
+    if config.clip_grad > 0:
+        callbacks.append(GradientClipping(config.clip_grad))
+    if progress is not False:
+        callbacks.append(ProgressBar(disable=None if progress is None else False))
+    if table:
+        callbacks.append(EpochTable())
+    if plots:
+        callbacks.append(LearningCurves(out, title=config.dataset))
+    learner = Learner(model, train_dl, valid_dl, loss_fn, optimizer, scheduler,
+                      metrics=[accuracy] if classification else [mae],
+                      callbacks=callbacks, device=device)
+    if resume is not None:
+        learner.load_checkpoint(resume)
+        log(f"resumed from {resume} after epoch {learner.epochs_done} "
+            f"(step {learner.step})")
+    files = []
+    if find_lr:
+        found = lr_find(learner, path=out / "lr_find.png" if plots else None)
+        log(f"LR finder: suggested learning rate {found.suggestion:.2e}"
+            + (f" (plot: {found.path})" if found.path else ""))
+        files += [found.path] if found.path else []
+    fit_start = time.perf_counter()
+    learner.fit(config.epochs)
+    fit_seconds = time.perf_counter() - fit_start
+
+    test = learner.evaluate(test_dl)
+    last = learner.history.last
+    key = "accuracy" if classification else "mse"
+    if not classification:
+        test["mse"] = test["loss"]  # the loss is the mean squared error
+    results = {
+        "dataset": config.dataset,
+        "task": data.task,
+        "description": data.description,
+        "sizes": {"train": len(data.train), "valid": len(data.valid), "test": len(data.test)},
+        "config": config.to_dict(),
+        "test": test,
+        "final_epoch": last,
+        "epochs_done": learner.epochs_done,
+        "metric": key,
+        "fit_seconds": fit_seconds,
+        "total_seconds": time.perf_counter() - start,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "checkpoint": str(checkpoint),
+        "history": learner.history.epochs,
+    }
+    if plots:
+        files += [str(p) for cb in callbacks if isinstance(cb, LearningCurves) for p in cb.paths]
+        files += _result_plots(learner, data, test_dl, out, config.dataset, confusion_matrix)
+    results["files"] = [str(f) for f in files]
+    _write_json(out / "results.json", results)
+    return results
+
+
+def _result_plots(learner, data, test_dl, out: Path, title: str, confusion_matrix) -> list:
+    """confusion_matrix.png (+ decision_boundary.png for 2-D inputs), or fit.png."""
+    from handgrad._tensor import Tensor
+    from handgrad.autograd import no_grad
+    from handgrad.train import plots
+
+    outputs, targets = learner.predict(test_dl)
+    x_test = data.test.tensors[0].cpu()
+    paths = []
+    if data.task == "classification":
+        matrix = confusion_matrix(outputs, targets, data.out_features)
+        paths.append(plots.plot_confusion_matrix(
+            matrix, out / "confusion_matrix.png", classes=data.classes,
+            title=f"{title}: test confusion matrix"))
+        if data.in_features == 2:
+            model, device = learner.model, learner.device or torch.device("cpu")
+
+            def predict(points: np.ndarray) -> np.ndarray:
+                model.eval()
+                with no_grad():
+                    scores = model(Tensor(torch.from_numpy(points).to(device)))
+                return scores.data.argmax(dim=1).cpu().numpy()
+
+            paths.append(plots.plot_decision_boundary(
+                predict, x_test, targets, out / "decision_boundary.png",
+                title=f"{title}: decision regions, test points"))
+    elif data.in_features == 1:
+        mean, std = data.mean[0], data.std[0]
+        grid = torch.linspace(float(x_test.min()), float(x_test.max()), 300).reshape(-1, 1)
+        model, device = learner.model, learner.device or torch.device("cpu")
+        model.eval()
+        with no_grad():
+            curve = model(Tensor(grid.to(device))).data.cpu()
+        paths.append(plots.plot_regression_fit(
+            x_test * std + mean, targets, out / "fit.png", curve_x=grid * std + mean,
+            curve_y=curve, title=f"{title}: test points and the model"))
+    else:
+        paths.append(plots.plot_regression_fit(None, targets, out / "fit.png",
+                                               predicted=outputs, title=title))
+    return [str(p) for p in paths]
+
+
+def _summary(results: dict) -> str:
+    test = results["test"]
+    if results["metric"] == "accuracy":
+        figure = f"test accuracy {test['accuracy']:.2%}"
+    else:
+        figure = f"test MSE {test['mse']:.4f} (MAE {test['mae']:.4f})"
+    last = results["final_epoch"]
+    parts = [f"{results['dataset']}: {figure} on {results['sizes']['test']} held-out examples",
+             f"test loss {test['loss']:.4f}"]
+    if "train_loss" in last:
+        parts.append(f"final train loss {last['train_loss']:.4f}")
+    parts.append(f"{results['epochs_done']} epochs in {results['fit_seconds']:.1f}s")
+    return ", ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from handgrad.train import CheckpointError, NonFiniteLossError, load_checkpoint
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    saved = None
+    try:
+        if args.resume:
+            _, meta = load_checkpoint(args.resume)
+            saved = ((meta.get("state") or {}).get("config"))
+            if saved is None:
+                raise CheckpointError(f"{args.resume} holds no run config: it was not written "
+                                      "by `handgrad train mlp`")
+        config = config_from_args(args, saved)
+        resolve_device(args.device)
+    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
+        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"runs/mlp-{config.dataset}")
+    print(f"training MLP{list(config.hidden)} on {config.dataset} "
+          f"({config.optimizer}, lr {config.lr:g}, {config.scheduler}, {config.epochs} epochs, "
+          f"batch {config.batch_size}) on {args.device}; writing to {out}/")
+    try:
+        results = train(config, out, device=args.device, resume=args.resume,
+                        data_root=args.data_root, download=args.download,
+                        progress=False if args.quiet else None,
+                        table=not args.quiet, plots=not args.no_plots, find_lr=args.lr_find)
+    except NonFiniteLossError as error:
+        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:  # e.g. MNIST files not found: the message says where
+        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        return 2
+    print(_summary(results))
+    print(f"wrote {', '.join(Path(f).name for f in results['files'])}, "
+          f"checkpoint.safetensors and results.json to {out}/")
+    return 0
