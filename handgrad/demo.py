@@ -101,7 +101,7 @@ def _table(rows: list[dict], quick: bool) -> str:
     text = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
             "  ".join("-" * w for w in widths)]
     text += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in lines]
-    return "\n".join(text)
+    return "\n".join(line.rstrip() for line in text)
 
 
 def run(args: argparse.Namespace) -> int:
