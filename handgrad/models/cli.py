@@ -233,7 +233,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
         log(f"LR finder: suggested learning rate {found.suggestion:.2e}"
             + (f" (plot: {found.path})" if found.path else ""))
         files += [found.path] if found.path else []
-    fit_start = time.perf_counter()
+    fit_start, first_epoch = time.perf_counter(), learner.epochs_done
     learner.fit(config.epochs)
     fit_seconds = time.perf_counter() - fit_start
 
@@ -251,6 +251,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
         "test": test,
         "final_epoch": last,
         "epochs_done": learner.epochs_done,
+        "epochs_this_run": learner.epochs_done - first_epoch,
         "metric": key,
         "fit_seconds": fit_seconds,
         "total_seconds": time.perf_counter() - start,
@@ -322,7 +323,9 @@ def _summary(results: dict) -> str:
              f"test loss {test['loss']:.4f}"]
     if "train_loss" in last:
         parts.append(f"final train loss {last['train_loss']:.4f}")
-    parts.append(f"{results['epochs_done']} epochs in {results['fit_seconds']:.1f}s")
+    done, this_run = results["epochs_done"], results["epochs_this_run"]
+    epochs = f"{done} epochs" if done == this_run else f"epochs {done - this_run + 1}-{done}"
+    parts.append(f"{epochs} in {results['fit_seconds']:.2f}s")
     return ", ".join(parts)
 
 
@@ -360,6 +363,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"handgrad train mlp: {error}", file=sys.stderr)
         return 2
     print(_summary(results))
-    print(f"wrote {', '.join(Path(f).name for f in results['files'])}, "
-          f"checkpoint.safetensors and results.json to {out}/")
+    written = [Path(f).name for f in results["files"]] + ["checkpoint.safetensors",
+                                                          "results.json"]
+    print(f"wrote {', '.join(written)} to {out}/")
     return 0

@@ -304,7 +304,8 @@ class EarlyStopping(Callback):
     """End the fit when `monitor` (a key of the history, e.g. "valid_loss" or
     "valid_accuracy") has not improved by more than `min_delta` for `patience` epochs.
     `mode` is "min" (losses) or "max" (accuracies). With `restore_best=True` the
-    model's weights of the best epoch are put back after the fit."""
+    model's weights of the best epoch are put back after the fit (kept in memory: a
+    checkpoint saves the best figure and the patience count, not those weights)."""
 
     order = 20
 

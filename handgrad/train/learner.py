@@ -104,14 +104,16 @@ def fit(model, train_dl, valid_dl, loss_fn, optimizer, epochs: int, scheduler=No
             optimizer.step()                     # update the parameters
             if scheduler is not None:
                 scheduler.step()
-            train_loss, train_count = train_loss + loss.item() * len(y), train_count + len(y)
+            train_loss += loss.item() * len(y)   # for the epoch's mean loss
+            train_count += len(y)
         model.eval()                             # dropout off, batch norm running stats
         total_loss, total_metric, count = 0.0, 0.0, 0
         with no_grad():                          # no graph needed to measure
             for x, y in valid_dl:
                 output = model(x)
                 total_loss += loss_fn(output, y).item() * len(y)
-                total_metric += metric(output, y) * len(y) if metric else 0.0
+                if metric:
+                    total_metric += metric(output, y) * len(y)
                 count += len(y)
         record = {"epoch": epoch + 1, "train_loss": train_loss / train_count,
                   "valid_loss": total_loss / count}
