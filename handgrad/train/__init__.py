@@ -1,9 +1,11 @@
 """handgrad.train: what a training run needs around the model and the optimizer.
 
-For now: checkpoints (``checkpoint.py``) -- safetensors for tensors plus JSON for the
-rest, written atomically and loaded without unpickling -- and the helpers that turn
-nested state (optimizer state, RNG states) into tensors plus JSON and back.
-The fit loop (Learner), callbacks, metrics and plots come later.
+* ``checkpoint.py``: safetensors for tensors plus JSON for the rest, written atomically
+  and loaded without unpickling, and the helpers that turn nested state (optimizer
+  state, RNG states) into tensors plus JSON and back.
+* ``learner.py``: the plain ``fit()`` a newcomer reads top to bottom, and the
+  ``Learner`` with ordered callbacks (``callbacks.py``), ``metrics.py``, ``plots.py``
+  and the LR finder (``lr_finder.py``).
 """
 
 from handgrad.train.checkpoint import (
