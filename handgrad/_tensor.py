@@ -31,7 +31,7 @@ __all__ = [
     "leaky_relu", "elu", "gelu", "silu", "softplus", "maximum", "minimum", "clamp",
     "where", "masked_fill", "pow", "matmul", "cat", "stack", "split", "chunk", "pad",
     "gather", "index_select", "flip", "tril", "triu", "sum", "mean", "var", "std",
-    "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
+    "norm", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
     "log_softmax", "flatten", "transpose", "permute", "reshape", "squeeze", "unsqueeze",
     "broadcast_to", "float16", "bfloat16", "float32", "float64", "float", "double",
     "half", "int8", "int16", "int32", "int64", "long", "int", "uint8", "bool",
@@ -553,12 +553,14 @@ class Tensor:
         return F.LogSoftmax.apply(self, dim)
 
     def norm(self, p=2, dim=None, keepdim=False):
-        """The p-norm (p = 2 or 1), composed from primitives."""
-        if p == 1:
-            return self.abs().sum(dim, keepdim)
-        if p != 2:
-            raise ValueError(f"norm: only p=1 and p=2 are supported, got p={p}")
-        return (self * self).sum(dim, keepdim).sqrt()
+        """The vector p-norm over `dim` (all elements when None): p > 0, or inf.
+        The gradient is 0 at a zero input, as torch (not nan)."""
+        if p == "fro":
+            p = 2
+        if not isinstance(p, (builtins.int, builtins.float)) or isinstance(p, builtins.bool) \
+                or not p > 0:
+            raise ValueError(f"norm: p must be a positive number, inf or 'fro', got p={p!r}")
+        return F.Norm.apply(self, p, dim, keepdim)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):
@@ -930,6 +932,7 @@ sum = _method("sum")
 mean = _method("mean")
 var = _method("var")
 std = _method("std")
+norm = _method("norm")
 amax = _method("amax")
 amin = _method("amin")
 max = _method("max")

@@ -319,3 +319,25 @@ def test_empty_tensors_flow_through_forward_and_backward(device):
     ours.sum().backward()
     theirs.sum().backward()
     same(x.grad, t.grad)
+
+
+# ====================================================================== norm
+@pytest.mark.parametrize("p", [1, 2, 3, float("inf"), "fro"])
+def test_norm_at_zero_and_at_ties_has_torchs_gradient(p, device):
+    # A zero row (0 / 0 in the derivative) and a row with tied largest |x| (inf-norm).
+    rows = [[0.0, 0.0, 0.0], [2.0, -2.0, 1.0], [0.5, -1.5, 1.0]]
+    x = hg.tensor(rows, dtype=hg.float64, device=device, requires_grad=True)
+    t = torch.tensor(rows, dtype=torch.float64, device=device, requires_grad=True)
+    ours, theirs = x.norm(p, dim=1), t.norm(p, dim=1)
+    same(ours.detach(), theirs.detach())
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert not torch.isnan(x.grad.data).any()
+    same(x.grad, t.grad)
+
+
+def test_norm_refuses_a_bad_p():
+    with pytest.raises(ValueError, match="norm: p must be a positive number"):
+        hg.ones(3).norm(-1)
+    with pytest.raises(ValueError, match="norm: p must be a positive number"):
+        hg.ones(3).norm("nuc")

@@ -58,6 +58,7 @@ from handgrad.ops.reduce import (  # noqa: F401
     MaxAll,
     MaxDim,
     Mean,
+    Norm,
     Softmax,
     Std,
     Sum,

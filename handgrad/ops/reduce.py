@@ -111,6 +111,48 @@ class Std(Function):
         return torch.where(out == 0, 0.0, grad), None, None, None
 
 
+class Norm(Function):
+    """out = (sum |x|^p)^(1/p) over dim (p > 0; p = inf: max |x|);
+    dx = g sign(x) |x|^(p-1) / out^(p-1)  (p = 2: g x / out; p = 1: g sign(x);
+    p = inf: g sign(x) shared evenly among the entries where |x| == out).
+    As torch, the gradient is 0 where out == 0 (a zero input) rather than 0 / 0 = nan."""
+
+    @staticmethod
+    def forward(ctx, x, p=2, dim=None, keepdim=False):
+        ctx.dims, ctx.keepdim, ctx.ndim, ctx.p = _dims(dim, x.ndim), keepdim, x.ndim, p
+        dims = ctx.dims if x.ndim else None
+        reduce_kw = {"dim": dims, "keepdim": keepdim} if dims is not None else {}
+        if p == float("inf"):
+            out = x.abs().amax(**reduce_kw) if x.ndim else x.abs()
+        elif p == 2:
+            out = torch.sqrt((x * x).sum(**reduce_kw))
+        elif p == 1:
+            out = x.abs().sum(**reduce_kw)
+        else:
+            out = x.abs().pow(p).sum(**reduce_kw).pow(1.0 / p)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        p = ctx.p
+        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
+        out = _restore(out, ctx.dims, ctx.keepdim, ctx.ndim)
+        if p == 1:
+            return g * torch.sign(x), None, None, None
+        if p == float("inf"):
+            dims = ctx.dims if x.ndim else None
+            mask = (x.abs() == out).to(x.dtype)
+            count = mask.sum(dim=dims, keepdim=True) if dims is not None else mask
+            grad = g * torch.sign(x) * mask / count
+        elif p == 2:
+            grad = g * x / out
+        else:
+            grad = g * torch.sign(x) * x.abs().pow(p - 1) / out.pow(p - 1)
+        return torch.where(out == 0, 0.0, grad), None, None, None
+
+
 class MaxAll(Function):
     """out = max (or min) over all elements;  ties share g evenly (as torch)."""
 

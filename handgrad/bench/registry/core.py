@@ -219,6 +219,18 @@ register("std_correction_keepdim", lambda x, dims, keepdim: x.std(dims, keepdim=
                                                                    correction=2),
          shapes=VAR_SHAPES, covers=(ops.Std,), extras=dims_keepdim)
 
+register("norm", lambda x: x.norm(), shapes=UNARY, covers=(ops.Norm,), random_shapes="unary")
+register("norm_dims", lambda x, dims, keepdim: x.norm(2, dims, keepdim), shapes=REDUCE,
+         covers=(ops.Norm,), extras=dims_keepdim, random_shapes="reduce")
+register("norm_p1", lambda x, dim, keepdim: x.norm(1, dim, keepdim) + x.norm(1), shapes=REDUCE,
+         covers=(ops.Norm,), domains=nonzero, extras=dim_keepdim)
+register("norm_p3", lambda x, dims, keepdim: x.norm(3, dims, keepdim), shapes=REDUCE,
+         covers=(ops.Norm,), domains=nonzero, extras=dims_keepdim)
+register("norm_inf", lambda x, dim, keepdim: x.norm(float("inf"), dim, keepdim)
+         + hg.norm(x, float("inf")), ref=lambda x, dim, keepdim: x.norm(float("inf"), dim, keepdim)
+         + torch.norm(x, float("inf")), shapes=REDUCE, covers=(ops.Norm,), domains=distinct,
+         extras=dim_keepdim)
+
 register("max_all", lambda x: x.max(), shapes=UNARY, covers=(ops.MaxAll,), domains=distinct,
          random_shapes="unary")
 register("min_all", lambda x: hg.min(x), ref=torch.min, shapes=UNARY, covers=(ops.MaxAll,),
