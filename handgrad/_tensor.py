@@ -6,7 +6,10 @@ Every differentiable method dispatches to a Function in handgrad.ops; nothing he
 computes a gradient. Comparisons, argmax and friends return tensors without history,
 as in torch. In-place methods (`add_`, `mul_`, ...) change `.data` directly when no
 gradient is being recorded (what optimizers need, under `no_grad`); on a leaf that
-requires grad they refuse, as torch does.
+requires grad they refuse, as torch does. On any other tensor in the graph they are
+recorded as the out-of-place op whose result takes the tensor's place (its old data,
+perhaps saved for a backward, is left alone); that is refused while a view, base or
+`.detach()` sharing its storage is alive, since those would keep the old values.
 
 Left out: layers and losses (handgrad.nn), random-number state beyond `manual_seed`.
 """
@@ -74,7 +77,8 @@ class Tensor:
     `retain_grad()`.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    # _alias: set only on tensors that share storage (see autograd._AliasGroup)
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_alias", "__weakref__")
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad: _builtin_bool = False, dtype=None, device=None):
@@ -158,7 +162,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new tensor sharing the same data, cut out of the graph."""
-        return Tensor._make(self.data, False, None)
+        out = Tensor._make(self.data, False, None)
+        autograd.link_aliases(self, out)
+        return out
 
     def detach_(self) -> Tensor:
         self._ctx = None
@@ -701,56 +707,84 @@ class Tensor:
         self.data[_raw(index)] = _raw(value)
 
     # ------------------------------------------------------------------ in place
-    def _check_inplace(self, op: str) -> _builtin_bool:
-        """True when the op must be recorded (grad mode on and self requires grad)."""
-        if self.requires_grad and is_grad_enabled():
-            if self._ctx is None:
+    def _check_inplace(self, op: str, other=None) -> _builtin_bool:
+        """True when the op must be recorded: grad mode on, and self or `other` requires
+        grad (x.add_(w) with w in the graph puts x in the graph, as torch does)."""
+        if not is_grad_enabled():
+            return False
+        if self.requires_grad or (isinstance(other, Tensor) and other.requires_grad):
+            if self.requires_grad and self._ctx is None:
                 raise RuntimeError(
                     f"{op}: a leaf tensor that requires grad (shape {tuple(self.shape)}) is "
                     "being changed in place. Do it inside `with handgrad.no_grad():` (as "
                     "optimizers do), or use the out-of-place op.")
+            if autograd.live_aliases(self):
+                raise RuntimeError(
+                    f"{op}: this in-place op must be recorded for backward, but its target "
+                    f"(shape {tuple(self.shape)}, made by {self._ctx!r}) shares its data "
+                    "with other live tensors "
+                    "(views made by indexing, view/reshape, transpose, permute, expand, or "
+                    "a .detach()). handgrad records an in-place op on it as a new result, "
+                    "so those tensors would silently keep the old values. Use the "
+                    "out-of-place op (y = x * 2 rather than x.mul_(2)), or change it inside "
+                    "`with handgrad.no_grad():` if no gradient should flow through it.")
             return True
         return False
 
-    def _rebind(self, result: Tensor) -> Tensor:
+    def _rebind(self, result: Tensor, op: str) -> Tensor:
         """In-place op on a non-leaf with grad: take the out-of-place result's place in
-        the graph. The old data is left untouched, so nothing saved is corrupted."""
+        the graph. The old data is left untouched, so nothing saved is corrupted. As in
+        torch, the target keeps its shape and dtype."""
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"{op}: the result has shape {tuple(result.shape)} but an in-place op must "
+                f"keep the target's shape {tuple(self.shape)} (the other operand may "
+                "broadcast to the target, not the target to it). Use the out-of-place op.")
+        if result.dtype != self.dtype:
+            if self.data.is_floating_point() or not result.data.is_floating_point():
+                result = result.to(self.dtype)
+            else:
+                raise RuntimeError(
+                    f"{op}: the result is {result.dtype} and cannot be written into a "
+                    f"{self.dtype} tensor in place. Convert the target first, e.g. "
+                    "x = x.float().")
         self.data, self._ctx, self.requires_grad = result.data, result._ctx, True
+        autograd.unlink_aliases(self)
         return self
 
     def add_(self, other, alpha=1):
-        if self._check_inplace("add_"):
-            return self._rebind(self.add(other, alpha=alpha))
+        if self._check_inplace("add_", other):
+            return self._rebind(self.add(other, alpha=alpha), "add_")
         self.data.add_(_raw(other), alpha=alpha)
         return self
 
     def sub_(self, other, alpha=1):
-        if self._check_inplace("sub_"):
-            return self._rebind(self.sub(other, alpha=alpha))
+        if self._check_inplace("sub_", other):
+            return self._rebind(self.sub(other, alpha=alpha), "sub_")
         self.data.sub_(_raw(other), alpha=alpha)
         return self
 
     def mul_(self, other):
-        if self._check_inplace("mul_"):
-            return self._rebind(self * other)
+        if self._check_inplace("mul_", other):
+            return self._rebind(self * other, "mul_")
         self.data.mul_(_raw(other))
         return self
 
     def div_(self, other):
-        if self._check_inplace("div_"):
-            return self._rebind(self / other)
+        if self._check_inplace("div_", other):
+            return self._rebind(self / other, "div_")
         self.data.div_(_raw(other))
         return self
 
     def clamp_(self, min=None, max=None):  # noqa: A002
         if self._check_inplace("clamp_"):
-            return self._rebind(self.clamp(min, max))
+            return self._rebind(self.clamp(min, max), "clamp_")
         self.data.clamp_(min, max)
         return self
 
     def masked_fill_(self, mask, value):
         if self._check_inplace("masked_fill_"):
-            return self._rebind(self.masked_fill(mask, value))
+            return self._rebind(self.masked_fill(mask, value), "masked_fill_")
         self.data.masked_fill_(_raw(mask), value)
         return self
 

@@ -20,6 +20,7 @@ What this file leaves out: the Tensor class (tensor.py) and the ops (ops/).
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any
 
 import torch
@@ -134,6 +135,9 @@ class Function:
     _versions: tuple = ()
     _freed = False
     _retained = None  # weakref to the output tensor when retain_grad() was called
+    # True for ops whose output may share its input's storage (views: reshape, permute,
+    # transpose, expand, basic indexing); apply() then records the two as aliases.
+    returns_view = False
 
     # ---- context API used inside forward/backward
     def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
@@ -197,6 +201,8 @@ class Function:
             result = tensor_cls._make(out, False, None)
         if extra is not None:
             return (result, *(tensor_cls._make(t, False, None) for t in extra))
+        if cls.returns_view and isinstance(args[0], tensor_cls):
+            link_aliases(args[0], result)
         return result
 
     def _free(self) -> None:
@@ -209,6 +215,53 @@ class Function:
 
 # Bound by _tensor.py at import (autograd sits below tensor in the import order).
 _Tensor: Any = None
+
+# Tensors that share storage (a view and its base, two views of one base, a tensor and
+# its .detach()) are kept in one _AliasGroup, reached through each member's `_alias`
+# slot (left unset on tensors that never shared storage: no cost to ordinary ops). Only
+# view ops, detach() and in-place ops touch it. An in-place op that is recorded (grad
+# mode on, the tensor in the graph) gives the tensor a fresh result instead of writing
+# into the shared storage, so the other members would silently keep the old values:
+# such an op is refused while another member is alive.
+class _AliasGroup:
+    __slots__ = ("refs", "limit")
+
+    def __init__(self, first):
+        self.refs = [weakref.ref(first)]
+        self.limit = 8
+
+    def add(self, tensor) -> None:
+        if len(self.refs) >= self.limit:  # drop dead members now and then (amortised)
+            self.refs = [r for r in self.refs if r() is not None]
+            self.limit = max(8, 2 * len(self.refs))
+        self.refs.append(weakref.ref(tensor))
+
+
+def link_aliases(source, view) -> None:
+    """Record that `view`'s data shares `source`'s storage (when it really does)."""
+    if view.data._base is None and view.data is not source.data:
+        return  # the op had to copy (reshape of a non-contiguous tensor, for one)
+    group = getattr(source, "_alias", None)
+    if group is None:
+        group = source._alias = _AliasGroup(source)
+    group.add(view)
+    view._alias = group
+
+
+def live_aliases(tensor) -> int:
+    """How many other live tensors share `tensor`'s storage (as far as handgrad knows)."""
+    group = getattr(tensor, "_alias", None)
+    if group is None:
+        return 0
+    return sum(1 for r in group.refs if r() is not None and r() is not tensor)
+
+
+def unlink_aliases(tensor) -> None:
+    """`tensor` now has storage of its own (it was rebound by an in-place op)."""
+    group = getattr(tensor, "_alias", None)
+    if group is not None:
+        group.refs = [r for r in group.refs if r() is not tensor]
+        tensor._alias = None
 
 
 def op_name(cls: type) -> str:

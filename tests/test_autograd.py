@@ -337,6 +337,68 @@ def test_in_place_on_a_non_leaf_takes_its_place_in_the_graph(device):
     torch.testing.assert_close(x.grad.data, 2 * torch.cos(2 * x.data) + 6)
 
 
+def test_in_place_on_a_graph_tensor_with_live_views_is_refused(device):
+    # handgrad records y.mul_(3) as a new result: a live view (or base) of y's old data
+    # would keep the old values where torch's would see the new ones, so it is refused.
+    x = hg.ones(3, device=device, requires_grad=True)
+    y = x * 2
+    view = y[0:2]
+    for target, made_by in ((view, "GetItem"), (y, "Mul")):
+        with pytest.raises(RuntimeError, match=rf"mul_: .*shape.*{made_by}.*shares its data"):
+            target.mul_(3)
+    for make_view in (lambda t: t.reshape(3, 1), lambda t: t.expand(2, 3),
+                      lambda t: t.unsqueeze(0).transpose(0, 1), lambda t: t.detach()):
+        other = make_view(y)
+        with pytest.raises(RuntimeError, match="add_: .*shares its data"):
+            y.add_(1)
+        del other
+    del view
+    y.mul_(3)  # no live view left: recorded as usual
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0, 6.0]
+
+    # A view whose base is gone is free to change, and its gradient is torch's.
+    def fn(x):
+        part = (x * 2)[0:2]
+        part.mul_(3)
+        return part
+
+    same_as_torch(fn, [0.5, -1.0, 2.0], device=device)
+    # Under no_grad the change goes into the shared storage, as in torch.
+    with hg.no_grad():
+        y = x * 2
+        y[0:2].mul_(3)
+    assert y.tolist() == [6.0, 6.0, 2.0]
+
+
+def test_views_of_a_long_lived_tensor_do_not_pile_up():
+    w = hg.randn(4, 4, requires_grad=True)
+    for _ in range(10_000):  # w.T every step, as in a hand-written layer
+        (hg.ones(2, 4) @ w.T).sum()
+    assert len(w._alias.refs) <= 16
+
+
+def test_in_place_with_an_operand_in_the_graph_records_it(device):
+    def fn(w):
+        x = w.detach() * 0 + 1  # a tensor outside the graph
+        x.add_(w)  # torch: x joins the graph
+        x.mul_(w)
+        return x
+
+    same_as_torch(fn, [0.5, -1.0, 2.0], device=device)
+
+
+def test_in_place_keeps_the_target_shape_and_dtype(device):
+    x = hg.ones(3, device=device, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"add_: .*shape \(2, 3\).*target's shape \(3,\)"):
+        y.add_(hg.ones(2, 3, device=device))
+    y.add_(hg.ones(3, dtype=hg.float64, device=device, requires_grad=True))
+    assert y.dtype == hg.float32  # as torch: the target's dtype is kept
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
 def test_item_assignment_into_a_graph_tensor_is_refused(device):
     x = hg.randn(3, device=device, requires_grad=True)
     y = x * 2

@@ -20,6 +20,8 @@ class Reshape(Function):
 
     Serves view, reshape, flatten, squeeze and unsqueeze."""
 
+    returns_view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -35,6 +37,8 @@ class Permute(Function):
 
     Serves permute, transpose, .T and .mT."""
 
+    returns_view = True
+
     @staticmethod
     def forward(ctx, x, dims):
         ctx.inverse = tuple(sorted(range(len(dims)), key=lambda i: dims[i] % len(dims)))
@@ -48,6 +52,8 @@ class Permute(Function):
 class Transpose(Function):
     """out = x with dims d0 and d1 swapped;  dx = g swapped back."""
 
+    returns_view = True
+
     @staticmethod
     def forward(ctx, x, dim0, dim1):
         ctx.dims = (dim0, dim1)
@@ -60,6 +66,8 @@ class Transpose(Function):
 
 class Expand(Function):
     """out = x broadcast to a larger shape (no copy);  dx = g summed over stretched dims."""
+
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -84,6 +92,8 @@ class GetItem(Function):
     once, so the gradient is written into a view. Advanced indices (integer tensors,
     boolean masks) may select an element several times: the gradient is scattered with
     index_add over flat positions, which adds the repeats."""
+
+    returns_view = True
 
     name = "getitem"
 
