@@ -8,11 +8,13 @@ each sample is             the batch is
 Tensor / torch tensor      a Tensor of shape ``(B, *sample_shape)`` (stacked)
 numpy array                the same, from the array (string/object arrays fail)
 numpy scalar               a Tensor of shape ``(B,)`` with the numpy dtype
-float / int / bool         a Tensor of shape ``(B,)``: float64 / int64 / bool
+float                      a Tensor of shape ``(B,)``, float64
+int / bool                 ``torch.tensor(batch)``: int64, bool, or float32 for a mix
 str / bytes                the samples, unchanged (a list)
-dict (Mapping)             a dict: each key collated over the batch
+dict (Mapping)             the same mapping type: each key collated over the batch
 namedtuple                 the same namedtuple type, each field collated
-tuple / list               a list: each position collated over the batch
+tuple                      a list: each position collated over the batch
+list (Sequence)            the same sequence type where it can be rebuilt, else a list
 =========================  ==================================================
 
 The raw torch tensors are stacked with ``torch.stack`` and wrapped once. Samples of
@@ -24,6 +26,7 @@ different shapes are an error that names the shapes (pad them in your own collat
 from __future__ import annotations
 
 import collections.abc
+import copy
 
 import numpy as np
 import torch
@@ -37,6 +40,32 @@ _TYPES_HELP = ("default_collate: batch must contain Tensors, torch tensors, nump
 
 def _is_namedtuple(x) -> bool:
     return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _same_mapping(elem, values: dict):
+    """``values`` in a mapping of ``elem``'s type, as torch does (a copy updated for a
+    mutable mapping, so a defaultdict keeps its default_factory); a dict if that fails."""
+    try:
+        if isinstance(elem, collections.abc.MutableMapping):
+            clone = copy.copy(elem)
+            clone.update(values)
+            return clone
+        return type(elem)(values)
+    except TypeError:
+        return values
+
+
+def _same_sequence(elem, values: list):
+    """``values`` in a sequence of ``elem``'s type, as torch does; a list if that fails."""
+    try:
+        if isinstance(elem, collections.abc.MutableSequence):
+            clone = copy.copy(elem)
+            for i, value in enumerate(values):
+                clone[i] = value
+            return clone
+        return type(elem)(values)
+    except TypeError:
+        return values
 
 
 def _stack(raws: list[torch.Tensor], where: str):
@@ -63,20 +92,15 @@ def _collate(batch: list, where: str):
         if isinstance(elem, np.generic) or elem.shape == ():
             return wrap(torch.as_tensor(np.asarray(batch)))
         return _stack([torch.as_tensor(x) for x in batch], where)
-    if isinstance(elem, bool):
-        return wrap(torch.tensor(batch, dtype=torch.bool))
-    if isinstance(elem, int):
-        return wrap(torch.tensor(batch, dtype=torch.int64))
+    if isinstance(elem, int):  # bools too; as torch, the dtype is inferred from every
+        return wrap(torch.tensor(batch))  # sample, so [1, 2.5] is float32, not truncated
     if isinstance(elem, float):
         return wrap(torch.tensor(batch, dtype=torch.float64))
     if isinstance(elem, str | bytes):
         return batch  # as torch: the list (or, inside a tuple sample, the tuple) as is
     if isinstance(elem, collections.abc.Mapping):
-        collated = {key: _collate([d[key] for d in batch], f"{where}[{key!r}]") for key in elem}
-        try:
-            return type(elem)(collated)
-        except TypeError:  # a Mapping type that cannot be built from a dict
-            return collated
+        return _same_mapping(elem, {key: _collate([d[key] for d in batch], f"{where}[{key!r}]")
+                                    for key in elem})
     if _is_namedtuple(elem):
         return type(elem)(*(_collate(field, f"{where}.{name}")
                             for name, field in zip(elem._fields, zip(*batch))))
@@ -85,7 +109,8 @@ def _collate(batch: list, where: str):
         if len(sizes) != 1:
             raise RuntimeError(f"default_collate: each element in list of batch should be of "
                                f"equal size, got lengths {sorted(sizes)}{where}")
-        return [_collate(column, f"{where}[{i}]") for i, column in enumerate(zip(*batch))]
+        collated = [_collate(column, f"{where}[{i}]") for i, column in enumerate(zip(*batch))]
+        return collated if isinstance(elem, tuple) else _same_sequence(elem, collated)
     raise TypeError(_TYPES_HELP.format(type(elem)))
 
 
@@ -110,15 +135,11 @@ def default_convert(data):
     if isinstance(data, str | bytes):
         return data
     if isinstance(data, collections.abc.Mapping):
-        converted = {key: default_convert(value) for key, value in data.items()}
-        try:
-            return type(data)(converted)
-        except TypeError:
-            return converted
+        return _same_mapping(data, {key: default_convert(value) for key, value in data.items()})
     if _is_namedtuple(data):
         return type(data)(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
-    if isinstance(data, list):
-        return [default_convert(d) for d in data]
+    if isinstance(data, collections.abc.Sequence):
+        return _same_sequence(data, [default_convert(d) for d in data])
     return data

@@ -1,6 +1,6 @@
 """default_collate / default_convert against torch's: same structure, dtypes and values."""
 
-from collections import namedtuple
+from collections import defaultdict, namedtuple
 
 import numpy as np
 import pytest
@@ -24,6 +24,8 @@ SAMPLES = {
     "floats": [0.5, 1.5, 2.5],
     "ints": [1, 2, 3],
     "bools": [True, False, True],
+    "ints then floats": [1, 2.5, 3],  # torch.tensor infers float32: nothing truncated
+    "bools then ints": [True, 2, False],
     "strings": ["a", "bb", "c"],
     "tuples": [(torch.ones(2) * i, i, "s") for i in range(3)],
     "lists": [[i, float(i)] for i in range(3)],
@@ -51,6 +53,13 @@ def test_namedtuple_type_is_kept():
     assert type(out) is Point and out.y.data.tolist() == [0, 1, 2]
 
 
+def test_mapping_type_is_kept_as_torch_keeps_it():
+    samples = [defaultdict(list, a=i) for i in range(3)]
+    ours, theirs = hd.default_collate(samples), torch_collate(samples)
+    assert type(ours) is type(theirs) is defaultdict and ours.default_factory is list
+    assert type(hd.default_convert(samples[0])) is type(torch_convert(samples[0]))
+
+
 def test_collate_errors_name_the_problem():
     with pytest.raises(RuntimeError, match=r"shapes \[\(2,\), \(3,\)\].*custom collate_fn"):
         hd.default_collate([torch.ones(2), torch.ones(3)])
@@ -68,7 +77,7 @@ def test_collate_errors_name_the_problem():
 
 @pytest.mark.parametrize("sample", [
     torch.ones(2), np.ones(3), np.float64(2.0), 3, "s", (np.ones(1), 2), [np.zeros(1)],
-    {"a": np.ones(2), "b": "x"}, Point(np.ones(1), 1),
+    {"a": np.ones(2), "b": "x"}, Point(np.ones(1), 1), range(3), [range(2), np.ones(1)],
 ])
 def test_default_convert_matches_torch(sample, same_batch):
     same_batch(hd.default_convert(sample), torch_convert(sample))
