@@ -3,7 +3,8 @@
 ``DataLoader(dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
 worker_init_fn=None, multiprocessing_context=None, generator=None, *,
-prefetch_factor=None, persistent_workers=False)`` gives every argument PyTorch's
+prefetch_factor=None, persistent_workers=False, pin_memory_device="", in_order=True)``
+(torch's signature) gives every argument PyTorch's
 meaning, raises PyTorch's errors for contradictory arguments, and draws from the random
 generator in PyTorch's order (one int64 "base seed" per iterator, then the sampler), so
 with the same ``torch.Generator`` seed it yields the same batches as torch.
@@ -29,7 +30,8 @@ Workers stop when the epoch ends, when the iterator is garbage-collected (a ``br
 out of the loop), at interpreter exit, and by themselves when the parent process dies.
 A worker that dies (killed, out of memory) is reported with its pid and exit code.
 
-Left out: iterable-style datasets, ``in_order=False``, distributed sharding.
+Left out: iterable-style datasets, out-of-order batches (``in_order=False`` is accepted
+and still yields in order), distributed sharding.
 """
 
 from __future__ import annotations
@@ -449,7 +451,10 @@ class DataLoader:
       0 = no limit) bounds the wait for one batch; ``worker_init_fn(worker_id)`` runs in
       each worker after seeding; ``prefetch_factor`` (default 2) batches per worker are
       loaded ahead; ``persistent_workers`` keeps the workers between epochs.
-    - ``pin_memory`` pins batches in page-locked memory when CUDA is available.
+    - ``pin_memory`` pins batches in page-locked memory when CUDA is available
+      (``pin_memory_device``, deprecated in torch, is accepted and ignored).
+    - ``in_order=False`` allows torch to yield batches out of order; handgrad always
+      yields them in the sampler's order, which that setting permits.
     """
 
     _INITIALIZED_ATTRIBUTES = ("batch_size", "batch_sampler", "sampler", "drop_last",
@@ -461,7 +466,8 @@ class DataLoader:
                  worker_init_fn=None, multiprocessing_context=None,
                  generator: torch.Generator | None = None, *,
                  prefetch_factor: int | None = None,
-                 persistent_workers: bool = False) -> None:
+                 persistent_workers: bool = False, pin_memory_device: str = "",
+                 in_order: bool = True) -> None:
         self._initialized = False
         if num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 "
@@ -520,7 +526,13 @@ class DataLoader:
             collate_fn = default_collate if self._auto_collation else default_convert
         self.collate_fn = collate_fn
         self.persistent_workers = persistent_workers
+        self.pin_memory_device = pin_memory_device
+        self.in_order = in_order
         self._pin = pin_memory and torch.cuda.is_available()
+        if pin_memory and pin_memory_device:
+            warnings.warn(f"DataLoader: pin_memory_device is deprecated (as in torch) and "
+                          f"ignored; pinned memory serves CUDA (pin_memory_device="
+                          f"{pin_memory_device!r})", stacklevel=2)
         if pin_memory and not self._pin:
             warnings.warn("DataLoader: pin_memory=True but CUDA is not available; batches are "
                           "not pinned", stacklevel=2)

@@ -186,6 +186,26 @@ def test_contradictory_arguments_raise_torchs_errors(kwargs):
     assert str(torch_error.value) in str(our_error.value)
 
 
+def test_signature_is_torchs():
+    """Every argument of torch's DataLoader, by the same name, kind and default, so code
+    written for torch's loader runs unchanged."""
+    import inspect
+
+    def params(cls):
+        return [(p.name, p.kind, p.default)
+                for p in inspect.signature(cls.__init__).parameters.values()]
+
+    assert params(hd.DataLoader) == params(tud.DataLoader)
+
+
+def test_in_order_false_and_pin_memory_device_are_accepted(same_batches):
+    """in_order=False lets torch yield batches out of order; in order is one valid answer.
+    pin_memory_device is torch's (deprecated) companion of pin_memory."""
+    ours = hd.DataLoader(hd.TensorDataset(X, Y), batch_size=5, num_workers=2,
+                         in_order=False, pin_memory_device="")
+    same_batches(ours, tud.DataLoader(tud.TensorDataset(X, Y), batch_size=5))
+
+
 def test_attributes_are_frozen_after_init():
     loader = hd.DataLoader(range(4), batch_size=2)
     with pytest.raises(ValueError, match="batch_size attribute should not be set"):
