@@ -52,6 +52,8 @@ _CONFIG_FLAGS = ("dataset", "data_seed", "hidden", "activation", "batch_norm", "
                  "batch_size", "clip_grad", "seed")
 # what may change when resuming (the rest must match the checkpoint's run)
 _RESUMABLE = ("epochs",)
+# the optimizers that use --momentum (build_optimizer)
+_MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -147,11 +149,19 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLP
         return MLPConfig.from_dict({**config.to_dict(), **given})
     dataset = given.get("dataset", "clusters")
     base = REFERENCE_CONFIGS.get(dataset, MLPConfig(dataset))
-    return MLPConfig.from_dict({**base.to_dict(), **given})
+    config = MLPConfig.from_dict({**base.to_dict(), **given})
+    if "momentum" in given and config.optimizer not in _MOMENTUM_OPTIMIZERS:
+        raise ValueError(f"--momentum applies to sgd and rmsprop only; {config.optimizer} "
+                         f"would ignore it. Leave it out, or add --optimizer sgd")
+    return config
 
 
 def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name}: not a device torch knows; use cpu, cuda or "
+                         f"cuda:N ({error})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available here (torch "
                          f"{torch.__version__}, no GPU found); use --device cpu")
@@ -324,18 +334,23 @@ def _summary(results: dict) -> str:
     if "train_loss" in last:
         parts.append(f"final train loss {last['train_loss']:.4f}")
     done, this_run = results["epochs_done"], results["epochs_this_run"]
-    epochs = f"{done} epochs" if done == this_run else f"epochs {done - this_run + 1}-{done}"
-    parts.append(f"{epochs} in {results['fit_seconds']:.2f}s")
+    if this_run == 0:
+        parts.append(f"no epochs left: the run was complete after {done} epochs")
+    else:
+        epochs = f"{done} epochs" if done == this_run else f"epochs {done - this_run + 1}-{done}"
+        parts.append(f"{epochs} in {results['fit_seconds']:.2f}s")
     return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     from handgrad.train import CheckpointError, NonFiniteLossError, load_checkpoint
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     saved = None
     try:
+        if args.threads < 0:
+            raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
         if args.resume:
             _, meta = load_checkpoint(args.resume)
             saved = ((meta.get("state") or {}).get("config"))
@@ -343,6 +358,9 @@ def run(args: argparse.Namespace) -> int:
                 raise CheckpointError(f"{args.resume} holds no run config: it was not written "
                                       "by `handgrad train mlp`")
         config = config_from_args(args, saved)
+        if (args.download or args.data_root) and config.dataset != "mnist":
+            raise ValueError(f"--download and --data-root apply to --dataset mnist only (the "
+                             f"only dataset read from files); {config.dataset} needs neither")
         resolve_device(args.device)
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"handgrad train mlp: {error}", file=sys.stderr)

@@ -73,6 +73,11 @@ class MLPConfig:
         if self.epochs < 1 or self.batch_size < 1 or any(h < 1 for h in self.hidden):
             raise ValueError(f"MLPConfig: epochs, batch_size and hidden widths must be "
                              f"positive (got {self.epochs}, {self.batch_size}, {self.hidden})")
+        if not self.lr > 0:
+            raise ValueError(f"MLPConfig: lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "momentum", "clip_grad"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"MLPConfig: {name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         """JSON-ready (the hidden widths as a list)."""

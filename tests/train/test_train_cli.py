@@ -162,6 +162,36 @@ def test_clear_errors(tmp_path, capsys):
         main(["train", "mlp", "--hidden", "a,b"])
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "tpu"], "--device tpu: not a device"),
+    (["--lr", "-1"], "lr must be positive"),
+    (["--lr", "0"], "lr must be positive"),
+    (["--weight-decay", "-0.1"], "weight_decay must be >= 0"),
+    (["--momentum", "-0.5"], "momentum must be >= 0"),
+    (["--clip-grad", "-1"], "clip_grad must be >= 0"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum applies to sgd and rmsprop"),
+    (["--download"], "--download and --data-root apply to --dataset mnist only"),
+    (["--dataset", "digits", "--data-root", "somewhere"], "apply to --dataset mnist only"),
+    (["--threads", "-2"], "--threads must be >= 0"),
+])
+def test_bad_combinations_are_refused_with_the_reason(tmp_path, capsys, flags, message):
+    """Refused before any training, with exit status 2 and one line that says why: no
+    traceback, and no flag silently ignored."""
+    assert main(["train", "mlp", *flags, "--out", str(tmp_path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "mlp", "--dataset", "clusters", "--out", str(out), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["train", "mlp", "--resume", str(out / "checkpoint.safetensors"),
+                 "--out", str(out), "--quiet", "--no-plots"]) == 0
+    assert "no epochs left: the run was complete after 1 epochs" in capsys.readouterr().out
+
+
 def test_nan_loss_stops_the_command_with_the_step(tmp_path, capsys):
     code = main(["train", "mlp", "--dataset", "regression", "--optimizer", "sgd", "--lr",
                  "1e6", "--scheduler", "none", "--out", str(tmp_path), *TINY])
@@ -180,6 +210,14 @@ def test_help_names_every_flag(capsys):
     with pytest.raises(SystemExit):
         main(["train", "mlp", "--help"])
     text = capsys.readouterr().out
+    import argparse
+
+    from handgrad.models.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for action in parser._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
     for flag in ("--dataset", "--hidden", "--activation", "--batch-norm", "--dropout",
                  "--optimizer", "--lr", "--epochs", "--batch-size", "--scheduler", "--device",
                  "--seed", "--out", "--resume"):
