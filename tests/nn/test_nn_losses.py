@@ -229,9 +229,37 @@ def test_fused_cross_entropy_matches_its_composition():
                  lambda x, y: _composed_cross_entropy(x, y, weight, 3, 0.1), x, y)
 
 
-def test_fused_linear_matches_its_composition():
-    _grads_agree(F.linear, lambda x, w, b: x @ w.T + b, _randn(2, 3, 5), _randn(4, 5),
-                 _randn(4))
+def test_fused_cross_entropy_with_probabilities_matches_its_composition():
+    weight = hg.tensor(_randn(4, seed=2).abs())
+
+    def composed(x, t):  # q = w ((1 - eps) t + eps / C), l = -sum_c q log p, mean over N
+        q = ((1 - 0.2) * t + 0.2 / 4) * weight.reshape(1, -1, 1)
+        return -(q * x.log_softmax(1)).sum(1).mean()
+
+    _grads_agree(lambda x, t: F.cross_entropy(x, t, weight=weight, label_smoothing=0.2),
+                 composed, _randn(5, 4, 3), _randn(5, 4, 3, seed=1).softmax(1))
+
+
+def test_fused_nll_loss_matches_its_composition():
+    weight = hg.tensor(_randn(4, seed=2).abs())
+
+    def composed(x, y):
+        valid = y != 3
+        safe = hg.where(valid, y, 0)
+        w_y = weight.index_select(0, safe.reshape(-1)).reshape(safe.shape) * valid
+        return -(x.gather(1, safe.unsqueeze(1)).squeeze(1) * w_y).sum() / w_y.sum()
+
+    _grads_agree(lambda x, y: F.nll_loss(x, y, weight=weight, ignore_index=3), composed,
+                 _randn(6, 4, 2), _classes((6, 2), 4, ignore=3))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_matches_its_composition(bias):
+    if bias:
+        _grads_agree(F.linear, lambda x, w, b: x @ w.T + b, _randn(2, 3, 5), _randn(4, 5),
+                     _randn(4))
+    else:
+        _grads_agree(F.linear, lambda x, w: x @ w.T, _randn(2, 3, 5), _randn(4, 5))
 
 
 def test_fused_batch_norm_matches_its_composition():
@@ -241,6 +269,17 @@ def test_fused_batch_norm_matches_its_composition():
         return (x - mean) / (var + 1e-5).sqrt() * w.reshape(1, -1, 1) + b.reshape(1, -1, 1)
 
     _grads_agree(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), composed,
+                 _randn(4, 3, 5), _randn(3), _randn(3))
+
+
+def test_fused_batch_norm_in_evaluation_matches_its_composition():
+    mean, var = hg.tensor(_randn(3, seed=3)), hg.tensor(_randn(3, seed=4).abs() + 0.5)
+
+    def composed(x, w, b):
+        scale = (var + 1e-5).rsqrt() * w
+        return (x - mean.reshape(1, -1, 1)) * scale.reshape(1, -1, 1) + b.reshape(1, -1, 1)
+
+    _grads_agree(lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=False), composed,
                  _randn(4, 3, 5), _randn(3), _randn(3))
 
 
@@ -267,6 +306,18 @@ def test_fused_layer_norm_matches_its_composition():
 ], ids=["mse", "l1", "smooth_l1", "bce_with_logits", "bce"])
 def test_fused_losses_match_their_composition(fused, composed):
     _grads_agree(fused, composed, _randn(4, 3), _randn(4, 3, seed=1).sigmoid())
+
+
+def test_fused_bce_with_logits_and_both_weights_matches_its_composition():
+    weight, pos_weight = hg.tensor(_randn(3, seed=2).abs()), hg.tensor(_randn(3, seed=3).abs())
+
+    def composed(x, t):  # -w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))
+        return -(weight * (pos_weight * t * x.sigmoid().log()
+                           + (1 - t) * (1 - x.sigmoid()).log())).mean()
+
+    _grads_agree(lambda x, t: F.binary_cross_entropy_with_logits(x, t, weight=weight,
+                                                                 pos_weight=pos_weight),
+                 composed, _randn(4, 3), _randn(4, 3, seed=1).sigmoid())
 
 
 def test_fused_hinge_loss_matches_its_composition():
@@ -304,3 +355,50 @@ def test_binary_losses_refuse_mismatched_shapes_and_bad_probabilities():
 def test_mse_warns_when_it_broadcasts_like_torch():
     with pytest.warns(UserWarning, match="different to the input size"):
         F.mse_loss(hg.randn(3, 2), hg.randn(3, 1))
+
+
+@pytest.mark.parametrize("name, options", [
+    ("CrossEntropyLoss", {}), ("CrossEntropyLoss", {"label_smoothing": 0.1}),
+    ("CrossEntropyLoss", {"weighted": True, "label_smoothing": 0.1}), ("NLLLoss", {}),
+    ("NLLLoss", {"weighted": True}),
+], ids=["ce", "ce-smoothing", "ce-weighted-smoothing", "nll", "nll-weighted"])
+def test_every_target_ignored_gives_nan_loss_and_zero_gradient_like_torch(name, options):
+    """'mean' over no counted position is 0/0 = nan, as in torch; the gradient is 0 (no
+    position contributes), not nan, so one all-padding batch cannot poison the weights."""
+    options = dict(options)
+    weight = _randn(4, seed=5).abs() if options.pop("weighted", False) else None
+    ours = getattr(nn, name)(None if weight is None else hg.tensor(weight), ignore_index=1,
+                             **options)
+    theirs = getattr(torch.nn, name)(weight, ignore_index=1, **options)
+    x_t = _randn(3, 4).log_softmax(1).requires_grad_()
+    x_h = hg.tensor(x_t.detach(), requires_grad=True)
+    target = torch.tensor([1, 1, 1])
+    out_h, out_t = ours(x_h, hg.tensor(target)), theirs(x_t, target)
+    assert out_h.data.isnan() and out_t.isnan()
+    out_h.backward()
+    out_t.backward()
+    assert torch.equal(x_h.grad.data, x_t.grad) and not x_t.grad.any()
+
+
+@pytest.mark.parametrize("weight_shape", [(5,), (3,), (4, 1)])
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
+def test_class_weight_of_the_wrong_shape_is_refused(loss, weight_shape):
+    with pytest.raises(HandgradError, match=r"weight must hold one per class \(4: .*got shape"):
+        loss(hg.randn(3, 4), hg.tensor([0, 1, 2]), weight=hg.ones(*weight_shape))
+
+
+@pytest.mark.parametrize("loss, extra", [
+    (F.binary_cross_entropy, {}), (F.binary_cross_entropy_with_logits, {}),
+    (F.binary_cross_entropy_with_logits, {"pos_weight": "big"}),
+])
+def test_binary_weights_that_would_grow_the_loss_are_refused(loss, extra):
+    """torch refuses a weight that broadcasts to more than the input's shape; it would
+    silently average over the copies."""
+    x, t = hg.rand(4, 3), hg.rand(4, 3)
+    big = hg.ones(2, 4, 3)
+    kwargs = {"pos_weight": big} if extra else {"weight": big}
+    with pytest.raises(HandgradError, match=r"(pos_)?weight of shape \(2, 4, 3\).*\(4, 3\)"):
+        loss(x, t, **kwargs)
+    # weights that broadcast to the input's shape are fine
+    loss(x, t, weight=hg.ones(3))
+    loss(x, t, weight=hg.ones(4, 1))

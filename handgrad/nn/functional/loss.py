@@ -86,6 +86,16 @@ def _pick(op: str, x, index, target, ignore_index):
             f"{_describe(x)}, target {_describe(target)})") from None
 
 
+def _nonzero(denominator):
+    """The 'mean' denominator for backward: 1 where it is 0. Then no position counted
+    (all targets ignored) means a zero gradient, as in torch, where g / 0 would have made
+    it nan (the forward's 0 / 0 = nan loss is torch's too). On the CPU, reading the value
+    costs less than an op; on a GPU it would wait for the device, so an op it is there."""
+    if denominator.is_cuda:
+        return torch.where(denominator == 0, 1, denominator)
+    return denominator if denominator.item() != 0 else torch.ones_like(denominator)
+
+
 def _target_weights(index, valid, weight):
     """w[y_i] per position, 0 where the target is ignored; without class weights, the
     mask itself (bool: arithmetic with it promotes to the float dtype)."""
@@ -153,7 +163,7 @@ class CrossEntropy(Function):
         if reduction == "none":
             h = g.unsqueeze(0) if ctx.unbatched else g
         else:
-            h = g / ctx.denominator if reduction == "mean" else g
+            h = g / _nonzero(ctx.denominator) if reduction == "mean" else g
         # q_i = (1 - eps) w[y_i] onehot(y_i) + eps w / C (valid positions only)
         hot = (h * w_target).unsqueeze(1)  # h_i w[y_i], (N, 1, *)
         if eps:
@@ -262,20 +272,31 @@ class NLLLoss(Function):
         if reduction == "none":
             h = g.unsqueeze(0) if unbatched else g
         else:
-            h = g / ctx.denominator if reduction == "mean" else g
+            h = g / _nonzero(ctx.denominator) if reduction == "mean" else g
         dx = torch.zeros(shape, dtype=g.dtype, device=g.device)
         dx.scatter_(1, index, (-h * w_target).unsqueeze(1).expand(index.shape))
         return (dx.squeeze(0) if unbatched else dx), None, None, None, None
 
 
-def _class_index_checks(op: str, input, target) -> None:
-    """Clear messages for the two usual mistakes: wrong dtype, wrong shape."""
+def _check_class_weight(op: str, input, weight) -> None:
+    classes = input.shape[0 if input.ndim == 1 else 1]
+    if weight is not None and tuple(weight.shape) != (classes,):
+        raise HandgradError(
+            f"{op}: weight must hold one per class ({classes}: the size of the input's "
+            f"dim {0 if input.ndim == 1 else 1}), got shape {tuple(weight.shape)} (input "
+            f"shape {tuple(input.shape)})")
+
+
+def _class_index_checks(op: str, input, target, weight=None) -> None:
+    """Clear messages for the usual mistakes: wrong dtype, wrong shape (of the target or
+    of the class weights)."""
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise HandgradError(
             f"{op}: class-index targets must be integers (int64), got {_describe(target)}; "
             f"use target.long(). (Probability targets must have the input's shape, "
             f"{tuple(input.shape)}.)")
     expected = tuple(input.shape[:1]) + tuple(input.shape[2:]) if input.ndim != 1 else ()
+    _check_class_weight(op, input, weight)
     if tuple(target.shape) != expected:
         raise HandgradError(
             f"{op}: input of shape {tuple(input.shape)} (classes on dim "
@@ -300,9 +321,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise HandgradError(
                 f"cross_entropy: probability targets must have the input's dtype, input "
                 f"{_describe(input)}, target {_describe(target)}")
+        _check_class_weight("cross_entropy", input, weight)
         return CrossEntropyProbabilities.apply(input, target, weight, label_smoothing,
                                                reduction)
-    _class_index_checks("cross_entropy", input, target)
+    _class_index_checks("cross_entropy", input, target, weight)
     return CrossEntropy.apply(input, target, weight, ignore_index, label_smoothing,
                               reduction)
 
@@ -313,7 +335,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
     reduction = legacy_reduction("nll_loss", size_average, reduce, reduction)
     if input.ndim == 0:
         raise HandgradError("nll_loss: input must have a class dim, got a 0-d tensor")
-    _class_index_checks("nll_loss", input, target)
+    _class_index_checks("nll_loss", input, target, weight)
     return NLLLoss.apply(input, target, weight, ignore_index, reduction)
 
 
@@ -545,18 +567,31 @@ class HingeLoss(Function):
         return ds, dy, None, None
 
 
-def _same_size(op: str, input, target) -> None:
+def _same_size(op: str, input, target, **weights) -> None:
+    """Target of the input's shape; weights that broadcast to it (not beyond: torch
+    refuses what would silently average the loss over copies)."""
     if target.shape != input.shape:
         raise ValueError(
             f"{op}: using a target size ({tuple(target.shape)}) that is different to the "
             f"input size ({tuple(input.shape)}) is not supported; give them the same shape")
+    for name, weight in weights.items():
+        if weight is None:
+            continue
+        try:
+            fits = torch.broadcast_shapes(weight.shape, input.shape) == input.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise HandgradError(
+                f"{op}: {name} of shape {tuple(weight.shape)} does not broadcast to the "
+                f"input's shape {tuple(input.shape)}")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """-w (t log p + (1 - t) log(1 - p)) for probabilities p (after a sigmoid)."""
     reduction = legacy_reduction("binary_cross_entropy", size_average, reduce, reduction)
-    _same_size("binary_cross_entropy", input, target)
+    _same_size("binary_cross_entropy", input, target, weight=weight)
     if input.device.type == "cpu" and ((input.data < 0) | (input.data > 1)).any():
         raise HandgradError(
             "binary_cross_entropy: all elements of input should be between 0 and 1 (they "
@@ -570,7 +605,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     (broadcast along the last dim, one per class)."""
     reduction = legacy_reduction("binary_cross_entropy_with_logits", size_average, reduce,
                                  reduction)
-    _same_size("binary_cross_entropy_with_logits", input, target)
+    _same_size("binary_cross_entropy_with_logits", input, target, weight=weight,
+               pos_weight=pos_weight)
     return BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction)
 
 
