@@ -28,6 +28,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "784-256-256-10 MLP training step vs torch.nn + torch.optim; FLOP rate vs matmuls"),
     (("train", "mlp"), "handgrad.models.cli",
      "train a reference MLP (clusters ... mnist) with the Learner: curves, checkpoint, results"),
+    (("bench", "data"), "handgrad.data.benchmark",
+     "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
      "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k"),
 ]

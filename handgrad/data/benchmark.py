@@ -12,7 +12,12 @@ what a training loop pays each epoch by default), and epochs on already-running
 workers (``persistent_workers=True``, "warm"). It reports the median of ``--repeats``
 epochs and the speed-up over ``num_workers=0``.
 
-Run: ``python -m handgrad.data.benchmark [--workload sleep,cpu] [--workers 0,1,2,4]``.
+Run: ``handgrad bench data [--workload sleep,cpu] [--workers 0,1,2,4] [--json PATH]``
+(or ``python -m handgrad.data.benchmark``, the same flags). ``--quick`` runs a tiny
+setting that checks the benchmark works (CI), not what workers buy.
+
+It lives here, next to the DataLoader it measures, rather than in ``handgrad/bench``:
+it times handgrad alone (workers against no workers), with no torch reference.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 
 import torch
 
@@ -74,18 +80,25 @@ def _epoch_seconds(loader) -> float:
     return time.perf_counter() - start
 
 
+def _loader(dataset, batch_size: int, num_workers: int, **options) -> DataLoader:
+    """A DataLoader, without the warning for more workers than CPUs: here that is the
+    point (overlapping sleeps), and the table's header says how many CPUs there are."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DataLoader: num_workers=")
+        return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, **options)
+
+
 def measure(workload: str, workers: list[int], items: int, batch_size: int, item_ms: float,
             repeats: int) -> list[dict]:
     spin = calibrate_spin(item_ms) if workload == "cpu" else 0
     dataset = ExpensiveDataset(items, workload, item_ms, spin)
     rows = []
     for num_workers in workers:
-        cold = [_epoch_seconds(DataLoader(dataset, batch_size=batch_size,
-                                          num_workers=num_workers)) for _ in range(repeats)]
+        cold = [_epoch_seconds(_loader(dataset, batch_size, num_workers))
+                for _ in range(repeats)]
         row = {"workload": workload, "num_workers": num_workers, "cold_s": statistics.median(cold)}
         if num_workers > 0:
-            loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                persistent_workers=True)
+            loader = _loader(dataset, batch_size, num_workers, persistent_workers=True)
             _epoch_seconds(loader)  # starts the workers
             row["warm_s"] = statistics.median(_epoch_seconds(loader) for _ in range(repeats))
             loader._iterator._shutdown()
@@ -101,13 +114,25 @@ def measure(workload: str, workers: list[int], items: int, batch_size: int, item
     return rows
 
 
-def machine() -> str:
+def machine() -> dict:
+    """What the figures were measured on (the load average matters: workers compete for
+    the same cores as everything else)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count()
-    return (f"{platform.machine()}, {cpus} CPUs usable, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+    return {"cpu": platform.machine(), "cpus_usable": cpus,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "load_average": round(os.getloadavg()[0], 2)}
+
+
+def _machine_line(info: dict) -> str:
+    return (f"{info['cpu']}, {info['cpus_usable']} CPUs usable, Python {info['python']}, "
+            f"torch {info['torch']}, load average {info['load_average']:.1f}")
+
+
+# --quick: two workloads, a handful of items, 0 and 2 workers, one epoch each.
+_QUICK = {"workers": "0,2", "items": 16, "batch_size": 4, "item_ms": 2.0, "repeats": 1}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,21 +145,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--item-ms", type=float, default=5.0,
                         help="cost of one __getitem__ in milliseconds")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per setting")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quick", action="store_true",
+                        help="16 items of 2 ms, 0 and 2 workers, one epoch: checks the "
+                             "benchmark runs, not the speed-up")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    settings = {"workloads": args.workload, "workers": args.workers, "items": args.items,
+                "batch_size": args.batch_size, "item_ms": args.item_ms,
+                "repeats": args.repeats}
+    if args.quick:
+        settings.update(_QUICK)
+    workloads = [w for w in settings["workloads"].split(",") if w]
+    unknown = sorted(set(workloads) - {"sleep", "cpu"})
+    try:
+        workers = [int(w) for w in str(settings["workers"]).split(",")]
+    except ValueError:
+        workers = []
+    if unknown or not workloads:
+        raise ValueError(f"--workload: choose sleep and/or cpu, got {settings['workloads']!r}")
+    if not workers or any(w < 0 for w in workers):
+        raise ValueError(f"--workers wants comma-separated counts >= 0 such as 0,1,2,4, got "
+                         f"{settings['workers']!r}")
+    if min(settings["items"], settings["batch_size"], settings["repeats"]) < 1:
+        raise ValueError("--items, --batch-size and --repeats must be positive")
+    return {**settings, "workloads": workloads, "workers": workers}
 
 
 def run(args: argparse.Namespace) -> int:
-    workers = [int(w) for w in args.workers.split(",")]
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"handgrad bench data: {error}", file=sys.stderr)
+        return 2
     results = []
-    for workload in args.workload.split(","):
-        results += measure(workload, workers, args.items, args.batch_size, args.item_ms,
-                           args.repeats)
+    for workload in settings["workloads"]:
+        results += measure(workload, settings["workers"], settings["items"],
+                           settings["batch_size"], settings["item_ms"], settings["repeats"])
+    info = machine()
     if args.json:
-        print(json.dumps({"machine": machine(), "results": results}, indent=2))
-        return 0
-    print(f"# {machine()}")
-    print(f"# {args.items} items of {args.item_ms} ms, batch size {args.batch_size}, median "
-          f"of {args.repeats} epochs")
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "data", "quick": args.quick, "machine": info,
+                       "settings": settings, "results": results}, f, indent=2)
+            f.write("\n")
+    print("# handgrad bench data: DataLoader workers on an expensive __getitem__"
+          + (" (--quick: checks it runs, not the speed-up)" if args.quick else ""))
+    print(f"# {_machine_line(info)}")
+    print(f"# {settings['items']} items of {settings['item_ms']} ms, batch size "
+          f"{settings['batch_size']}, median of {settings['repeats']} epochs")
     print("| workload | num_workers | epoch, cold (s) | speed-up | epoch, warm (s) | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
