@@ -105,6 +105,9 @@ class Module:
     submodules in __init__ (after super().__init__()), write forward()."""
 
     training: bool
+    # state_dict entries a checkpoint may lack (loading keeps the current value), like
+    # BatchNorm's num_batches_tracked, which older torch checkpoints do not have
+    _optional_state_keys: tuple[str, ...] = ()
     _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Tensor | None]
     _modules: dict[str, Module | None]
@@ -331,13 +334,18 @@ class Module:
         """Copy parameters and buffers from `state_dict` (handgrad or torch tensors, or
         numpy arrays) into this module, in place. With strict=True, missing and
         unexpected keys are errors; a shape mismatch is always one. Returns
-        (missing_keys, unexpected_keys)."""
+        (missing_keys, unexpected_keys). A module's `_optional_state_keys` may be
+        missing (kept as they are), as torch allows for num_batches_tracked."""
         own = self.state_dict(keep_vars=True)
+        optional = {f"{prefix}.{key}" if prefix else key
+                    for prefix, module in self.named_modules()
+                    for key in module._optional_state_keys}
         missing, errors = [], []
         with no_grad():
             for key, target in own.items():
                 if key not in state_dict:
-                    missing.append(key)
+                    if key not in optional:
+                        missing.append(key)
                     continue
                 value = _as_raw(state_dict[key], key)
                 if value.shape != target.shape:
@@ -348,13 +356,13 @@ class Module:
                     continue
                 target.data.copy_(value)
         unexpected = [key for key in state_dict if key not in own]
-        if strict:
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in missing) + ".")
+        if strict:  # torch's order: missing, unexpected, then the size mismatches
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: "
                               + ", ".join(f'"{k}"' for k in unexpected) + ".")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: "
+                              + ", ".join(f'"{k}"' for k in missing) + ".")
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(errors))

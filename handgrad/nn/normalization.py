@@ -25,6 +25,7 @@ class _BatchNorm(Module):
     1 / batches seen) instead of an exponential one."""
 
     ranks: tuple[int, ...] = ()
+    _optional_state_keys = ("num_batches_tracked",)  # absent from old torch checkpoints
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None,

@@ -142,6 +142,7 @@ def test_load_state_dict_reports_missing_unexpected_and_shape_mismatch():
     message = str(info.value)
     assert 'Missing key(s) in state_dict: "2.bias"' in message
     assert 'Unexpected key(s) in state_dict: "2.gain"' in message
+    assert message.index("Missing") < message.index("Unexpected")  # torch's order
     result = net.load_state_dict(broken, strict=False)
     assert result.missing_keys == ["2.bias"] and result.unexpected_keys == ["2.gain"]
     wrong = dict(good)
@@ -151,6 +152,25 @@ def test_load_state_dict_reports_missing_unexpected_and_shape_mismatch():
                            r"with shape \(4, 3\) from checkpoint, the shape in current model "
                            r"is \(2, 3\)"):
             net.load_state_dict(wrong, strict=strict)
+
+
+def test_a_state_dict_without_num_batches_tracked_loads_like_torch():
+    """torch accepts (plain-dict) checkpoints from before BatchNorm counted its batches:
+    the count is kept as it is."""
+    saved = {k: v for k, v in torch.nn.Sequential(torch.nn.Linear(2, 3),
+                                                  torch.nn.BatchNorm1d(3)).state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    saved["1.running_mean"] = torch.full((3,), 0.5)
+    ours = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    ours[1].num_batches_tracked.data.fill_(7)
+    result = ours.load_state_dict(saved)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert ours[1].num_batches_tracked.item() == 7
+    assert torch.equal(ours[1].running_mean.data, torch.full((3,), 0.5))
+    other = dict(saved)
+    del other["1.running_var"]  # any other missing key is still an error
+    with pytest.raises(RuntimeError, match='Missing key.*"1.running_var"'):
+        ours.load_state_dict(other)
 
 
 def test_non_persistent_buffers_stay_out_of_the_state_dict():
