@@ -380,8 +380,9 @@ class ProgressBar(Callback):
 
     def after_batch(self, learner) -> None:
         if self.bar is not None and learner.training:
-            self.bar.update(1)
+            # The postfix first: the redraw that update() triggers then shows this batch.
             self.bar.set_postfix(loss=f"{learner.history.running('loss'):.4f}", refresh=False)
+            self.bar.update(1)
 
     def after_train(self, learner) -> None:
         self._close()

@@ -27,6 +27,7 @@ from handgrad.train import (
     LRSchedulerCallback,
     NaNGuard,
     NonFiniteLossError,
+    ProgressBar,
     SaveCheckpoint,
     accuracy,
     confusion_matrix,
@@ -304,6 +305,34 @@ def test_epoch_table_prints_a_header_and_one_row_per_epoch():
     assert lines[0].split() == ["epoch", "train_loss", "train_accuracy", "valid_loss",
                                 "valid_accuracy", "lr", "time"]
     assert lines[2].split()[0] == "2/2"
+
+
+def test_progress_bar_shows_the_running_loss_of_every_batch():
+    """A bar per epoch over the training batches; when it redraws after a batch, it shows
+    the running mean loss including that batch (the postfix is set before the update)."""
+    import io
+
+    stream = io.StringIO()
+    bar = ProgressBar(disable=False, file=stream)
+    at_update, expected = [], []
+
+    class Spy:
+        order = 49  # just before the bar: wrap its update, note the loss it should show
+
+        def after_batch(self, learner):
+            if not learner.training:
+                return
+            expected.append(f"loss={learner.history.running('loss'):.4f}")
+            if learner.batch_index == 0:
+                update = bar.bar.update
+                bar.bar.update = lambda n=1: (at_update.append(bar.bar.postfix), update(n))
+
+    learner = make_run(callbacks=[bar, Spy()])
+    learner.fit(2)
+    assert at_update == expected and len(expected) == 2 * len(learner.train_dl)
+    text = stream.getvalue()
+    assert "epoch 1/2" in text and "epoch 2/2" in text  # (redraws: every 0.1 s at most)
+    assert bar.bar is None  # closed after each training phase
 
 
 # ----------------------------------------------------------------------------- checkpoints
