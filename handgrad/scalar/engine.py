@@ -177,12 +177,15 @@ class Value:
     def relu(self) -> Value:
         # max(a, 0):  d/da = 1 if a > 0 else 0   (0 at the kink, as in PyTorch)
         a = self.data
-        if a > 0:
+        if a > 0 or a != a:  # a != a: nan passes through (gradient 1), as in PyTorch
             return _node(a, (self,), (1.0,), "relu")
         return _node(0.0, (self,), (0.0,), "relu")
 
     def leaky_relu(self, negative_slope: float = 0.01) -> Value:
-        # a if a > 0 else slope*a:  d/da = 1 if a > 0 else slope   (PyTorch's default slope)
+        # a if a > 0 else slope*a:  d/da = 1 if a > 0 else slope   (PyTorch's default slope;
+        # at the kink a = 0 the gradient is the slope, as in PyTorch)
+        if type(negative_slope) is not float:
+            negative_slope = _as_number(negative_slope, "leaky_relu(negative_slope=...)")
         a = self.data
         if a > 0:
             return _node(a, (self,), (1.0,), "leaky_relu")
@@ -203,7 +206,14 @@ class Value:
         built-in `sum` builds): less memory and a faster backward. Plain numbers may be
         mixed in; they add to the result and get no gradient.
         """
-        children = values if type(values) is tuple else tuple(values)
+        if type(values) is tuple:
+            children = values
+        else:
+            try:
+                children = tuple(values)
+            except TypeError:
+                raise TypeError(f"Value.sum({type(values).__name__}): pass an iterable of "
+                                "Values, as in Value.sum([a, b, c])") from None
         total = 0.0
         try:
             for v in children:
@@ -220,15 +230,20 @@ class Value:
 
     # ---- backward -------------------------------------------------------------------
 
-    def backward(self, gradient: float = 1.0) -> None:
+    def backward(self, gradient: float | None = 1.0) -> None:
         """Fill `grad` of every Value this one depends on: v.grad += d(self)/d(v) * gradient.
+
+        `gradient` is one plain number, d(final result)/d(self); None means 1.0, as in
+        PyTorch.
 
         Leaves (Values you made yourself) *accumulate* across calls, as in PyTorch;
         zero them before each step. Intermediate Values get the gradient of this call.
         The graph is kept, so calling backward twice is allowed (and adds twice).
         Works for graphs of any depth: the walk is a loop over a list, not recursion.
         """
-        seed = _as_number(gradient, "backward(gradient=...)")
+        if not isinstance(self, Value):  # Value.backward(outputs) with a list, say
+            raise _not_a_value_error(self)
+        seed = 1.0 if gradient is None else _gradient_seed(gradient)
         if not self._prev:  # a leaf: d(self)/d(self) = 1
             self.grad += seed
             return
@@ -351,8 +366,10 @@ def _power(a: float, b: float) -> float:
     """a ** b with IEEE's answers where Python raises or goes complex (as in PyTorch)."""
     try:
         out = a**b
-    except (ZeroDivisionError, OverflowError):  # 0.0 ** -1, 10.0 ** 1000
-        odd = b % 2 == 1
+    except (ZeroDivisionError, OverflowError):  # 0.0 ** -1, 10.0 ** 1000, (-10.0) ** 1001
+        if a < 0 and not b.is_integer():  # (-10.0) ** 1000.5 overflows as a complex number
+            return _NAN
+        odd = b % 2 == 1  # an odd integer exponent keeps the sign of the base
         return -_INF if odd and math.copysign(1.0, a) < 0 else _INF
     if type(out) is complex:  # a negative base with a fractional exponent
         return _NAN
@@ -370,9 +387,39 @@ def _power_grad_exponent(a: float, b: float, out: float) -> float:
     # d(a**b)/db = a**b * log(a); PyTorch defines it as 0 at a == 0 for b >= 0
     if a > 0:
         return out * math.log(a)
-    if a == 0:
-        return 0.0 if b >= 0 else -_INF  # inf * log(0)
+    if a == 0:  # log(0) = -inf; for b < 0, a**b is +-inf (-inf for -0.0 and an odd b)
+        return 0.0 if b >= 0 else out * -_INF
     return _NAN  # log of a negative number (or nan)
+
+
+def _gradient_seed(gradient) -> float:
+    """backward's `gradient` as a float, or a clear error saying what to pass instead."""
+    if type(gradient) is float:
+        return gradient
+    if isinstance(gradient, numbers.Real):
+        return float(gradient)
+    if isinstance(gradient, Value):
+        raise TypeError(f"Value.backward(gradient={gradient!r}): pass a plain number, "
+                        "gradient.data; the backward pass works on plain numbers (this engine "
+                        "computes no gradients of gradients)")
+    if isinstance(gradient, (str, bytes)):
+        raise TypeError(f"Value.backward(gradient={gradient!r}): the gradient is one real "
+                        "number (int or float)")
+    try:
+        size = f"{len(gradient)} numbers"
+    except TypeError:
+        size = type(gradient).__name__
+    raise TypeError(f"Value.backward(gradient=...): a Value is one number, so its gradient is "
+                    f"one number, not {size}; for arrays use the tensor engine (handgrad.tensor)")
+
+
+def _not_a_value_error(thing) -> TypeError:
+    what = type(thing).__name__
+    if isinstance(thing, (list, tuple)):
+        what = f"a {what} of {len(thing)}"
+    return TypeError(f"Value.backward: expected a Value, got {what}. backward() starts from "
+                     "one scalar; to backpropagate from several outputs, add them into one "
+                     "first: Value.sum(outputs).backward()")
 
 
 def _cycle_error(node: Value, child: Value) -> ValueError:

@@ -129,6 +129,11 @@ CORNERS = [
     (lambda a: a / 0.0, 2.0),
     (lambda a: 0.0**a, 2.0),
     (lambda a: (-2.0) ** a, 0.5),
+    (lambda a: a.relu(), math.nan),  # torch passes nan through, with gradient 1
+    (lambda a: a.abs(), math.nan),
+    (lambda a: a.sigmoid(), math.nan),
+    (lambda a: a**1000.5, -10.0),  # negative base, fractional exponent, huge: nan, not inf
+    (lambda a: a**1001, -10.0),  # negative base, odd exponent, overflow: -inf
 ]
 
 
@@ -153,6 +158,22 @@ def test_leaky_relu_slope_at_zero_and_pow_with_value_exponent_at_zero():
         ts = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (0.0, 2.0)]
         torch_fn(*ts).backward()
         assert [v.grad for v in vs] == [t.grad.item() for t in ts]
+
+
+@pytest.mark.parametrize("base", [-2.0, -0.0, 0.0, 2.0])
+@pytest.mark.parametrize("exponent", [-2.0, -1.0, -0.5, 0.0, 0.5, 2.0, 3.0])
+def test_pow_with_a_value_exponent_at_a_base_of_zero_or_below_matches_torch(base, exponent):
+    """a ** b with both Values where log(a) is undefined: d/db = a**b * log(a) is nan for
+    a < 0, 0 at a = 0 with b >= 0, and a**b * (-inf) at a = 0 with b < 0, as in torch."""
+    a, b = Value(base), Value(exponent)
+    out = a**b
+    out.backward()
+    ta, tb = (torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (base, exponent))
+    expected = ta**tb
+    expected.backward()
+    torch.testing.assert_close(torch.tensor([out.data, a.grad, b.grad], dtype=torch.float64),
+                               torch.stack([expected.detach(), ta.grad, tb.grad]),
+                               equal_nan=True)
 
 
 # ---- random graphs -------------------------------------------------------------------
@@ -311,6 +332,31 @@ def test_other_misuse_is_a_clear_error():
         (Value(1.0) * 2).backward([1.0, 2.0])
     with pytest.raises(TypeError, match="sum"):
         Value.sum([Value(1.0), "x"])
+    with pytest.raises(TypeError, match=r"Value.sum\(\[a, b, c\]\)"):
+        Value.sum(Value(1.0))  # one Value, not an iterable of them
+    with pytest.raises(TypeError, match="negative_slope"):
+        Value(-1.0).leaky_relu("0.1")
+    with pytest.raises(TypeError, match="negative_slope"):
+        Value(-1.0).leaky_relu(Value(0.1))  # would make data a Value
+
+
+def test_backward_misuse_is_a_clear_error():
+    out = Value(1.0) * 2
+    with pytest.raises(TypeError, match=r"one number.*2 numbers"):
+        out.backward([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"plain number.*gradient\.data"):
+        out.backward(Value(2.0))  # no gradients of gradients: say so
+    with pytest.raises(TypeError, match="real number"):
+        out.backward("1")
+    outputs = [Value(1.0) * 2, Value(2.0) * 3]  # e.g. a Layer's several outputs
+    with pytest.raises(TypeError, match=r"list.*Value\.sum"):
+        Value.backward(outputs)
+
+
+def test_backward_with_gradient_none_means_one_as_in_torch():
+    a = Value(3.0)
+    (a * a).backward(None)
+    assert a.grad == 6.0
 
 
 def test_data_from_other_number_types():
