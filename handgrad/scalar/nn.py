@@ -12,6 +12,7 @@ the point), batching, and everything else in the tensor engine's `handgrad.nn`.
 
 from __future__ import annotations
 
+import numbers
 import random
 from collections.abc import Sequence
 from operator import mul
@@ -56,6 +57,8 @@ class Neuron(Module):
 
     def __init__(self, nin: int, nonlin: str | bool = "relu", rng: random.Random | None = None,
                  label: str = "") -> None:
+        if not isinstance(nin, numbers.Integral) or nin < 0:
+            raise ValueError(f"Neuron({nin!r}): nin is the number of inputs, an int 0 or more")
         uniform = (rng or random).uniform
         self.nin = nin
         self.nonlin = _nonlin_name(nonlin)
@@ -86,9 +89,12 @@ class Layer(Module):
 
     def __init__(self, nin: int, nout: int, nonlin: str | bool = "relu",
                  rng: random.Random | None = None, label: str = "") -> None:
+        if not isinstance(nout, numbers.Integral) or nout < 1:
+            raise ValueError(f"Layer({nin!r}, {nout!r}): nout is the number of neurons, "
+                             "an int of at least 1")
         self.nin, self.nout = nin, nout
         self.neurons = [Neuron(nin, nonlin, rng, label=f"{label}n{j}.") for j in range(nout)]
-        self.nonlin = self.neurons[0].nonlin if self.neurons else _nonlin_name(nonlin)
+        self.nonlin = self.neurons[0].nonlin
 
     def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
         out = [n(x) for n in self.neurons]
@@ -111,6 +117,13 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Sequence[int], nonlin: str | bool = "relu",
                  output_nonlin: str | bool = "linear", rng: random.Random | None = None) -> None:
+        nouts = list(nouts)
+        if not nouts:
+            raise ValueError(f"MLP({nin!r}, []): give at least one layer size, "
+                             "as in MLP(2, [16, 16, 1])")
+        if not all(isinstance(n, numbers.Integral) and n >= 1 for n in nouts):
+            raise ValueError(f"MLP({nin!r}, {nouts!r}): every layer size must be an int of "
+                             "at least 1")
         sizes = [nin, *nouts]
         self.layers = [
             Layer(sizes[i], sizes[i + 1], nonlin if i < len(nouts) - 1 else output_nonlin, rng,

@@ -70,6 +70,14 @@ def test_misuse_is_a_clear_error():
         Neuron(3)([1.0, 2.0])  # micrograd's zip would silently drop a weight
     with pytest.raises(ValueError, match="unknown nonlin 'gelu'"):
         Neuron(3, nonlin="gelu")
+    with pytest.raises(ValueError, match=r"Layer\(2, 0\).*at least 1"):
+        Layer(2, 0)  # would return an empty list
+    with pytest.raises(ValueError, match=r"MLP\(2, \[\]\).*at least one layer"):
+        MLP(2, [])  # would return its input unchanged
+    with pytest.raises(ValueError, match=r"MLP\(2, \[4, 0, 1\]\).*at least 1"):
+        MLP(2, [4, 0, 1])
+    with pytest.raises(ValueError, match=r"Neuron\(-1\).*0 or more"):
+        Neuron(-1)
 
 
 def test_seeded_models_are_reproducible():
