@@ -16,9 +16,6 @@ import torch
 import handgrad
 from handgrad.scalar import LECTURE_XS, LECTURE_YS, MLP, Value, make_moons
 
-pytestmark = pytest.mark.skipif(not hasattr(handgrad, "tensor"),
-                                reason="the tensor engine (handgrad.tensor) is not there yet")
-
 
 def tensor_params(model: MLP):
     """One (W, b) pair of tensor-engine leaves per layer; W is (nin, nout), b is (nout,)."""
