@@ -402,3 +402,14 @@ def test_binary_weights_that_would_grow_the_loss_are_refused(loss, extra):
     # weights that broadcast to the input's shape are fine
     loss(x, t, weight=hg.ones(3))
     loss(x, t, weight=hg.ones(4, 1))
+
+
+def test_hinge_loss_refuses_zero_labels():
+    """0/1 labels are the usual slip: with them the loss is silently wrong (a 0 label
+    contributes margin and no gradient)."""
+    scores = hg.randn(4)
+    with pytest.raises(HandgradError,
+                       match=r"hinge_loss: labels must be -1 or \+1, got 0.*2 \* y - 1"):
+        nn.HingeLoss()(scores, hg.tensor([1, 0, 1, 0]))
+    nn.HingeLoss()(scores, hg.tensor([1, -1, 1, -1]))  # int labels are fine
+    nn.HingeLoss()(scores, hg.tensor([1.0, -1.0, 1.0, -1.0]))

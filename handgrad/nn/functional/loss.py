@@ -612,6 +612,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 def hinge_loss(scores, targets, margin=1.0, reduction="mean"):
     """mean(max(0, margin - targets * scores)) for labels targets in {-1, +1} (the SVM
-    loss; torch's HingeEmbeddingLoss is a different loss, of distances)."""
+    loss; torch's HingeEmbeddingLoss is a different loss, of distances). A 0 label, the
+    usual slip (0/1 labels), is refused on the CPU (checking on a GPU would wait for the
+    device); other values are taken as given, so the labels can be differentiated."""
     _check_reduction("hinge_loss", reduction)
+    if targets.device.type == "cpu" and not targets.data.all():
+        raise HandgradError(
+            f"hinge_loss: labels must be -1 or +1, got 0 (targets {_describe(targets)}); "
+            "for 0/1 labels y pass 2 * y - 1")
     return HingeLoss.apply(scores, targets, margin, reduction)
