@@ -10,6 +10,16 @@ forward math; `backward()` is then one loop that applies the chain rule,
 
 to every node, visiting a node only after every node that uses it.
 
+Coming from micrograd: there each op stores a `_backward` closure that does the
+`+=` itself. Here each op stores only the numbers that closure would multiply by (for
+`a * b` they are `b` and `a`), computed during the forward pass, and one loop in
+`backward()` does every `+=`. Same chain rule; no function object per node (faster,
+and no reference cycle, so a graph is freed as soon as it goes out of scope).
+
+Reading order: the ops (binary, reflected, unary, `sum`), then `backward()`, then the
+helpers at the bottom: `_node` makes an op's output, the rest handle bad input and the
+IEEE corners (division by zero, overflow) where Python would raise.
+
 What it leaves out: arrays (use the tensor engine, `handgrad.tensor`), gradients of
 gradients (the backward pass works on plain numbers, not Values), in-place ops.
 
@@ -36,8 +46,10 @@ _ONE_ONE = (1.0, 1.0)  # d(a + b)/da, d(a + b)/db: shared, one tuple for every a
 # any graph: sorting by it (newest first) visits every node after all the nodes that
 # use it. That is the whole topological sort -- no recursion, no depth limit.
 _creation_counter = itertools.count()
-_by_creation = attrgetter("_order")
-_new_object = object.__new__
+# Module-level names for what the hot paths call: a global lookup is cheaper than an
+# attribute lookup, and these run once per node.
+_by_creation = attrgetter("_order")  # the sort key: v -> v._order
+_new_object = object.__new__  # makes a bare Value without running __init__
 
 
 class Value:
@@ -248,8 +260,11 @@ class Value:
             self.grad += seed
             return
         # 1. Collect the nodes made by ops that lead here (breadth first: the loop walks
-        #    the list while it grows) and zero their grad. Leaves are not collected and
-        #    keep their grad: that is what makes them accumulate across calls.
+        #    the list while it grows) and zero their grad, so that each one ends up with
+        #    exactly this call's gradient (micrograd skips this: a second backward then
+        #    adds onto stale intermediate grads and passes wrong sums to the leaves).
+        #    Leaves are not collected and keep their grad: that is what makes them
+        #    accumulate across calls.
         nodes = [self]
         seen = {self}
         for node in nodes:
@@ -262,8 +277,9 @@ class Value:
                         nodes.append(child)
                     if child._order >= order:  # only an edited `_prev` can do this
                         raise _cycle_error(node, child)
-        # 2. Newest first is a topological order (see _creation_counter); apply the
-        #    chain rule once per edge.
+        # 2. Newest first is a topological order (see _creation_counter): when the loop
+        #    reaches a node, every node that uses it has already added its share, so
+        #    node.grad is complete. Apply the chain rule once per edge.
         nodes.sort(key=_by_creation, reverse=True)
         self.grad = seed
         for node in nodes:
@@ -357,7 +373,7 @@ def _divide(a: float, b: float) -> float:
     try:
         return a / b
     except ZeroDivisionError:
-        if a == 0 or a != a:
+        if a == 0 or a != a:  # 0/0, or a is nan (nan is the one float not equal to itself)
             return _NAN
         return math.copysign(_INF, a) * math.copysign(1.0, b)
 
