@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dataset == "lecture":
         model, losses = train_lecture(steps=args.steps, seed=args.seed, on_step=on_step)
+        bar.total = bar.n  # it stops once the loss is below 1e-4: end the bar at 100%
         bar.close()
         reached = losses[-1] < 1e-4
         print(f"lecture: loss {losses[-1]:.3g} after {len(losses) - 1} steps"
