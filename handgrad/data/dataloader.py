@@ -262,7 +262,7 @@ class _WorkerPool:
         self._options = {"force": False}
         self._finalizer = weakref.finalize(self, _shutdown_workers, self.processes,
                                            self.task_conns, self.result_conns,
-                                           self.epoch_value, self._options)
+                                           self.epoch_value, self._options, os.getpid())
 
     @property
     def alive(self) -> bool:
@@ -312,9 +312,14 @@ def _default_context():
     return multiprocessing.get_context()
 
 
-def _shutdown_workers(processes, task_conns, result_conns, epoch_value, options) -> None:
+def _shutdown_workers(processes, task_conns, result_conns, epoch_value, options,
+                      owner_pid: int) -> None:
     """Stop the workers: skip queued tasks, send each a stop message, wait, terminate
-    stragglers, close the pipes. Runs once (weakref.finalize)."""
+    stragglers, close the pipes. Runs once (weakref.finalize), and only in the process
+    that started them: a process forked later (another loader's worker) inherits this
+    pool in its copy of memory, and may collect it there if it was unreachable garbage."""
+    if os.getpid() != owner_pid:
+        return
     epoch_value.value = -1  # every queued task is now stale and is skipped
     if options["force"]:
         for process in processes:

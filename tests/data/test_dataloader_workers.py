@@ -247,6 +247,43 @@ def test_workers_stop_after_the_epoch_and_when_abandoned():
     assert wait_until(lambda: all(process_gone(pid) for pid in pids), seconds=6)
 
 
+_INHERITED_POOL_SCRIPT = """
+import handgrad.data as hd
+
+class Failing:
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        if i == 4:
+            raise KeyError(i)
+        return i
+
+try:
+    list(hd.DataLoader(Failing(), batch_size=2, num_workers=2))
+except KeyError:
+    pass  # the traceback held the iterator: its pool is now garbage in a cycle
+for _ in range(2):
+    assert len(list(hd.DataLoader(range(6), batch_size=2, num_workers=2))) == 3
+print("done")
+"""
+
+
+def test_a_worker_never_shuts_down_pools_it_inherited():
+    """A pool that is garbage in a reference cycle when workers fork is garbage in their
+    copy of memory too; when their garbage collector ran its shutdown, they joined
+    processes that are not their children ('AssertionError: can only join a child
+    process' on stderr) and sent stop messages to another process's workers."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _INHERITED_POOL_SCRIPT], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    assert "can only join a child process" not in done.stderr, done.stderr
+    assert "Exception ignored" not in done.stderr, done.stderr
+
+
 def _live_children():
     import multiprocessing
 
