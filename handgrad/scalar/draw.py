@@ -83,10 +83,13 @@ def to_dot(root: Value, rankdir: str = "LR", max_nodes: int | None = 500) -> str
         f"  rankdir={rankdir};",
         '  node [fontname="Helvetica", fontsize=11];',
     ]
+    # Graphviz lays a record's fields out at right angles to rankdir, and braces turn
+    # them once more: with braces in LR (and none in TB) a record reads across the page.
+    open_, close = ("{ ", " }") if rankdir in ("LR", "RL") else ("", "")
     for v in nodes:
         label = _escape(v.label) if v.label else " "
-        lines.append(f'  {name[v]} [shape=record, label="{{ {label} | data {_number(v.data)} '
-                     f'| grad {_number(v.grad)} }}"];')
+        lines.append(f'  {name[v]} [shape=record, label="{open_}{label} | data {_number(v.data)} '
+                     f'| grad {_number(v.grad)}{close}"];')
     for v in nodes:
         if not v._op:
             continue

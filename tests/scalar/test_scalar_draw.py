@@ -63,6 +63,15 @@ def test_records_show_data_and_grad():
     assert source.startswith("digraph G {\n  rankdir=LR;")
 
 
+def test_records_read_across_in_either_direction():
+    # Graphviz turns a record's fields at right angles to rankdir, and braces turn them
+    # again: braces for left-to-right, none for top-to-bottom, so both read label | data | grad
+    # across the page.
+    d, _ = expression()
+    assert 'label="{ a | data 2.0000 |' in to_dot(d, rankdir="LR")
+    assert 'label="a | data 2.0000 |' in to_dot(d, rankdir="TB")
+
+
 def test_labels_with_dot_special_characters_are_escaped():
     v = Value(1.0, label='x{1}|<"y">')
     assert r'x\{1\}\|\<\"y\"\>' in to_dot(v * 2)
