@@ -235,3 +235,33 @@ def test_demo_quick(tmp_path, capsys):
     assert (tmp_path / "moons_scalar" / "decision_boundary.png").is_file()
     assert (tmp_path / "mnist5k" / "confusion_matrix.png").is_file()
     assert (tmp_path / "regression" / "fit.png").is_file()
+
+
+def test_demo_refuses_bad_flags(tmp_path, capsys):
+    assert main(["demo", "--quick", "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert "--device tpu" in capsys.readouterr().err
+    assert main(["demo", "--quick", "--threads", "-1", "--out", str(tmp_path)]) == 2
+    assert "--threads must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "demo_results.json").exists()
+
+
+def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monkeypatch, capsys):
+    """The full demo's table marks each result ok or MISSED, and the exit status follows
+    (the runs are replaced by fixed rows here: the real ones take a minute)."""
+    import handgrad.demo as demo
+
+    values = {"moons": 1.0, "clusters": 0.99, "regression": 0.2, "digits": 0.98,
+              "mnist5k": 0.95}
+
+    def row(dataset, *rest):
+        return {"dataset": dataset, "model": "m", "figure": "f", "value": values[dataset],
+                "text": str(values[dataset]), "target": "t", "seconds": 0.0, "files": []}
+
+    monkeypatch.setattr(demo, "_scalar_moons", lambda out, quick: row("moons"))
+    monkeypatch.setattr(demo, "_tensor_run", row)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert "MISSED" not in capsys.readouterr().out
+    values["mnist5k"] = 0.93
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "t MISSED" in out and "targets missed: mnist5k" in out
