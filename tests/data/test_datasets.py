@@ -213,6 +213,7 @@ def test_mnist_download_checks_sha256_and_uses_mirrors(clean_env, monkeypatch):
     (lambda b: b"\x12\x34" + b[2:], "not an IDX file"),
     (lambda b: b[:6], "truncated IDX header"),
     (lambda b: b"", "not an IDX file"),
+    (lambda b: b[:4] + b"\xff\xff\xff\xff" + b[8:], "truncated.*4294967295"),  # a size bit flipped
 ])
 def test_corrupt_idx_files(clean_env, damage, message):
     arrays = write_mnist(clean_env / "files", compress=False)

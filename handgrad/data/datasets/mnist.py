@@ -96,7 +96,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < header:
         raise DataFileError(f"{path}: truncated IDX header ({len(raw)} bytes, expected "
                             f"{header}). Delete the file and get it again.")
-    shape = struct.unpack(f">{ndim}i", raw[4:header])
+    shape = struct.unpack(f">{ndim}I", raw[4:header])  # sizes are unsigned: never negative
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         kind = "truncated" if len(raw) < expected else "longer than its header says"
