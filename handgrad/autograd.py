@@ -20,6 +20,7 @@ What this file leaves out: the Tensor class (tensor.py) and the ops (ops/).
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from typing import Any
 
@@ -41,11 +42,15 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager and decorator that sets grad mode to `mode` (restores on exit)."""
+class _GradMode:
+    """Context manager and decorator that sets grad mode to `mode` (restores on exit).
 
-    def __init__(self, mode: bool = True):
-        self.mode = bool(mode)
+    Used as a decorator, grad mode is set around every call of the function (and, for
+    a generator function, around every step of the generator, as torch does)."""
+
+    mode = True
+
+    def __init__(self):
         self._previous: list[bool] = []
 
     def __enter__(self):
@@ -61,27 +66,88 @@ class set_grad_enabled:
 
     def __call__(self, fn):
         mode = self.mode
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                with _ModeOnly(mode):
+                    steps = fn(*args, **kwargs)
+                    request = None
+                while True:
+                    with _ModeOnly(mode):
+                        try:
+                            response = steps.send(request)
+                        except StopIteration as stop:
+                            return stop.value
+                    request = yield response
+
+            return generator
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
+            with _ModeOnly(mode):
                 return fn(*args, **kwargs)
 
         return wrapper
 
 
-class no_grad(set_grad_enabled):
-    """`with handgrad.no_grad():` or `@handgrad.no_grad()`: record nothing for backward."""
+class _ModeOnly(_GradMode):
+    def __init__(self, mode: bool):
+        super().__init__()
+        self.mode = mode
 
-    def __init__(self):
-        super().__init__(False)
+
+class _NoArgumentMode(_GradMode):
+    """no_grad / enable_grad: `with no_grad():`, `@no_grad()` and bare `@no_grad`."""
+
+    def __new__(cls, fn=None):
+        if fn is None:
+            return super().__new__(cls)
+        if not callable(fn):
+            raise TypeError(f"{cls.__name__}() takes no arguments (got {fn!r}); use it as "
+                            f"`with {cls.__name__}():` or as a decorator")
+        return cls()(fn)
+
+    def __init__(self, fn=None):
+        super().__init__()
 
 
-class enable_grad(set_grad_enabled):
+class no_grad(_NoArgumentMode):
+    """`with handgrad.no_grad():`, `@handgrad.no_grad()` or `@handgrad.no_grad`: record
+    nothing for backward."""
+
+    mode = False
+
+
+class enable_grad(_NoArgumentMode):
     """Turn grad mode back on inside a `no_grad` block (context manager or decorator)."""
 
-    def __init__(self):
-        super().__init__(True)
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Set grad mode to `mode`, as torch: at once when called (`set_grad_enabled(False)`
+    as a statement works), and restored on leaving a `with` block; as a decorator it
+    sets the mode around each call only."""
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        super().__init__()
+        self.mode = bool(mode)
+        self._before = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        return self  # the mode was set by __init__
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._before
+        return False
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self._before  # decorating changes nothing outside the calls
+        return super().__call__(fn)
 
 
 # --------------------------------------------------------------------------- helpers
