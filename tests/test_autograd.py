@@ -22,6 +22,8 @@ import torch.nn.functional as TF
 import handgrad as hg
 from handgrad.autograd import Function
 
+NAN = float("nan")
+
 
 def same_as_torch(fn, *values, device="cpu", ref=None, dtype=torch.float64, seed=0):
     """fn on handgrad leaves vs `ref` (default: fn) on torch leaves: output and grads."""
@@ -444,9 +446,30 @@ KINKS = {
     "std of a constant, all dims": ([3.0, 3.0], lambda x: x.std(correction=0), None),
     "clamp at tensor bounds": ([-1.0, 0.0, 0.5, 2.0],
                                lambda x: x.clamp(x.detach() * 0 - 1, x.detach() * 0 + 0.5), None),
+    "max with a NaN": ([1.0, float("nan"), 3.0, float("nan")], lambda x: x.max(), None),
+    "min with a NaN": ([1.0, float("nan"), 3.0], lambda x: x.min(), None),
+    "clamp of a NaN": ([float("nan"), 0.5, 2.0], lambda x: x.clamp(0.0, 1.0), None),
+    "mean over dim=[] (all)": ([[1.0, 2.0], [3.0, 5.0]], lambda x: x.mean([]), None),
+    "sum over dim=[] (all)": ([[1.0, 2.0], [3.0, 5.0]], lambda x: x.sum([]), None),
+    # no degrees of freedom left: inf/nan values and gradients, exactly as torch's
+    "var, correction = n, dim": ([[1.0, 2.0, 4.0], [0.0, 0.0, 1.0]],
+                                 lambda x: x.var(1, correction=3), None),
+    "var, correction > n, dim": ([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]],
+                                 lambda x: x.var(1, correction=4), None),
+    "var, correction = n, all": ([1.0, 2.0, 4.0], lambda x: x.var(correction=3), None),
+    "var, correction > n, all": ([[1.0, 2.0], [3.0, 3.0]], lambda x: x.var(correction=5), None),
+    "var of one element": ([1.5], lambda x: x.var(), None),
+    "var of a 0-d tensor": (1.5, lambda x: x.var(), None),
+    "std, correction = n, dim": ([[1.0, 2.0, 4.0], [0.0, 0.0, 1.0]],
+                                 lambda x: x.std(1, correction=3), None),
+    "std, correction > n, dim": ([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]],
+                                 lambda x: x.std(-1, correction=5), None),
+    "std, correction = n, all": ([1.0, 2.0, 4.0], lambda x: x.std(correction=3), None),
+    "std, correction 2.5": ([1.0, 2.0, 4.0, 7.0], lambda x: x.std(correction=2.5), None),
 }
 
 
+@pytest.mark.filterwarnings("ignore:var\\(\\)|std\\(\\):UserWarning")
 @pytest.mark.parametrize("name", list(KINKS))
 def test_kink_follows_torch(name, device):
     values, fn, ref = KINKS[name]
@@ -461,6 +484,13 @@ TIES = {
     "minimum ties, 0-d": (lambda a, b: a.minimum(b), [[1.0, 2.0], [2.0, 3.0]], 2.0),
     "pow at 0: x**y": (lambda a, b: a ** b, [0.0, 0.0, 0.0, 0.0, 2.0],
                        [2.0, 0.0, -1.0, 0.5, 0.0]),
+    # where either side is NaN, torch gives the gradient to both
+    "maximum with NaNs": (lambda a, b: a.maximum(b), [NAN, 2.0, NAN, 1.0], [1.0, NAN, NAN, 1.0]),
+    "minimum with NaNs": (lambda a, b: a.minimum(b), [NAN, 2.0, NAN, 3.0], [1.0, NAN, NAN, 1.0]),
+    "clamp_min by a tensor": (lambda a, b: a.clamp_min(b), [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]),
+    "clamp_max by a tensor": (lambda a, b: a.clamp_max(b), [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]),
+    "clamp(min=tensor), broadcast": (lambda a, b: a.clamp(min=b), [[-1.0, 0.5], [2.0, 0.0]],
+                                     [0.0, 1.0]),
 }
 
 
@@ -468,6 +498,25 @@ TIES = {
 def test_tie_follows_torch(name, device):
     fn, a, b = TIES[name]
     same_as_torch(fn, a, b, device=device)
+
+
+@pytest.mark.parametrize("x, lo, hi", [
+    ([-2.0, 0.0, 0.5, 1.0, 3.0, NAN], [0.0] * 6, [1.0] * 6),  # inside, at, outside, NaN
+    ([-2.0, 0.0, 0.5, 1.0, 3.0, NAN], [1.0] * 6, [1.0] * 6),  # lo == hi
+    ([-2.0, 0.0, 0.5, 1.0, 3.0, NAN], [1.0] * 6, [0.0] * 6),  # lo > hi: hi wins
+    ([[-2.0, 0.2], [0.7, 3.0]], [0.0, 0.5], 1.0),  # bounds broadcast against x
+], ids=["inside-at-outside", "equal-bounds", "crossed-bounds", "broadcast"])
+def test_clamp_with_tensor_bounds_follows_torch(x, lo, hi, device):
+    """Tensor bounds get their own gradient, with torch's rules at ties and crossings."""
+    same_as_torch(lambda x, lo, hi: x.clamp(lo, hi), x, lo, hi, device=device)
+
+
+def test_clamp_refuses_a_number_with_a_tensor_bound():
+    x = hg.randn(3)
+    with pytest.raises(RuntimeError, match=r"bounds 0.0 and \(3,\) float32 on cpu: give both"):
+        x.clamp(0.0, hg.ones(3))
+    with pytest.raises(TypeError):
+        torch.clamp(x.data, 0.0, torch.ones(3))  # torch refuses the mix too
 
 
 def test_tie_values_are_the_documented_conventions(device):
@@ -508,3 +557,41 @@ def test_user_function_in_a_graph(device):
     y.backward()
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
     assert hg.testing.gradcheck(lambda t: _Identity.apply(t).exp(), x.detach())
+
+
+def test_grad_mode_spellings_like_torch():
+    """`@no_grad` without parentheses, generator functions, and set_grad_enabled called
+    as a statement (it takes effect at once, as torch's does)."""
+    x = hg.ones(2, requires_grad=True)
+
+    @hg.no_grad
+    def bare(t):
+        return t * 2
+
+    assert not bare(x).requires_grad and hg.is_grad_enabled()
+
+    @hg.no_grad()
+    def steps():
+        yield hg.is_grad_enabled()
+        yield hg.is_grad_enabled()
+
+    generator = steps()
+    assert next(generator) is False and hg.is_grad_enabled()  # only inside the generator
+    assert next(generator) is False and hg.is_grad_enabled()
+
+    hg.set_grad_enabled(False)
+    try:
+        assert not hg.is_grad_enabled() and not (x * 2).requires_grad
+    finally:
+        hg.set_grad_enabled(True)
+    assert hg.is_grad_enabled()
+
+    @hg.set_grad_enabled(False)
+    def decorated():
+        return hg.is_grad_enabled()
+
+    assert hg.is_grad_enabled() and decorated() is False and hg.is_grad_enabled()
+    with hg.no_grad():
+        with hg.set_grad_enabled(True):
+            assert hg.is_grad_enabled()
+        assert not hg.is_grad_enabled()

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from handgrad.autograd import Function, unbroadcast
+from handgrad.autograd import Function, HandgradError, _describe, unbroadcast
 
 
 def _shape(x):
@@ -127,7 +127,8 @@ class Pow(Function):
 
 
 class Maximum(Function):
-    """out = max(a, b) elementwise; ties split the gradient in half (as torch)."""
+    """out = max(a, b) elementwise;  da = g where a > b, db = g where b > a;
+    ties split the gradient in half, and where a NaN is involved both get g (as torch)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -137,11 +138,12 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return _tie_split(ctx, g, a > b, a == b)
+        return _tie_split(ctx, g, a < b, a > b, a == b)
 
 
 class Minimum(Function):
-    """out = min(a, b) elementwise; ties split the gradient in half (as torch)."""
+    """out = min(a, b) elementwise;  da = g where a < b, db = g where b < a;
+    ties split the gradient in half, and where a NaN is involved both get g (as torch)."""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -151,15 +153,21 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        return _tie_split(ctx, g, a < b, a == b)
+        return _tie_split(ctx, g, a > b, a < b, a == b)
 
 
-def _tie_split(ctx, g, a_wins, tie):
+def _tie_split(ctx, g, a_loses, b_loses, tie):
+    """Each input gets g where it did not lose (g / 2 at ties). A comparison with NaN is
+    false, so where either is NaN neither lost and both get g, as in torch."""
     a, b = ctx.saved_tensors
-    share = torch.where(tie, 0.5, a_wins.to(g.dtype))  # a's share of the gradient
     na, nb = ctx.needs_input_grad
-    ga = unbroadcast(g * share, a.shape) if na else None
-    gb = unbroadcast(g * (1 - share), b.shape) if nb else None
+    half = g * 0.5
+    zero = torch.zeros((), dtype=g.dtype, device=g.device)
+    ga = gb = None
+    if na:
+        ga = unbroadcast(torch.where(tie, half, torch.where(a_loses, zero, g)), a.shape)
+    if nb:
+        gb = unbroadcast(torch.where(tie, half, torch.where(b_loses, zero, g)), b.shape)
     return ga, gb
 
 
@@ -461,26 +469,45 @@ class Softplus(Function):
 
 
 class Clamp(Function):
-    """out = min(max(x, lo), hi);  dx = g where lo <= x <= hi (bounds inclusive, as torch)."""
+    """out = min(max(x, lo), hi)  (lo, hi: numbers or tensors that broadcast with x).
+
+    dx  = g where lo <= x <= hi  (bounds inclusive, as torch);
+    dlo = g where x < lo (and lo < hi when both bounds are given);
+    dhi = g where x > hi (or hi < lo, where hi wins everywhere), as torch.
+    """
 
     @staticmethod
     def forward(ctx, x, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        ctx.save_for_backward(x)
-        ctx.bounds = (min, max)
+        if isinstance(min, torch.Tensor) != isinstance(max, torch.Tensor) and \
+                min is not None and max is not None:
+            raise HandgradError(
+                f"clamp: bounds {_describe(min)} and {_describe(max)}: give both as tensors "
+                "or both as numbers (as torch), e.g. handgrad.full_like(x, value) for the "
+                "number")
+        ctx.save_for_backward(x, min, max)
+        ctx.shapes = (x.shape, _shape(min), _shape(max))
         return torch.clamp(x, min, max)
 
     @staticmethod
     def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        lo, hi = ctx.bounds
-        keep = torch.ones_like(x, dtype=torch.bool)
-        if lo is not None:
-            keep &= x >= lo
-        if hi is not None:
-            keep &= x <= hi
-        return g * keep, None, None
+        x, lo, hi = ctx.saved_tensors
+        nx, nlo, nhi = ctx.needs_input_grad
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        gx = glo = ghi = None
+        if nx:
+            keep = None if lo is None else x >= lo
+            if hi is not None:
+                keep = x <= hi if keep is None else keep & (x <= hi)
+            gx = unbroadcast(torch.where(keep, g, zero), ctx.shapes[0])
+        if nlo:
+            wins = x < lo if hi is None else (x < lo) & (lo < hi)
+            glo = unbroadcast(torch.where(wins, g, zero), ctx.shapes[1])
+        if nhi:
+            wins = x > hi if lo is None else (x > hi) | (hi < lo)
+            ghi = unbroadcast(torch.where(wins, g, zero), ctx.shapes[2])
+        return gx, glo, ghi
 
 
 class To(Function):

@@ -16,11 +16,21 @@ from handgrad.autograd import Function
 
 def _dims(dim, ndim):
     """Normalise `dim` (None, int or sequence) to a sorted tuple of non-negative dims."""
-    if dim is None:
+    if dim is None or (not isinstance(dim, int) and len(dim) == 0):  # dim=[]: all, as torch
         return tuple(range(ndim))
     if isinstance(dim, int):
         dim = (dim,)
-    return tuple(sorted(d % max(ndim, 1) for d in dim))
+    return tuple(sorted(wrap_dim(d, ndim) for d in dim))
+
+
+def wrap_dim(dim: int, ndim: int) -> int:
+    """`dim` as a non-negative index into `ndim` dims (a 0-d tensor takes 0 and -1), or
+    torch's IndexError when it is out of range."""
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-size}, {size - 1}], but got {dim})")
+    return dim % size
 
 
 def _restore(g, dims, keepdim, ndim):
@@ -69,46 +79,56 @@ class Mean(Function):
 
 
 class Var(Function):
-    """out = sum((x - mean)**2) / (n - correction);  dx = g 2 (x - mean) / (n - correction)."""
+    """out = sum((x - mean)**2) / (n - correction);  dx = g 2 (x - mean) / (n - correction).
+
+    With no degrees of freedom left (n - correction <= 0) the result is inf or nan and
+    so is the gradient, as in torch: along dims 2 / (n - correction) is taken as it
+    comes (inf at 0, negative below); over all elements dx = g * out."""
 
     @staticmethod
     def forward(ctx, x, dim=None, correction=1, keepdim=False):
         dims = _dims(dim, x.ndim)
         ctx.dims, ctx.keepdim, ctx.ndim = dims, keepdim, x.ndim
         n = int(torch.Size([x.shape[d] for d in dims]).numel()) if x.ndim else 1
-        ctx.denominator = max(n - correction, 0)
-        ctx.save_for_backward(x)
-        return torch.var(x, dim=dims if x.ndim else None, correction=correction,
-                         keepdim=keepdim)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        dims = ctx.dims if x.ndim else None
-        centered = x - x.mean(dim=dims, keepdim=True) if x.ndim else x - x
-        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
-        return g * centered * (2.0 / ctx.denominator), None, None, None
-
-
-class Std(Function):
-    """out = sqrt(var(x));  dx = g (x - mean) / ((n - correction) out),
-    0 where out == 0 (a constant input), as torch, rather than 0 * inf = nan."""
-
-    @staticmethod
-    def forward(ctx, x, dim=None, correction=1, keepdim=False):
-        out = torch.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
+        ctx.dof = n - correction
+        ctx.whole = dim is None or not x.ndim or len(dims) == x.ndim
+        out = torch.var(x, dim=dims if x.ndim else None, correction=correction,
+                        keepdim=keepdim)
         ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        dims = ctx.dims if x.ndim else None
-        centered = x - x.mean(dim=dims, keepdim=True) if x.ndim else x - x
-        g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
-        out = _restore(out, ctx.dims, ctx.keepdim, ctx.ndim)
-        grad = g * centered / (ctx.denominator * out)
-        return torch.where(out == 0, 0.0, grad), None, None, None
+        return _var_backward(ctx, g, x, out), None, None, None
+
+
+def _var_backward(ctx, g, x, var):
+    """d var / dx pushed from g (g and var as the forward returned them)."""
+    g = _restore(g, ctx.dims, ctx.keepdim, ctx.ndim)
+    if ctx.dof <= 0 and ctx.whole:
+        return (g * _restore(var, ctx.dims, ctx.keepdim, ctx.ndim)).expand(x.shape)
+    factor = 2.0 / ctx.dof if ctx.dof else float("inf")
+    centered = x - x.mean(dim=ctx.dims, keepdim=True) if x.ndim else x - x
+    return g * centered * factor
+
+
+class Std(Function):
+    """out = sqrt(var(x));  dx = d var/dx pushed from g / (2 out), with g / (2 out) taken
+    as 0 where out == 0 (a constant input), as torch, rather than 0 * inf = nan."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, correction=1, keepdim=False):
+        var = Var.forward(ctx, x, dim, correction, keepdim)
+        out = torch.sqrt(var)
+        ctx.save_for_backward(x, var, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, var, out = ctx.saved_tensors
+        g_var = torch.where(out == 0, 0.0, g / (2 * out))
+        return _var_backward(ctx, g_var, x, var), None, None, None
 
 
 class Norm(Function):
@@ -154,7 +174,8 @@ class Norm(Function):
 
 
 class MaxAll(Function):
-    """out = max (or min) over all elements;  ties share g evenly (as torch)."""
+    """out = max (or min) over all elements;  ties share g evenly (as torch; when the
+    result is NaN, the NaN entries share it)."""
 
     name = "max"
 
@@ -167,7 +188,7 @@ class MaxAll(Function):
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        hit = x == out
+        hit = (x == out) | (x.isnan() & out.isnan())
         return g * hit / hit.sum(), None
 
 
