@@ -25,11 +25,13 @@ import torch
 from handgrad import autograd
 from handgrad import ops as F
 from handgrad.autograd import HandgradError, is_grad_enabled
+from handgrad.ops.reduce import wrap_dim
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
     "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "zeros_like",
-    "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "manual_seed",
+    "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like",
+    "manual_seed",
     "exp", "log", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu",
     "leaky_relu", "elu", "gelu", "silu", "softplus", "maximum", "minimum", "clamp",
     "where", "masked_fill", "pow", "matmul", "cat", "stack", "split", "chunk", "pad",
@@ -160,6 +162,12 @@ class Tensor:
         if self._ctx is not None:
             self._ctx._retained = weakref.ref(self)
 
+    @property
+    def retains_grad(self) -> _builtin_bool:
+        """True on a non-leaf whose `.grad` is kept by backward (after `retain_grad()`)."""
+        node = self._ctx
+        return node is not None and node._retained is not None and node._retained() is self
+
     def detach(self) -> Tensor:
         """A new tensor sharing the same data, cut out of the graph."""
         out = Tensor._make(self.data, False, None)
@@ -247,8 +255,11 @@ class Tensor:
 
     # ------------------------------------------------------------------ conversion
     def to(self, *args, **kwargs) -> Tensor:
-        """.to(device), .to(dtype), .to(device, dtype), .to(other_tensor) like torch."""
+        """.to(device), .to(dtype), .to(device, dtype), .to(other_tensor) like torch;
+        `copy=True` always returns a new tensor, `non_blocking` is passed on."""
         device_, dtype_ = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)  # a hint for pinned-memory copies; safe to drop
         for a in args:
             if isinstance(a, Tensor | torch.Tensor):
                 device_, dtype_ = a.device, a.dtype
@@ -262,7 +273,7 @@ class Tensor:
             torch.device(device_).type == self.device.type and torch.device(device_).index
             is None)
         if same_device and (dtype_ is None or dtype_ == self.dtype):
-            return self
+            return F.Clone.apply(self) if copy else self
         return F.To.apply(self, device=device_, dtype=dtype_)
 
     def cpu(self) -> Tensor:
@@ -480,11 +491,7 @@ class Tensor:
         return F.Softplus.apply(self, beta, threshold)
 
     def clamp(self, min=None, max=None):  # noqa: A002 -- torch's argument names
-        if any(isinstance(b, Tensor) and b.requires_grad for b in (min, max)):
-            # Bounds that need a gradient: min(max(x, lo), hi) from where, which gives x
-            # the gradient inside [lo, hi] and each bound the gradient where it won, as torch.
-            out = self if min is None else where(self < min, min, self)
-            return out if max is None else where(out > max, max, out)
+        """Bounds may be numbers or tensors; tensor bounds get their gradient too."""
         return F.Clamp.apply(self, min, max)
 
     clip = clamp
@@ -579,7 +586,8 @@ class Tensor:
             try:
                 self.data.view(_shape_args(shape))
             except RuntimeError as error:
-                raise RuntimeError(f"view: {error} Use .reshape(...) instead.") from None
+                message = str(error).split(" Use .reshape")[0]
+                raise RuntimeError(f"view: {message} Use .reshape(...) instead.") from None
         return F.Reshape.apply(self, _shape_args(shape))
 
     def view_as(self, other):
@@ -589,28 +597,32 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
+        start, end = _wrap_dim("flatten", start_dim, self.ndim), _wrap_dim("flatten", end_dim,
+                                                                         self.ndim)
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
+        if start > end:
+            raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                               f"(shape {tuple(self.shape)})")
         shape = self.shape
         new = (*shape[:start], -1 if 0 not in shape else 0, *shape[end + 1:])
         return F.Reshape.apply(self, new)
 
     def unflatten(self, dim, sizes):
-        dim = dim % self.ndim
+        dim = _wrap_dim("unflatten", dim, self.ndim)
         return self.reshape(*self.shape[:dim], *sizes, *self.shape[dim + 1:])
 
     def squeeze(self, dim=None):
         if dim is None:
             new = tuple(n for n in self.shape if n != 1)
         else:
-            dims = {d % builtins.max(self.ndim, 1) for d in ((dim,) if isinstance(dim, _builtin_int)
-                                                    else dim)}
+            dims = {_wrap_dim("squeeze", d, self.ndim)
+                    for d in ((dim,) if isinstance(dim, _builtin_int) else dim)}
             new = tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
         return self if new == tuple(self.shape) else F.Reshape.apply(self, new)
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _wrap_dim("unsqueeze", dim, self.ndim + 1)
         return F.Reshape.apply(self, (*self.shape[:dim], 1, *self.shape[dim:]))
 
     def permute(self, *dims):
@@ -671,13 +683,20 @@ class Tensor:
         return chunk(self, chunks, dim)
 
     def unbind(self, dim=0):
+        dim = _wrap_dim("unbind", dim, self.ndim)
         return tuple(self.select(dim, i) for i in range(self.shape[dim]))
 
     def select(self, dim, index):
-        return self[(slice(None),) * (dim % self.ndim) + (index,)]
+        return self[(slice(None),) * _wrap_dim("select", dim, self.ndim) + (index,)]
 
     def narrow(self, dim, start, length):
-        return self[(slice(None),) * (dim % self.ndim) + (slice(start, start + length),)]
+        dim = _wrap_dim("narrow", dim, self.ndim)
+        if start < 0:
+            start += self.shape[dim]
+        if not (0 <= start and length >= 0 and start + length <= self.shape[dim]):
+            raise IndexError(f"narrow: start {start} and length {length} do not fit in dim "
+                             f"{dim} of shape {tuple(self.shape)}")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def __getitem__(self, index):
         if isinstance(index, tuple):
@@ -777,9 +796,10 @@ class Tensor:
         return self
 
     def clamp_(self, min=None, max=None):  # noqa: A002
-        if self._check_inplace("clamp_"):
+        bound = min if isinstance(min, Tensor) and min.requires_grad else max
+        if self._check_inplace("clamp_", bound):
             return self._rebind(self.clamp(min, max), "clamp_")
-        self.data.clamp_(min, max)
+        self.data.clamp_(_raw(min), _raw(max))
         return self
 
     def masked_fill_(self, mask, value):
@@ -821,6 +841,14 @@ class _ValuesIndices(tuple):
     indices = property(lambda self: self[1])
 
 
+def _wrap_dim(op: str, dim: int, ndim: int) -> int:
+    """A non-negative dim, or an IndexError naming the op, as torch raises."""
+    try:
+        return wrap_dim(dim, ndim)
+    except IndexError as error:
+        raise IndexError(f"{op}: {error}") from None
+
+
 def _correction(unbiased, correction):
     if correction is not None:
         return correction
@@ -835,6 +863,16 @@ def is_tensor(x) -> _builtin_bool:
     return isinstance(x, Tensor)
 
 
+def _unwrap_nested(data):
+    """Nested lists/tuples with handgrad Tensors in them, as torch tensors (torch.tensor
+    reads `[hg.tensor(1.), hg.tensor(2.)]` as it reads a list of torch tensors)."""
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, list | tuple):
+        return type(data)(_unwrap_nested(d) for d in data)
+    return data
+
+
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A new leaf tensor holding a copy of `data` (nested lists, numbers, numpy, tensors)."""
     if isinstance(data, Tensor):
@@ -842,7 +880,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     if isinstance(data, torch.Tensor):
         raw = data.detach().clone().to(dtype=dtype, device=device)
     else:
-        raw = torch.tensor(data, dtype=dtype, device=device)
+        raw = torch.tensor(_unwrap_nested(data), dtype=dtype, device=device)
     return Tensor(raw, requires_grad=requires_grad)
 
 
@@ -856,10 +894,16 @@ def from_numpy(array) -> Tensor:
 
 
 def _factory(torch_fn):
-    def make(*shape, dtype=None, device=None, requires_grad=False, generator=None):
+    def make(*shape, size=None, dtype=None, device=None, requires_grad=False,
+             generator=None):
         kwargs = {"dtype": dtype, "device": device}
         if generator is not None:
             kwargs["generator"] = generator
+        if size is not None:  # torch.zeros(size=(2, 3))
+            if shape:
+                raise TypeError(f"{torch_fn.__name__}: give the shape either as positional "
+                                f"arguments or as size=, not both")
+            shape = (size,)
         return Tensor(torch_fn(_shape_args(shape), **kwargs), requires_grad=requires_grad)
 
     make.__name__ = torch_fn.__name__
@@ -875,18 +919,21 @@ randn = _factory(torch.randn)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.full(tuple(size), fill_value, dtype=dtype, device=device),
+    return Tensor(torch.full(tuple(size), _raw(fill_value), dtype=dtype, device=device),
                   requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """arange(end), arange(start, end, step) or arange(end=n), as torch (the dtype is
+    int64 when every argument is an integer, else the default float dtype)."""
+    start, end, step = _raw(start), _raw(end), _raw(step)
     data = (torch.arange(start, dtype=dtype, device=device) if end is None
             else torch.arange(start, end, step, dtype=dtype, device=device))
     return Tensor(data, requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.linspace(start, end, steps, dtype=dtype, device=device),
+    return Tensor(torch.linspace(_raw(start), _raw(end), steps, dtype=dtype, device=device),
                   requires_grad=requires_grad)
 
 
@@ -895,11 +942,20 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return Tensor(data, requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=None, dtype=None, device=None, generator=None) -> Tensor:
-    if high is None:
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    """randint(high, size), randint(low, high, size) or randint(high=, size=), as torch:
+    integers drawn uniformly from [low, high), int64 unless `dtype` says otherwise."""
+    if size is None:  # randint(high, size): the second positional argument is the size
+        if high is None or isinstance(high, _builtin_int):
+            raise TypeError("randint: missing the size, e.g. randint(10, (3,)) or "
+                            "randint(0, 10, size=(3,))")
+        low, high, size = 0, low, high
+    elif high is None:  # randint(high, size=...)
         low, high = 0, low
     return Tensor(torch.randint(low, high, tuple(size), dtype=dtype or torch.int64,
-                                device=device, generator=generator))
+                                device=device, generator=generator),
+                  requires_grad=requires_grad)
 
 
 def randperm(n, dtype=torch.int64, device=None, generator=None) -> Tensor:
@@ -907,8 +963,9 @@ def randperm(n, dtype=torch.int64, device=None, generator=None) -> Tensor:
 
 
 def _like(torch_fn):
-    def make(other, dtype=None, device=None, requires_grad=False):
-        return Tensor(torch_fn(_raw(other), dtype=dtype, device=device),
+    def make(other, dtype=None, device=None, requires_grad=False, **kwargs):
+        # kwargs: generator (rand_like, randn_like), memory_format, as torch takes them
+        return Tensor(torch_fn(_raw(other), dtype=dtype, device=device, **kwargs),
                       requires_grad=requires_grad)
 
     make.__name__ = torch_fn.__name__
@@ -924,8 +981,18 @@ randn_like = _like(torch.randn_like)
 
 
 def full_like(other, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.full_like(_raw(other), fill_value, dtype=dtype, device=device),
+    return Tensor(torch.full_like(_raw(other), _raw(fill_value), dtype=dtype, device=device),
                   requires_grad=requires_grad)
+
+
+def randint_like(other, low=0, high=None, *, generator=None, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+    """Random integers in [low, high) of `other`'s shape (and dtype, unless `dtype`)."""
+    if high is None:
+        low, high = 0, low
+    kwargs = {} if generator is None else {"generator": generator}
+    return Tensor(torch.randint_like(_raw(other), low, high, dtype=dtype, device=device,
+                                     **kwargs), requires_grad=requires_grad)
 
 
 def manual_seed(seed: _builtin_int):
@@ -1027,10 +1094,10 @@ def cat(tensors, dim=0) -> Tensor:
         raise ValueError("cat: expected a non-empty list of tensors")
     _check_same_device("cat", tensors)
     first = tensors[0]
+    join = _wrap_dim("cat", dim, first.ndim) if first.ndim else 0
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != first.ndim or any(
-                a != b for d, (a, b) in enumerate(zip(t.shape, first.shape))
-                if d != dim % builtins.max(first.ndim, 1)):
+                a != b for d, (a, b) in enumerate(zip(t.shape, first.shape)) if d != join):
             raise HandgradError(
                 f"cat: tensor 0 has shape {tuple(first.shape)} but tensor {i} has shape "
                 f"{tuple(t.shape)}; all sizes except dim {dim} must match")
@@ -1053,10 +1120,13 @@ def stack(tensors, dim=0) -> Tensor:
 
 def split(x: Tensor, split_size_or_sections, dim=0) -> tuple:
     """Pieces of x along dim: equal pieces of a given size, or a list of sizes."""
-    size = x.shape[dim]
+    size = x.shape[_wrap_dim("split", dim, x.ndim)]
     if isinstance(split_size_or_sections, _builtin_int):
         step = split_size_or_sections
-        sizes = [builtins.min(step, size - s) for s in range(0, size, step)]
+        if step < 0 or (step == 0 and size):
+            raise ValueError(f"split: split_size must be positive, got {step} (dim {dim} of "
+                             f"shape {tuple(x.shape)})")
+        sizes = [builtins.min(step, size - s) for s in range(0, size, step)] or [0]
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != size:
@@ -1071,7 +1141,9 @@ def split(x: Tensor, split_size_or_sections, dim=0) -> tuple:
 
 def chunk(x: Tensor, chunks: _builtin_int, dim=0) -> tuple:
     """Split x into `chunks` pieces of ceil(size / chunks) (the last may be smaller)."""
-    size = x.shape[dim]
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    size = x.shape[_wrap_dim("chunk", dim, x.ndim)]
     return split(x, builtins.max(1, -(-size // chunks)), dim)
 
 

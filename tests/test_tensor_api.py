@@ -45,6 +45,14 @@ FACTORIES = {
     "zeros_like": lambda lib, d: lib.zeros_like(lib.ones(2, 3, device=d)),
     "ones_like dtype": lambda lib, d: lib.ones_like(lib.ones(2, device=d), dtype=lib.int32),
     "full_like": lambda lib, d: lib.full_like(lib.ones(2, device=d), 4.0),
+    "zeros size=": lambda lib, d: lib.zeros(size=(2, 3), device=d),
+    "ones size= dtype": lambda lib, d: lib.ones(size=[2], dtype=lib.int32, device=d),
+    "arange end=": lambda lib, d: lib.arange(end=4, device=d),
+    "arange 0-d tensor": lambda lib, d: lib.arange(lib.tensor(3), device=d),
+    "tensor of 0-d tensors": lambda lib, d: lib.tensor([lib.tensor(1.5), lib.tensor(2)],
+                                                       device=d),
+    "tensor of nested tensors": lambda lib, d: lib.tensor([[lib.tensor(1)], [lib.tensor(2)]],
+                                                          device=d),
 }
 
 
@@ -56,7 +64,13 @@ def test_factories_match_torch(name, device):
 @pytest.mark.parametrize("draw", [
     lambda lib: lib.randn(3, 4), lambda lib: lib.rand(2, 2), lambda lib: lib.randperm(6),
     lambda lib: lib.randint(0, 10, (5,)), lambda lib: lib.randn_like(lib.ones(3)),
-], ids=["randn", "rand", "randperm", "randint", "randn_like"])
+    lambda lib: lib.randint(10, (5,)), lambda lib: lib.randint(10, size=(2, 2)),
+    lambda lib: lib.randint(high=7, size=(4,), dtype=lib.int32),
+    lambda lib: lib.randint_like(lib.ones(3), 5), lambda lib: lib.randint_like(lib.ones(3), 2, 9),
+    lambda lib: lib.rand(size=(2,)),
+], ids=["randn", "rand", "randperm", "randint", "randn_like", "randint(high, size)",
+        "randint(high, size=)", "randint(high=, size=)", "randint_like(high)",
+        "randint_like(low, high)", "rand(size=)"])
 def test_random_factories_draw_what_torch_draws(draw):
     hg.manual_seed(123)
     ours = draw(hg)
@@ -341,3 +355,53 @@ def test_norm_refuses_a_bad_p():
         hg.ones(3).norm(-1)
     with pytest.raises(ValueError, match="norm: p must be a positive number"):
         hg.ones(3).norm("nuc")
+
+
+def test_to_copy_and_non_blocking_like_torch():
+    x = hg.randn(3, requires_grad=True)
+    assert x.to("cpu", non_blocking=True) is x and x.to(x.dtype) is x
+    y = x.to(x.dtype, copy=True)
+    assert y is not x and y.data.data_ptr() != x.data.data_ptr() and y.grad_fn is not None
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_retains_grad_like_torch():
+    x = hg.randn(2, requires_grad=True)
+    y = x * 2
+    assert not x.retains_grad and not y.retains_grad
+    y.retain_grad()
+    assert y.retains_grad
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.squeeze(3), lambda x: x.unsqueeze(4), lambda x: x.unsqueeze(-5),
+    lambda x: x.flatten(0, 3), lambda x: x.select(3, 0), lambda x: x.narrow(-4, 0, 1),
+    lambda x: x.unbind(3), lambda x: x.amax(3), lambda x: x.amin((0, -4)),
+    lambda x: x.var(3), lambda x: x.std(-4), lambda x: x.logsumexp(3),
+    lambda x: x.norm(dim=3), lambda x: x.split(1, dim=3), lambda x: x.chunk(2, dim=-4),
+    lambda x: hg.cat([x, x], dim=3),
+], ids=["squeeze", "unsqueeze", "unsqueeze-neg", "flatten", "select", "narrow", "unbind",
+        "amax", "amin", "var", "std", "logsumexp", "norm", "split", "chunk", "cat"])
+def test_dims_out_of_range_are_refused_like_torch(call, device):
+    """A dim past the tensor's dims raises (torch: IndexError); it used to wrap silently
+    (x.amax(3) on a 3-d tensor reduced dim 0)."""
+    x = hg.randn(2, 3, 4, device=device)
+    with pytest.raises((IndexError, RuntimeError), match=r"range of \[-\d, \d\], but got -?\d"):
+        call(x)
+    with pytest.raises((IndexError, RuntimeError)):
+        call(x.data)  # torch refuses each of these too
+
+
+def test_bad_sizes_for_flatten_narrow_split_and_chunk_are_refused(device):
+    x = hg.randn(2, 3, device=device)
+    with pytest.raises(RuntimeError, match="start_dim 1 comes after end_dim 0"):
+        x.flatten(1, 0)
+    with pytest.raises(IndexError, match="narrow: start 2 and length 2"):
+        x.narrow(1, 2, 2)
+    assert x.narrow(-1, -2, 2).tolist() == x.data.narrow(-1, -2, 2).tolist()
+    with pytest.raises(ValueError, match="split_size must be positive, got 0"):
+        x.split(0)
+    with pytest.raises(ValueError, match="chunks must be positive, got 0"):
+        x.chunk(0)
+    assert [p.shape for p in hg.zeros(0).split(2)] == [p.shape for p in torch.zeros(0).split(2)]
