@@ -311,13 +311,28 @@ class Learner:
                 named[name if seen[name] == 1 else f"{name}.{seen[name] - 1}"] = callback
         return named
 
+    def data_generators(self) -> dict[str, torch.Generator]:
+        """The torch.Generators that decide the order of the data, by name: each
+        DataLoader's `generator` ("train_dl") and a sampler's own one ("train_dl.sampler",
+        e.g. RandomSampler(generator=...), or "train_dl.batch_sampler.sampler"). Each
+        generator is listed once. Checkpoints and lr_find save and restore them."""
+        found: dict[str, torch.Generator] = {}
+        for name in ("train_dl", "valid_dl"):
+            loader = getattr(self, name, None)
+            batch_sampler = getattr(loader, "batch_sampler", None)
+            owners = (("", loader), (".sampler", getattr(loader, "sampler", None)),
+                      (".batch_sampler.sampler", getattr(batch_sampler, "sampler", None)))
+            for suffix, owner in owners:
+                generator = getattr(owner, "generator", None)
+                if isinstance(generator, torch.Generator) and not any(
+                        generator is g for g in found.values()):
+                    found[name + suffix] = generator
+        return found
+
     def state_dict(self, config: Mapping | None = None) -> dict:
         """Everything a checkpoint holds (tensors are the live ones, not copies)."""
-        generators = {}
-        for name in ("train_dl", "valid_dl"):
-            generator = getattr(getattr(self, name), "generator", None)
-            if isinstance(generator, torch.Generator):
-                generators[name] = generator.get_state()
+        generators = {name: generator.get_state()
+                      for name, generator in self.data_generators().items()}
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -358,10 +373,11 @@ class Learner:
             self.scheduler.load_state_dict(state["scheduler"])
         self.epochs_done, self.step = int(state["epoch"]), int(state["step"])
         set_rng_state(state["rng"])
+        generators = self.data_generators()
         for name, generator_state in (state.get("generators") or {}).items():
-            generator = getattr(getattr(self, name, None), "generator", None)
-            if isinstance(generator, torch.Generator):
-                generator.set_state(getattr(generator_state, "data", generator_state).cpu())
+            if name in generators:
+                generators[name].set_state(getattr(generator_state, "data",
+                                                   generator_state).cpu())
         saved_callbacks = state.get("callbacks") or {}
         for name, callback in self._stateful_callbacks().items():
             if name in saved_callbacks:

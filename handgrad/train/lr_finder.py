@@ -7,8 +7,8 @@ the learning rate growing exponentially, record the loss, and plot loss against 
 The loss first stays flat (rate too small to matter), then falls (the useful range),
 then shoots up (too large). A good rate sits on the falling slope, about ten times
 below the minimum: that is the suggestion. `lr_find` puts the model's weights, the
-optimizer's state and every random generator back afterwards, so the training that
-follows is the same as without it.
+optimizer's state and every random generator (the DataLoaders' own too) back
+afterwards, so the training that follows is the same as without it.
 
 Left out: the "steepest slope" and "valley" suggestions of fastai.
 """
@@ -87,6 +87,7 @@ def lr_find(learner: Learner, start_lr: float = 1e-7, end_lr: float = 10.0,
     model_state = _clone_state(dict(learner.model.state_dict()))
     optimizer_state = _clone_state(learner.optimizer.state_dict())
     rng_state = get_rng_state()
+    generator_states = {name: g.get_state() for name, g in learner.data_generators().items()}
     finder = LRFinder(start_lr, end_lr, num_iter)
     probe = Learner(learner.model, learner.train_dl, None, learner.loss_fn, learner.optimizer,
                     callbacks=[finder], device=learner.device)
@@ -97,6 +98,8 @@ def lr_find(learner: Learner, start_lr: float = 1e-7, end_lr: float = 10.0,
         learner.model.load_state_dict(model_state)
         learner.optimizer.load_state_dict(optimizer_state)
         set_rng_state(rng_state)
+        for name, generator in learner.data_generators().items():
+            generator.set_state(generator_states[name])  # the batch order, as it was
     result = LRFindResult(finder.lrs[:len(finder.losses)], finder.losses)
     if result.losses:
         best = min(range(len(result.losses)), key=result.losses.__getitem__)

@@ -14,7 +14,7 @@ import torch
 
 import handgrad as hg
 from handgrad import nn, optim
-from handgrad.data import DataLoader, TensorDataset
+from handgrad.data import DataLoader, RandomSampler, TensorDataset
 from handgrad.train import (
     EVENTS,
     CancelBatchException,
@@ -53,13 +53,18 @@ def make_data(n=96, seed=0):
 
 
 def make_run(seed=0, epochs=3, dropout=0.2, scheduler=True, generator=None, callbacks=(),
-             metrics=(accuracy,), lr=0.02):
-    """A fresh learner: MLP with dropout, AdamW, OneCycleLR, shuffled batches of 16."""
+             metrics=(accuracy,), lr=0.02, sampler_generator=None):
+    """A fresh learner: MLP with dropout, AdamW, OneCycleLR, shuffled batches of 16
+    (shuffled by a RandomSampler with its own generator when `sampler_generator`)."""
     train, valid = make_data()
     hg.manual_seed(seed)
     model = nn.MLP(2, [16, 16], 3, dropout=dropout)
     opt = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    train_dl = DataLoader(train, batch_size=16, shuffle=True, generator=generator)
+    if sampler_generator is not None:
+        train_dl = DataLoader(train, batch_size=16,
+                              sampler=RandomSampler(train, generator=sampler_generator))
+    else:
+        train_dl = DataLoader(train, batch_size=16, shuffle=True, generator=generator)
     valid_dl = DataLoader(valid, batch_size=10)
     sched = (optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(train_dl))
              if scheduler else None)
@@ -336,25 +341,32 @@ def test_progress_bar_shows_the_running_loss_of_every_batch():
 
 
 # ----------------------------------------------------------------------------- checkpoints
-@pytest.mark.parametrize("own_generator", [False, True], ids=["global-rng", "loader-generator"])
-def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, own_generator):
-    def generator():
-        return torch.Generator().manual_seed(7) if own_generator else None
+ORDER_SOURCES = ["global-rng", "loader-generator", "sampler-generator"]
 
+
+def generators_for(order_source: str) -> dict:
+    """make_run's arguments for one way of seeding the batch order."""
+    generator = torch.Generator().manual_seed(7)
+    return {"global-rng": {}, "loader-generator": {"generator": generator},
+            "sampler-generator": {"sampler_generator": generator}}[order_source]
+
+
+@pytest.mark.parametrize("order_source", ORDER_SOURCES)
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, order_source):
     torch.manual_seed(1)
-    whole = make_run(generator=generator())
+    whole = make_run(**generators_for(order_source))
     whole.fit(3)
 
     torch.manual_seed(1)
-    first = make_run(generator=generator(),
+    first = make_run(**generators_for(order_source),
                      callbacks=[SaveCheckpoint(tmp_path / "ckpt.safetensors", config={"a": 1})])
     first.fit(1)
     # Disturb everything the checkpoint must restore: other weights, other RNG states.
     torch.manual_seed(999)
     np.random.seed(999)
-    second = make_run(seed=5, generator=generator())
-    if own_generator:
-        second.train_dl.generator.manual_seed(12345)
+    second = make_run(seed=5, **generators_for(order_source))
+    for generator in second.data_generators().values():
+        generator.manual_seed(12345)
     state = second.load_checkpoint(tmp_path / "ckpt.safetensors")
     assert state["config"] == {"a": 1} and second.epochs_done == 1
     second.fit(3)
@@ -425,6 +437,23 @@ def test_lr_finder_restores_the_run_and_saves_its_plot(tmp_path):
     assert_same_tensors(learner.model.state_dict(), before, "weights after lr_find")
     assert torch.equal(torch.get_rng_state(), rng)
     assert learner.optimizer.param_groups[0]["lr"] == 0.02 and not learner.optimizer.state
+
+
+@pytest.mark.parametrize("order_source", ORDER_SOURCES)
+def test_a_run_after_lr_find_is_the_run_without_it(order_source):
+    """The docs promise it: weights, optimizer, schedule and every random generator --
+    including a DataLoader's or sampler's own generator, which decides the batch order --
+    are put back, so the fit that follows is bit for bit the fit without lr_find."""
+    def run(find: bool):
+        learner = make_run(seed=3, epochs=2, **generators_for(order_source))
+        if find:
+            lr_find(learner, num_iter=12)
+        learner.fit(2)
+        return learner
+
+    plain, after_find = run(False), run(True)
+    assert_same_tensors(after_find.model.state_dict(), plain.model.state_dict(), "weights")
+    assert without_time(after_find.history.epochs) == without_time(plain.history.epochs)
 
 
 # ----------------------------------------------------------------------------- metrics
