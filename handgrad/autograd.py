@@ -344,6 +344,12 @@ def _op_error(cls: type, raw: list, error: Exception) -> HandgradError:
         hint = " Move all inputs to one device first, e.g. with .to(device)."
     elif "must match the size" in message or "broadcast" in message:
         hint = " The shapes do not broadcast: check them, or reshape/unsqueeze explicitly."
+    elif "boolean" in message.lower():
+        hint = " Pass a bool tensor, e.g. x > 0 or mask.bool()."
+    elif "index" in message.lower() and "dtype" in message.lower():
+        hint = " Pass an integer index tensor, e.g. index.long()."
+    elif "step must be greater than zero" in message:
+        hint = " Negative steps are refused, as in torch: use .flip(dim) to reverse."
     elif "dtype" in message.lower() or "expected scalar type" in message.lower():
         hint = " Convert the inputs to one dtype first, e.g. with .float() or .double()."
     return HandgradError(f"{op_name(cls)}: cannot apply to inputs [{described}]: {message}.{hint}")

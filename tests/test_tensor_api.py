@@ -405,3 +405,14 @@ def test_bad_sizes_for_flatten_narrow_split_and_chunk_are_refused(device):
     with pytest.raises(ValueError, match="chunks must be positive, got 0"):
         x.chunk(0)
     assert [p.shape for p in hg.zeros(0).split(2)] == [p.shape for p in torch.zeros(0).split(2)]
+
+
+@pytest.mark.parametrize("call, hint", [
+    (lambda x: hg.where(x, x, x), r"Pass a bool tensor"),
+    (lambda x: x.masked_fill(hg.tensor([1, 0, 1]), 0.0), r"Pass a bool tensor"),
+    (lambda x: x.index_select(0, hg.tensor([0.0])), r"integer index tensor"),
+    (lambda x: x[::-1], r"use \.flip\(dim\)"),
+], ids=["where", "masked_fill", "index_select", "negative step"])
+def test_wrong_argument_kinds_get_a_hint_that_fits(call, hint):
+    with pytest.raises(RuntimeError, match=hint):
+        call(hg.randn(3))
