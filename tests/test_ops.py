@@ -245,3 +245,26 @@ def test_gradcheck_command_fails_on_a_wrong_op(capsys):
     out = capsys.readouterr().out
     assert status == 1
     assert "FAIL" in out and "0 passed, 1 failed" in out
+
+
+
+def _exp_changed_in_place(x):
+    """exp saves its output, which is then changed: torch.autograd.grad raises."""
+    y = x.exp()
+    y.mul_(1.0)
+    return y
+
+
+def test_gradcheck_command_reports_a_reference_torch_cannot_differentiate(capsys):
+    # A wrong entry (torch.autograd raises on its reference) is a failed row, not a crash.
+    register("_broken_reference_for_test", lambda x: x.exp(), ref=_exp_changed_in_place,
+             shapes=[((2, 3),)],
+             covers=(_SquareHalfGradient,))
+    try:
+        status = handgrad.cli.main(["gradcheck", "--op", "_broken_reference_for_test",
+                                    "--device", "cpu"])
+    finally:
+        REGISTRY[:] = [s for s in REGISTRY if s.name != "_broken_reference_for_test"]
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL" in out and "torch.autograd raised" in out
