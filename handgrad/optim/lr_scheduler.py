@@ -16,10 +16,13 @@ and the epoch) are used when `step(epoch)` is given an epoch (deprecated there t
 
 In order: the base class, multiplicative schedules (LambdaLR, MultiplicativeLR, StepLR,
 MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR),
-schedules of schedules (SequentialLR, ChainedScheduler), OneCycleLR, and
-ReduceLROnPlateau, which follows a metric instead of the epoch count.
+schedules of schedules (SequentialLR, ChainedScheduler), the cyclic schedules stepped
+per batch (CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR), and ReduceLROnPlateau,
+which follows a metric instead of the epoch count.
 
-Left out: CyclicLR, CosineAnnealingWarmRestarts, tensor-valued learning rates.
+Left out: tensor-valued learning rates, and a SequentialLR or ChainedScheduler placed
+after a milestone of a SequentialLR (PyTorch cannot restart those either; handgrad says
+so in its error).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from handgrad.optim.optimizer import Optimizer
@@ -37,7 +41,8 @@ from handgrad.optim.optimizer import Optimizer
 __all__ = [
     "LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR",
     "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "SequentialLR",
-    "ChainedScheduler", "OneCycleLR", "ReduceLROnPlateau",
+    "ChainedScheduler", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR",
+    "ReduceLROnPlateau",
 ]
 
 _EPOCH_DEPRECATION = (
@@ -422,6 +427,17 @@ class _SchedulerOfSchedulers(LRScheduler):
 
     _schedulers: Sequence[LRScheduler]
 
+    def get_lr(self):
+        # Reached when an outer SequentialLR restarts this one at its milestone: that
+        # needs the rate at epoch 0 in closed form, which a schedule of schedules lacks.
+        name = type(self).__name__
+        raise NotImplementedError(
+            f"A {name} cannot be restarted at a milestone of another SequentialLR: it has "
+            "no learning rate of its own, only its schedulers' (PyTorch fails here too). "
+            f"Put the {name}'s schedulers in the outer SequentialLR's list directly, with "
+            "their milestones, or make the nested one the first in the list (it then "
+            "starts at epoch 0 and is never restarted).")
+
     def state_dict(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
@@ -495,6 +511,241 @@ class ChainedScheduler(_SchedulerOfSchedulers):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = self._current_lrs()
+
+
+# --------------------------------------------------------------------------- cyclic
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov & Hutter, 2017): a cosine from initial_lr down to `eta_min` over
+    T_i epochs, then a restart at initial_lr with T_i <- T_i * T_mult:
+
+        lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    where T_cur counts the epochs since the last restart. step() adds one epoch;
+    step(epoch) jumps to any epoch, fractional ones included, so it can be called per
+    batch: `scheduler.step(epoch + i / batches_per_epoch)` (not deprecated here, as in
+    PyTorch). The two can be interleaved.
+
+    Args:
+        optimizer: the optimizer whose group `lr`s this scheduler sets.
+        T_0: epochs until the first restart (a positive int).
+        T_mult: factor by which T_i grows after each restart (an int >= 1).
+        eta_min: the lowest learning rate.
+        last_epoch: index of the last epoch done; -1 (default) starts a new schedule.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1):
+        if T_0 <= 0 or not isinstance(T_0, int):
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if T_mult < 1 or not isinstance(T_mult, int):
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, float | int):
+            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
+                             f"{type(eta_min)}")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        self._warn_outside_step()
+        return [self.eta_min + (base_lr - self.eta_min)
+                * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        """Advance one epoch, or go to `epoch` (which may be fractional); then set the
+        rates. Unlike other schedulers, this step() neither counts steps nor warns."""
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:  # a restart
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        elif epoch < 0:
+            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+        elif epoch < self.T_0:
+            self.T_i = self.T_0
+            self.T_cur = epoch
+        elif self.T_mult == 1:
+            self.T_cur = epoch % self.T_0
+        else:
+            # n restarts are done once epoch >= T_0 * (T_mult^n - 1) / (T_mult - 1)
+            n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
+            self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+            self.T_i = self.T_0 * self.T_mult ** n
+        self.last_epoch = math.floor(epoch)
+
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith, 2017), stepped once per batch.
+
+    lr goes linearly from `base_lr` up to `max_lr` over `step_size_up` steps and back
+    down over `step_size_down` (default: the same), the height scaled by
+    scale_fn(cycle) (cycles count from 1) or scale_fn(steps so far):
+
+        lr = base_lr + (max_lr - base_lr) * rise * scale_fn(...)
+
+    where `rise` goes 0 -> 1 -> 0 over each cycle. The modes are scale functions:
+    'triangular' (1), 'triangular2' (halved each cycle: 1 / 2^(cycle - 1)) and
+    'exp_range' (gamma^steps); a `scale_fn` given replaces the mode. With
+    `cycle_momentum`, momentum (SGD, RMSprop) or beta1 (Adam, AdamW) moves the opposite
+    way, from `max_momentum` down to `base_momentum` at the top of the cycle.
+
+    Args:
+        optimizer: the optimizer whose group `lr`s (and momenta) this scheduler sets.
+        base_lr, max_lr: the bounds of the cycle (one, or one per group); building the
+            scheduler sets each group's lr to base_lr.
+        step_size_up, step_size_down: steps in the rising and falling half of a cycle.
+        mode: 'triangular', 'triangular2' or 'exp_range' (ignored with scale_fn).
+        gamma: the base of 'exp_range'.
+        scale_fn: a function of one argument with values in [0, 1]. Functions and
+            lambdas are not saved by state_dict(); callable objects save `__dict__`.
+        scale_mode: 'cycle' or 'iterations': what scale_fn is given (with scale_fn only;
+            the modes set it themselves).
+        cycle_momentum: also cycle momentum, or beta1 where the optimizer has `betas`.
+        base_momentum, max_momentum: the bounds of the momentum cycle.
+        last_epoch: index of the last *batch* done; -1 (default) starts a new schedule.
+    """
+
+    def __init__(self, optimizer: Optimizer, base_lr: float | list[float],
+                 max_lr: float | list[float], step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum: float | list[float] = 0.8,
+                 max_momentum: float | list[float] = 0.9, last_epoch: int = -1):
+        _check_optimizer(optimizer)
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+
+        step_size_up = float(step_size_up)
+        step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
+        self.total_size = step_size_up + step_size_down
+        self.step_ratio = step_size_up / self.total_size
+
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError("mode is invalid and scale_fn is None (CyclicLR: use mode "
+                             f"'triangular', 'triangular2' or 'exp_range', not {mode!r}, "
+                             "or give a scale_fn)")
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("optimizer must support momentum or beta1 with "
+                                 "`cycle_momentum` option enabled (CyclicLR: "
+                                 f"{type(optimizer).__name__} has neither; pass "
+                                 "cycle_momentum=False)")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
+                                                optimizer.param_groups, strict=True):
+                    self._set_momentum(group, m_max)
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        # As in PyTorch, the initial step uses the groups' initial_lr as the lower bound
+        # (the same as base_lr unless the groups had one already); base_lr from then on.
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self) -> None:
+        """The mode's scale function (kept out of state_dict) and the scale_mode it uses."""
+        if self._scale_fn_custom is not None:
+            return
+        if self.mode == "triangular":
+            self._scale_fn_ref = self._triangular_scale_fn
+            self.scale_mode = "cycle"
+        elif self.mode == "triangular2":
+            self._scale_fn_ref = self._triangular2_scale_fn
+            self.scale_mode = "cycle"
+        elif self.mode == "exp_range":
+            self._scale_fn_ref = partial(self._exp_range_scale_fn, self.gamma)
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x: float) -> float:
+        """The height of the cycle, relative to max_lr - base_lr, at `x` (a cycle
+        number or a step count, as scale_mode says)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        return self._scale_fn_ref(x)
+
+    @staticmethod
+    def _triangular_scale_fn(x: float) -> float:
+        return 1.0
+
+    @staticmethod
+    def _triangular2_scale_fn(x: float) -> float:
+        return 1 / (2.0 ** (x - 1))
+
+    @staticmethod
+    def _exp_range_scale_fn(gamma: float, x: float) -> float:
+        return gamma ** x
+
+    def _set_momentum(self, group: dict, momentum: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+    def get_lr(self):
+        self._warn_outside_step()
+        cycle = math.floor(1 + self.last_epoch / self.total_size)  # counts from 1
+        x = 1.0 + self.last_epoch / self.total_size - cycle  # position in the cycle, [0, 1)
+        if x <= self.step_ratio:
+            scale_factor = x / self.step_ratio  # rising
+        else:
+            scale_factor = (x - 1) / (self.step_ratio - 1)  # falling
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+
+        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
+               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs, strict=True)]
+        if self.cycle_momentum:
+            for group, m_base, m_max in zip(self.optimizer.param_groups, self.base_momentums,
+                                            self.max_momentums, strict=True):
+                self._set_momentum(group, m_max - (m_max - m_base) * scale_factor * scale)
+        return lrs
+
+    def state_dict(self):
+        """As LRScheduler's, less the mode's scale function; a custom scale_fn is kept
+        as its `__dict__` if it is a callable object, as None if it is a function."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_scale_fn_ref", "_scale_fn_custom")}
+        fn = self._scale_fn_custom
+        state["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
+                                     else fn.__dict__.copy())
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        saved_fn = state_dict.pop("_scale_fn_custom", None)
+        self.__dict__.update(state_dict)
+        if saved_fn is not None:
+            self._scale_fn_custom.__dict__.update(saved_fn)
+        self._init_scale_fn()
 
 
 # --------------------------------------------------------------------------- one cycle
