@@ -1,5 +1,6 @@
 """Registry entries for the fused layer-level Functions of handgrad.nn.functional: linear,
-the losses, batch and layer norm, dropout, embedding.
+the losses, batch and layer norm, dropout, embedding, gather_gradients (module backward
+hooks).
 
 Each entry calls the public functional API with torch.nn.functional as the reference.
 torch's nll_loss backward refuses non-contiguous inputs, so its reference gets
@@ -358,3 +359,31 @@ for name, options in [("embedding_padding", {"padding_idx": 1}),
         finite_differences=False,
         note="the gradient is torch's convention, not the derivative",
     )
+
+
+# ================================================================== backward hooks
+# gather_gradients is an identity: x * y computed on the gathered x, y must have x * y's
+# gradients. The second entry's on_backward doubles x's gradient, as a module backward
+# hook returning a new grad_input does; its reference gets the same doubled gradient
+# from x + x - x.detach() (value x, gradient 2), so finite differences do not apply.
+def _gathered_product(x, y, on_backward):
+    gx, gy = HF.gather_gradients((x, y), on_backward)
+    return gx * gy
+
+
+register(
+    "gather_gradients",
+    fn=lambda x, y: _gathered_product(x, y, lambda grads: grads),
+    ref=lambda x, y: x * y,
+    shapes=[((4, 3), (4, 3)), ((2, 3, 2), (3, 2)), ((), ())],
+    covers=(HF.BackwardHookGate, HF.BackwardHookSlot),
+)
+register(
+    "gather_gradients_replaced",
+    fn=lambda x, y: _gathered_product(x, y, lambda grads: (2 * grads[0], grads[1])),
+    ref=lambda x, y: (x + x - x.detach()) * y,
+    shapes=[((4, 3), (4, 3)), ((5,), (5,))],
+    covers=(HF.BackwardHookGate, HF.BackwardHookSlot),
+    finite_differences=False,
+    note="the hook doubles x's gradient on purpose",
+)

@@ -11,6 +11,9 @@ and hand-derived backward side by side:
     normalization.py  BatchNorm, LayerNorm
     dropout.py        Dropout
     sparse.py         Embedding
+    hooks.py          BackwardHookGate, BackwardHookSlot (gather_gradients: an identity
+                      whose backward hands a group's gradients to a function, for
+                      module backward hooks)
 
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them torch.nn.functional's spelling.
@@ -31,6 +34,7 @@ from handgrad.nn.functional.activation import (
     tanh,
 )
 from handgrad.nn.functional.dropout import Dropout, dropout
+from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, linear
 from handgrad.nn.functional.loss import (
     BinaryCrossEntropy,
@@ -59,12 +63,13 @@ __all__ = [
     "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax",
     "log_softmax",
     # layers
-    "linear", "batch_norm", "layer_norm", "dropout", "embedding",
+    "linear", "batch_norm", "layer_norm", "dropout", "embedding", "gather_gradients",
     # losses
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge_loss",
     # the fused Functions
     "Linear", "BatchNorm", "LayerNorm", "Dropout", "Embedding", "CrossEntropy",
     "CrossEntropyProbabilities", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
-    "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "HingeLoss",
+    "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "HingeLoss", "BackwardHookGate",
+    "BackwardHookSlot",
 ]
