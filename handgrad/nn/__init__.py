@@ -1,6 +1,7 @@
 """handgrad.nn: modules, layers, losses and initialisation, named like torch.nn.
 
     module.py         Module, Parameter
+    hooks.py          RemovableHandle and the bookkeeping of module backward hooks
     container.py      Sequential, ModuleList, ModuleDict
     linear.py         Linear, Identity, Flatten
     activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
@@ -33,6 +34,7 @@ from handgrad.nn.activation import (
 )
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
 from handgrad.nn.dropout import Dropout
+from handgrad.nn.hooks import RemovableHandle
 from handgrad.nn.linear import Flatten, Identity, Linear
 from handgrad.nn.loss import (
     BCELoss,
@@ -54,5 +56,6 @@ __all__ = [
     "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus",
     "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
-    "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "init", "utils", "functional",
+    "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
+    "functional",
 ]

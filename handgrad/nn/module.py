@@ -13,16 +13,31 @@ move between handgrad and torch both ways:
 `to(device or dtype)` (in place, so optimizers holding the parameters keep working),
 `zero_grad()`, `apply(fn)` and a torch-style `repr` complete it.
 
+Hooks, with torch's semantics and order (each register_* returns a RemovableHandle:
+`handle.remove()`, or `with handle:`); they survive `.to()` and are not module state:
+
+    register_forward_pre_hook(hook(module, args) -> None or new args)
+    register_forward_hook(hook(module, args, output) -> None or new output)
+    register_full_backward_pre_hook(hook(module, grad_output) -> None or new grad_output)
+    register_full_backward_hook(hook(module, grad_input, grad_output) -> None or new grad_input)
+
+e.g. to show a layer's activations: `model[1].register_forward_hook(lambda m, a, out:
+seen.append(out))`. Backward hooks wrap the module's tensor inputs and outputs in
+identity Functions (nn/hooks.py, nn/functional/hooks.py). A module without hooks pays
+one attribute check per call.
+
 A `HandgradError` raised inside a module's forward comes out naming where it happened:
 each module it passes through adds its part of the path, e.g.
 "... [in layer '4' (Linear(in_features=256, out_features=10, bias=True)) of MLP]".
 
-Left out: forward/backward hooks, `assign=True` loading, `register_*_hook`, pickling
-with torch.save (use state_dict and handgrad's checkpoints).
+Left out: global hooks (register_module_forward_hook, ...), the deprecated
+register_backward_hook, state_dict and load_state_dict hooks, pickling with torch.save
+(use state_dict and handgrad's checkpoints).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator
 
@@ -31,6 +46,7 @@ import torch
 
 from handgrad._tensor import Tensor
 from handgrad.autograd import HandgradError, no_grad
+from handgrad.nn.hooks import BackwardHook, ModuleHooks, RemovableHandle
 
 __all__ = ["Module", "Parameter"]
 
@@ -111,6 +127,8 @@ class Module:
     _parameters: dict[str, Parameter | None]
     _buffers: dict[str, Tensor | None]
     _modules: dict[str, Module | None]
+    # None until a hook is registered: calling a module without hooks costs one check
+    _hooks: ModuleHooks | None = None
 
     def __init__(self) -> None:
         set_ = object.__setattr__
@@ -126,10 +144,126 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         try:
-            return self.forward(*args, **kwargs)
+            if self._hooks is None:
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(args, kwargs)
         except HandgradError as error:
             _locate(error, self)
             raise
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        """forward with the hooks around it, in torch's order: forward pre-hooks, the
+        inputs wrapped for backward hooks, forward, forward hooks, the outputs wrapped.
+        If anything raises, the always_call forward hooks not yet run run then."""
+        hooks = self._hooks
+        result = None
+        called = set()
+        try:
+            for hook_id, hook in tuple(hooks.forward_pre.items()):
+                if hook_id in hooks.forward_pre_with_kwargs:
+                    returned = hook(self, args, kwargs)
+                    if returned is not None:
+                        if not (isinstance(returned, tuple) and len(returned) == 2):
+                            raise RuntimeError("forward pre-hook must return None or a tuple "
+                                               f"of (new_args, new_kwargs), but got {returned}.")
+                        args, kwargs = returned
+                else:
+                    returned = hook(self, args)
+                    if returned is not None:
+                        args = returned if isinstance(returned, tuple) else (returned,)
+            backward_hook = None
+            if hooks.backward or hooks.backward_pre:
+                backward_hook = BackwardHook(self, list(hooks.backward.values()),
+                                             list(hooks.backward_pre.values()))
+                args = backward_hook.setup_input_hook(args)
+            result = self.forward(*args, **kwargs)
+            for hook_id, hook in tuple(hooks.forward.items()):
+                if hook_id in hooks.forward_always_called:
+                    called.add(hook_id)
+                if hook_id in hooks.forward_with_kwargs:
+                    returned = hook(self, args, kwargs, result)
+                else:
+                    returned = hook(self, args, result)
+                if returned is not None:
+                    result = returned
+            if backward_hook is not None:
+                if not isinstance(result, Tensor | tuple):
+                    warnings.warn("For backward hooks to be called, module output should be "
+                                  "a Tensor or a tuple of Tensors but received "
+                                  f"{type(result)}", stacklevel=3)
+                result = backward_hook.setup_output_hook(result)
+            return result
+        except Exception:
+            for hook_id, hook in tuple(hooks.forward.items()):
+                if hook_id not in hooks.forward_always_called or hook_id in called:
+                    continue
+                try:
+                    if hook_id in hooks.forward_with_kwargs:
+                        returned = hook(self, args, kwargs, result)
+                    else:
+                        returned = hook(self, args, result)
+                    if returned is not None:
+                        result = returned
+                except Exception as error:
+                    warnings.warn("module forward hook with ``always_call=True`` raised an "
+                                  "exception that was silenced as another error was raised "
+                                  f"in forward: {error}", stacklevel=3)
+            raise
+
+    # ------------------------------------------------------------------ hooks
+    def _hook_store(self) -> ModuleHooks:
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:
+            hooks = ModuleHooks()
+            object.__setattr__(self, "_hooks", hooks)
+        return hooks
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call `hook(module, args)` before every forward; it may return new args (a
+        value that is not a tuple is wrapped into one). With with_kwargs=True it is
+        `hook(module, args, kwargs)` and returns None or (new_args, new_kwargs).
+        Hooks run in registration order (prepend=True: first)."""
+        hooks = self._hook_store()
+        marked = (hooks.forward_pre_with_kwargs,) if with_kwargs else ()
+        return hooks.add(hooks.forward_pre, hook, prepend, (hooks.forward_pre_with_kwargs,),
+                         marked)
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call `hook(module, args, output)` after every forward (with_kwargs=True:
+        `hook(module, args, kwargs, output)`); a value it returns replaces the output.
+        always_call=True runs it even when the call raises (then output may be None).
+        The way to see a layer's activations:
+
+            with model[1].register_forward_hook(lambda m, args, out: seen.append(out)):
+                model(x)
+        """
+        hooks = self._hook_store()
+        flags = (hooks.forward_with_kwargs, hooks.forward_always_called)
+        marked = tuple(flag for flag, on in zip(flags, (with_kwargs, always_call)) if on)
+        return hooks.add(hooks.forward, hook, prepend, flags, marked)
+
+    def register_full_backward_pre_hook(self, hook: Callable,
+                                        prepend: bool = False) -> RemovableHandle:
+        """Call `hook(module, grad_output)` when the gradients of the module's outputs
+        are known (before the module's own backward); it may return a replacement
+        grad_output tuple. grad_output has one entry per returned value (None for
+        non-tensors and for outputs no gradient reached)."""
+        hooks = self._hook_store()
+        return hooks.add(hooks.backward_pre, hook, prepend)
+
+    def register_full_backward_hook(self, hook: Callable,
+                                    prepend: bool = False) -> RemovableHandle:
+        """Call `hook(module, grad_input, grad_output)` when the gradients of the
+        module's positional inputs are known; it may return a replacement grad_input
+        tuple. If no input requires grad it fires with grad_input all None, right after
+        the outputs' gradients are known (torch's rule, with torch's warning). The
+        module's forward then sees aliases of its input tensors, and the caller gets
+        aliases of the outputs: changing them in place is refused."""
+        hooks = self._hook_store()
+        return hooks.add(hooks.backward, hook, prepend)
 
     # ------------------------------------------------------------------ registration
     def __getattr__(self, name: str):
