@@ -2,22 +2,32 @@
 
 The names and meanings follow PyTorch's data utilities, so habits carry over:
 
-- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``
+- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``, and
+  the iterable-style (streaming) ``IterableDataset`` and ``ChainDataset``
   (``dataset.py``);
 - ``SequentialSampler``, ``RandomSampler``, ``SubsetRandomSampler``,
   ``WeightedRandomSampler``, ``BatchSampler`` (``sampler.py``) -- the same random
   draws as torch's, so orders match for the same generator seed;
 - ``default_collate``, ``default_convert`` (``collate.py``), returning handgrad Tensors;
-- ``DataLoader``, ``get_worker_info`` (``dataloader.py``), with worker processes;
+- ``DataLoader``, ``get_worker_info`` (``dataloader.py``), with worker processes (each
+  worker reads its own copy of an iterable dataset; ``get_worker_info`` shards it);
 - ``handgrad.data.datasets``: synthetic problems, bundled real data (digits, 5,000
   MNIST digits), MNIST from IDX files, text corpora (imported on use, not here).
 
-Iterable-style datasets are not provided.
+Distributed sharding and torch's DataPipes are not provided.
 """
 
 from handgrad.data.collate import default_collate, default_convert
 from handgrad.data.dataloader import DataLoader, WorkerInfo, get_worker_info
-from handgrad.data.dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
+from handgrad.data.dataset import (
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 from handgrad.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -28,7 +38,8 @@ from handgrad.data.sampler import (
 )
 
 __all__ = [
-    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+    "IterableDataset", "RandomSampler", "Sampler",
     "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
     "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
     "get_worker_info", "random_split",

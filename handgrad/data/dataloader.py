@@ -1,4 +1,5 @@
-"""DataLoader: batches from a map-style dataset, in one process or with worker processes.
+"""DataLoader: batches from a map-style or iterable-style dataset, in one process or with
+worker processes.
 
 ``DataLoader(dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
@@ -12,6 +13,7 @@ with the same ``torch.Generator`` seed it yields the same batches as torch.
 How the pieces fit::
 
     batch_sampler --indices--> fetch (dataset[i] for i, then collate_fn) --> batch
+    iterable dataset: iter(dataset) --next batch_size items--> collate_fn --> batch
 
 With ``num_workers=0`` the fetch runs in this process. With ``num_workers=N > 0`` it
 runs in N worker processes (the ``fork`` start method on Linux: the dataset is
@@ -26,17 +28,31 @@ with ``base_seed + worker_id`` (``random``, ``torch``, and ``numpy`` through the
 SeedSequence derivation torch uses), runs torch with one thread, and can be inspected
 with ``get_worker_info()``.
 
+An ``IterableDataset`` has no indices: as in torch, its sampler is an endless stream of
+``None`` and a batch is the next ``batch_size`` items of ``iter(dataset)`` (the last one
+shorter, or dropped with ``drop_last``); ``shuffle``, ``sampler`` and ``batch_sampler``
+are refused. With workers, each worker iterates over its own copy of the dataset (read
+``get_worker_info()`` in ``__iter__`` to take a share; otherwise every item comes once
+per worker). Batches are taken from the workers in turn, 0, 1, ..., N-1, 0, ...; a
+worker whose stream has ended is skipped while the others go on, and the epoch ends when
+all have ended -- torch's order exactly. Each epoch calls ``iter(dataset)`` afresh in
+every worker (persistent workers too). ``len(loader)`` is computed from
+``len(dataset)`` when the dataset has one, and a warning comes when more batches arrive
+than ``len(dataset)`` said (torch compares the count of batches with the count of items,
+and so does handgrad).
+
 Workers stop when the epoch ends, when the iterator is garbage-collected (a ``break``
 out of the loop), at interpreter exit, and by themselves when the parent process dies.
 A worker that dies (killed, out of memory) is reported with its pid and exit code.
 
-Left out: iterable-style datasets, out-of-order batches (``in_order=False`` is accepted
-and still yields in order), distributed sharding.
+Left out: out-of-order batches (``in_order=False`` is accepted and still yields in
+order), distributed sharding, torch's DataPipes.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -54,8 +70,8 @@ import torch
 
 from handgrad.data._tensors import is_handgrad_tensor, wrap
 from handgrad.data.collate import default_collate, default_convert
-from handgrad.data.dataset import Subset, TensorDataset
-from handgrad.data.sampler import BatchSampler, RandomSampler, SequentialSampler
+from handgrad.data.dataset import IterableDataset, Subset, TensorDataset
+from handgrad.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 # How often a waiting process wakes to check that its peer is still alive (seconds).
 _STATUS_CHECK_INTERVAL = 1.0
@@ -81,8 +97,9 @@ _worker_info: WorkerInfo | None = None
 def get_worker_info() -> WorkerInfo | None:
     """In a DataLoader worker: its ``WorkerInfo``; in the main process: None.
 
-    Use it in ``worker_init_fn`` or ``__getitem__``, e.g. to open one file handle per
-    worker or to seed a library that handgrad does not seed for you."""
+    Use it in ``worker_init_fn``, ``__getitem__`` or an iterable dataset's ``__iter__``,
+    e.g. to read only this worker's shard of a stream, to open one file handle per
+    worker, or to seed a library that handgrad does not seed for you."""
     return _worker_info
 
 
@@ -113,6 +130,63 @@ def _fetch(dataset, index, auto_collation: bool, collate_fn):
     getitems = getattr(dataset, "__getitems__", None)
     samples = getitems(index) if getitems else [dataset[i] for i in index]
     return collate_fn(samples)
+
+
+class _InfiniteConstantSampler(Sampler):
+    """The sampler of an iterable dataset (as in torch): ``None`` for ever. An iterable
+    dataset has no indices; batched, these only count how many items make a batch."""
+
+    def __iter__(self):
+        while True:
+            yield None
+
+
+class _StreamFetcher:
+    """Batches from one pass over an iterable dataset (torch's ``_IterableDatasetFetcher``):
+    ``fetch(index)`` takes the next ``len(index)`` items and collates them, or one item
+    without automatic batching; raises StopIteration when the stream has nothing more
+    (or, with ``drop_last``, only a short batch)."""
+
+    def __init__(self, dataset, auto_collation: bool, collate_fn, drop_last: bool) -> None:
+        self.dataset_iter = iter(dataset)
+        self.auto_collation = auto_collation
+        self.collate_fn = collate_fn
+        self.drop_last = drop_last
+        self.ended = False
+
+    def fetch(self, index):
+        if self.ended:
+            raise StopIteration
+        if not self.auto_collation:
+            return self.collate_fn(next(self.dataset_iter))
+        items = []
+        for _ in index:
+            try:
+                items.append(next(self.dataset_iter))
+            except StopIteration:
+                self.ended = True
+                break
+        if not items or (self.drop_last and len(items) < len(index)):
+            raise StopIteration
+        return self.collate_fn(items)
+
+
+class _WorkerStream:
+    """A worker's pass over its copy of an iterable dataset, started afresh (``iter``)
+    at the first task of each epoch."""
+
+    def __init__(self, dataset, auto_collation: bool, collate_fn, drop_last: bool) -> None:
+        self.arguments = (dataset, auto_collation, collate_fn, drop_last)
+        self.epoch = None
+        self.fetcher = None
+
+    def fetch(self, epoch: int, index):
+        if epoch != self.epoch:
+            self.epoch, self.fetcher = epoch, None
+            self.fetcher = _StreamFetcher(*self.arguments)  # an error here is this task's
+        if self.fetcher is None:  # iter(dataset) failed this epoch: the stream has ended
+            raise StopIteration
+        return self.fetcher.fetch(index)
 
 
 # ---------------------------------------------------------------- moving batches between processes
@@ -190,15 +264,19 @@ class _WorkerError:
         raise error
 
 
-# Result messages from a worker: (kind, epoch, task_id, payload).
-_OK, _ERROR, _INIT_ERROR = "ok", "error", "init_error"
+# Result messages from a worker: (kind, epoch, task_id, payload). _END: this worker's
+# pass over an iterable dataset has ended (it answers no more tasks of that epoch).
+_OK, _ERROR, _INIT_ERROR, _END = "ok", "error", "init_error", "end"
 
 
 def _worker_loop(dataset, task_conn, result_conn, epoch_value, auto_collation, collate_fn,
-                 worker_id, num_workers, base_seed, worker_init_fn, parent_pid) -> None:
+                 drop_last, iterable, worker_id, num_workers, base_seed, worker_init_fn,
+                 parent_pid) -> None:
     """Body of one worker process: seed, run worker_init_fn, then answer fetch tasks in
     the order they arrive until told to stop (None), or until the parent is gone."""
     global _worker_info
+    stream = _WorkerStream(dataset, auto_collation, collate_fn, drop_last) if iterable else None
+    ended_epoch = None  # the epoch whose stream this worker has finished
     try:
         torch.set_num_threads(1)
         seed = base_seed + worker_id
@@ -223,12 +301,19 @@ def _worker_loop(dataset, task_conn, result_conn, epoch_value, auto_collation, c
             if task is None:
                 return
             epoch, task_id, index = task
-            if epoch != epoch_value.value:  # left over from an abandoned epoch
+            if epoch != epoch_value.value or epoch == ended_epoch:  # stale, or nothing left
                 continue
             try:
-                message = (_OK, epoch, task_id,
-                           _pack(_fetch(dataset, index, auto_collation, collate_fn)))
-                result_conn.send(message)
+                if stream is None:
+                    batch = _fetch(dataset, index, auto_collation, collate_fn)
+                else:
+                    try:
+                        batch = stream.fetch(epoch, index)
+                    except StopIteration:
+                        ended_epoch = epoch
+                        result_conn.send((_END, epoch, task_id, None))
+                        continue
+                result_conn.send((_OK, epoch, task_id, _pack(batch)))
             except Exception:
                 where = f"in DataLoader worker process {worker_id}"
                 result_conn.send((_ERROR, epoch, task_id, _WorkerError(where)))
@@ -249,9 +334,9 @@ class _WorkerPool:
             process = context.Process(
                 target=_worker_loop,
                 args=(loader.dataset, task_reader, result_writer, self.epoch_value,
-                      loader._auto_collation, loader.collate_fn, worker_id,
-                      loader.num_workers, base_seed, loader.worker_init_fn,
-                      os.getpid()),
+                      loader._auto_collation, loader.collate_fn, loader.drop_last,
+                      loader._iterable, worker_id, loader.num_workers, base_seed,
+                      loader.worker_init_fn, os.getpid()),
                 daemon=True)
             process.start()
             task_reader.close()  # the worker's ends live in the worker now
@@ -441,6 +526,135 @@ class _MultiProcessIterator:
         self._pool.shutdown()
 
 
+class _LengthCheck:
+    """torch's warning when an iterable dataset yields more than its ``len`` said: once
+    ``len(loader)`` was asked, every batch past ``len(dataset)`` warns. Like torch, it
+    counts batches against the dataset's number of items."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.dataset = loader.dataset
+        self.reported = loader._reported_length  # None unless len(loader) was called
+        self.num_workers = loader.num_workers
+        self.yielded = 0
+
+    def count(self) -> None:
+        self.yielded += 1
+        if self.reported is not None and self.yielded > self.reported:
+            message = (f"Length of IterableDataset {self.dataset} was reported to be "
+                       f"{self.reported}(when accessing len(dataloader)), but {self.yielded} "
+                       f"samples have been fetched. ")
+            if self.num_workers > 0:
+                message += ("For multiprocessing data-loading, this could be caused by not "
+                            "properly configuring the IterableDataset replica at each worker. "
+                            "See 'Iterable-style datasets' in handgrad's docs/data.md for "
+                            "examples.")
+            warnings.warn(message, stacklevel=3)
+
+
+class _SingleProcessStreamIterator:
+    """Reads an iterable dataset in this process: one ``iter(dataset)`` per iterator."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._loader = loader
+        self._index_iter = iter(loader._index_sampler)
+        self._base_seed = _draw_base_seed(loader.generator)  # as torch draws it
+        self._fetcher = _StreamFetcher(loader.dataset, loader._auto_collation,
+                                       loader.collate_fn, loader.drop_last)
+        self._length_check = _LengthCheck(loader)
+
+    def __iter__(self):
+        return self
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __next__(self):
+        batch = self._fetcher.fetch(next(self._index_iter))
+        self._length_check.count()
+        return _pin(batch) if self._loader._pin else batch
+
+
+class _MultiProcessStreamIterator:
+    """Reads an iterable dataset in worker processes, each over its own copy.
+
+    Batches are taken from the workers in turn (0, 1, ..., N-1, 0, ...); a worker whose
+    stream has ended is dropped from the turn, and the epoch ends when none is left.
+    That is torch's order: torch hands batch k to the next worker still running and
+    yields batches in k order, which comes to the same turn. Each worker keeps
+    ``prefetch_factor`` batches in flight."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self._loader = loader
+        index_iter = iter(loader._index_sampler)
+        self._pool = _WorkerPool(loader, _draw_base_seed(loader.generator))
+        self._epoch = 0
+        self._start_epoch(index_iter)
+
+    def _start_epoch(self, index_iter) -> None:
+        self._index_iter = index_iter
+        self._running = list(range(self._loader.num_workers))  # workers in turn order
+        self._turn = 0  # position in self._running of the worker whose batch is next
+        self._task_id = 0
+        self._length_check = _LengthCheck(self._loader)
+        self._pool.epoch_value.value = self._epoch
+        for worker_id in self._running:
+            for _ in range(self._loader.prefetch_factor):
+                self._send(worker_id)
+
+    def _reset(self) -> None:
+        """Start a new epoch on the same workers (persistent_workers=True)."""
+        self._epoch += 1
+        self._start_epoch(iter(self._loader._index_sampler))
+
+    def _send(self, worker_id: int) -> None:
+        task = (self._epoch, self._task_id, next(self._index_iter))
+        try:
+            self._pool.task_conns[worker_id].send(task)
+        except OSError:
+            pass  # the worker died; receiving from it reports it
+        self._task_id += 1
+
+    def _receive(self, worker_id: int):
+        while True:
+            kind, epoch, _task_id, payload = self._pool.receive(worker_id,
+                                                                self._loader.timeout)
+            if kind == _INIT_ERROR:
+                self._pool.shutdown()
+                payload.reraise()
+            if epoch == self._epoch:  # otherwise: a result of an abandoned epoch, dropped
+                return kind, payload
+
+    def __iter__(self):
+        return self
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __next__(self):
+        if not self._pool.alive:
+            raise StopIteration
+        while self._running:
+            self._turn %= len(self._running)
+            worker_id = self._running[self._turn]
+            kind, payload = self._receive(worker_id)
+            if kind == _END:
+                del self._running[self._turn]  # the next worker takes this turn
+                continue
+            self._turn += 1
+            self._send(worker_id)
+            if kind == _ERROR:
+                payload.reraise()
+            self._length_check.count()
+            batch = _unpack(payload)
+            return _pin(batch) if self._loader._pin else batch
+        if not self._loader.persistent_workers:
+            self._pool.shutdown()
+        raise StopIteration
+
+    def _shutdown(self) -> None:
+        self._pool.shutdown()
+
+
 # ---------------------------------------------------------------- the loader
 
 class DataLoader:
@@ -460,6 +674,9 @@ class DataLoader:
       (``pin_memory_device``, deprecated in torch, is accepted and ignored).
     - ``in_order=False`` allows torch to yield batches out of order; handgrad always
       yields them in the sampler's order, which that setting permits.
+    - An ``IterableDataset`` is read in its own order: ``shuffle=True``, ``sampler`` and
+      ``batch_sampler`` raise torch's ValueErrors; ``len(loader)`` needs
+      ``len(dataset)``. With workers, each reads its own copy (see the module docstring).
     """
 
     _INITIALIZED_ATTRIBUTES = ("batch_size", "batch_sampler", "sampler", "drop_last",
@@ -495,6 +712,17 @@ class DataLoader:
         if multiprocessing_context is not None:
             multiprocessing_context = _check_context(multiprocessing_context, num_workers)
 
+        iterable = isinstance(dataset, IterableDataset)
+        if iterable:  # torch's checks, in torch's order, with torch's messages
+            if shuffle not in {False, None}:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                 f"shuffle option, but got shuffle={shuffle}")
+            if sampler is not None:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                 f"sampler option, but got sampler={sampler}")
+            if batch_sampler is not None:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                 f"batch_sampler option, but got batch_sampler={batch_sampler}")
         shuffle = bool(shuffle)
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
@@ -508,7 +736,9 @@ class DataLoader:
             raise ValueError("batch_size=None option disables auto-batching and is mutually "
                              "exclusive with drop_last")
         if sampler is None:
-            if shuffle:
+            if iterable:
+                sampler = _InfiniteConstantSampler()
+            elif shuffle:
                 sampler = RandomSampler(dataset, generator=generator)
             else:
                 sampler = SequentialSampler(dataset)
@@ -516,6 +746,8 @@ class DataLoader:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
 
         self.dataset = dataset
+        self._iterable = iterable
+        self._reported_length = None  # len(dataset) when len(loader) was last asked
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
         self.pin_memory = pin_memory
@@ -561,15 +793,27 @@ class DataLoader:
         return self.batch_sampler if self._auto_collation else self.sampler
 
     def __len__(self) -> int:
-        return len(self._index_sampler)
+        if not self._iterable:
+            return len(self._index_sampler)
+        # As torch: from the dataset's own len (a TypeError when it has none), remembered
+        # for the warning when more batches than that come.
+        length = self._reported_length = len(self.dataset)
+        if self.batch_size is None:
+            return length
+        if self.drop_last:
+            return length // self.batch_size
+        return math.ceil(length / self.batch_size)
 
     def __iter__(self):
         if self.num_workers == 0:
+            if self._iterable:
+                return _SingleProcessStreamIterator(self)
             return _SingleProcessIterator(self)
+        iterator_class = _MultiProcessStreamIterator if self._iterable else _MultiProcessIterator
         if not self.persistent_workers:
-            return _MultiProcessIterator(self)
+            return iterator_class(self)
         if self._iterator is None or not self._iterator._pool.alive:
-            self._iterator = _MultiProcessIterator(self)
+            self._iterator = iterator_class(self)
         else:
             self._iterator._reset()
         return self._iterator

@@ -1,9 +1,13 @@
-"""Map-style datasets: Dataset, TensorDataset, Subset, ConcatDataset and random_split.
+"""Datasets: map-style (Dataset, TensorDataset, Subset, ConcatDataset, random_split) and
+iterable-style (IterableDataset, ChainDataset).
 
-A dataset is anything with ``__len__`` and ``__getitem__(i)`` (a plain list works too).
-The classes here follow PyTorch's names and meanings, so code written against torch's
-datasets reads the same. Iterable-style (streaming) datasets are not provided: every
-dataset in handgrad fits in memory or is indexed by position.
+A map-style dataset is anything with ``__len__`` and ``__getitem__(i)`` (a plain list
+works too). An iterable-style dataset is an ``IterableDataset`` subclass with
+``__iter__``: a stream (lines of files, generated samples, a database cursor) read in
+order, with no indices; ``__len__`` is optional. The classes here follow PyTorch's names
+and meanings, so code written against torch's datasets reads the same. How an iterable
+dataset is split between DataLoader workers (``get_worker_info``) is described in
+``dataloader.py`` and docs/data.md.
 
 ``TensorDataset`` keeps raw torch tensors inside and hands out rows wrapped as handgrad
 Tensors; it also offers ``collated_batch(indices)``, which the DataLoader uses to build a
@@ -16,7 +20,8 @@ import bisect
 import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +40,51 @@ class Dataset:
 
     def __add__(self, other) -> ConcatDataset:
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset, Iterable):
+    """Base class of iterable-style datasets: subclasses define ``__iter__`` (and may
+    define ``__len__``); ``IterableDataset`` itself cannot be instantiated.
+
+    A DataLoader reads the items in the order ``__iter__`` gives them (no sampler, no
+    shuffle). With ``num_workers > 0`` each worker iterates over its own copy, so every
+    item comes once per worker unless ``__iter__`` uses ``get_worker_info()`` to read
+    only its share. ``a + b`` chains two iterable datasets (a ``ChainDataset``), as in
+    torch.
+    """
+
+    @abstractmethod  # as in torch: IterableDataset() itself is a TypeError
+    def __iter__(self) -> Iterator:
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __add__(self, other) -> ChainDataset:
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets one after another, read lazily; ``len`` is the sum
+    (when every part has one)."""
+
+    def __init__(self, datasets: Iterable[Dataset]) -> None:
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator:
+        for dataset in self.datasets:
+            _check_iterable(dataset)
+            yield from dataset
+
+    def __len__(self) -> int:
+        total = 0
+        for dataset in self.datasets:
+            _check_iterable(dataset)
+            total += len(dataset)
+        return total
+
+
+def _check_iterable(dataset) -> None:
+    if not isinstance(dataset, IterableDataset):  # torch's check and its AssertionError
+        raise AssertionError(f"ChainDataset only supports IterableDataset, got "
+                             f"{type(dataset).__name__}")
 
 
 class TensorDataset(Dataset):
@@ -111,6 +161,10 @@ class ConcatDataset(Dataset):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for dataset in self.datasets:
+            if isinstance(dataset, IterableDataset):  # torch's check and its AssertionError
+                raise AssertionError("ConcatDataset does not support IterableDataset; chain "
+                                     "iterable datasets with ChainDataset (or a + b)")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self) -> int:
