@@ -9,9 +9,10 @@ move between handgrad and torch both ways:
     model.load_state_dict(torch_model.state_dict())                     # torch -> handgrad
     torch_model.load_state_dict({k: v.data for k, v in model.state_dict().items()})
 
-(`v.data` is the torch tensor inside each handgrad Tensor.) `train()` / `eval()`,
-`to(device or dtype)` (in place, so optimizers holding the parameters keep working),
-`zero_grad()`, `apply(fn)` and a torch-style `repr` complete it.
+(`v.data` is the torch tensor inside each handgrad Tensor.) `load_state_dict(...,
+assign=True)` puts the given tensors in the module instead of copying into it. `train()`
+/ `eval()`, `to(device or dtype)` (in place, so optimizers holding the parameters keep
+working), `zero_grad()`, `apply(fn)` and a torch-style `repr` complete it.
 
 Hooks, with torch's semantics and order (each register_* returns a RemovableHandle:
 `handle.remove()`, or `with handle:`); they survive `.to()` and are not module state:
@@ -446,6 +447,19 @@ class Module:
             yield buffer
 
     # ------------------------------------------------------------------ state
+    def _state_items(self, prefix: str = "") -> Iterator[tuple[str, Module, str, Tensor]]:
+        """(key, owning module, local name, tensor) for every state_dict entry, in
+        state_dict order."""
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield prefix + name, self, name, param
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, self, name, buffer
+        for name, module in self._modules.items():
+            if module is not None:
+                yield from module._state_items(prefix + name + ".")
+
     def state_dict(self, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> OrderedDict:
         """name -> tensor for every parameter and persistent buffer (torch's keys and
@@ -453,43 +467,53 @@ class Module:
         storage with the module (detached, unless keep_vars=True)."""
         if destination is None:
             destination = OrderedDict()
-        for name, param in self._parameters.items():
-            if param is not None:
-                destination[prefix + name] = param if keep_vars else param.detach()
-        for name, buffer in self._buffers.items():
-            if buffer is not None and name not in self._non_persistent_buffers:
-                destination[prefix + name] = buffer if keep_vars else buffer.detach()
-        for name, module in self._modules.items():
-            if module is not None:
-                module.state_dict(destination, prefix + name + ".", keep_vars)
+        for key, _, _, value in self._state_items(prefix):
+            destination[key] = value if keep_vars else value.detach()
         return destination
 
-    def load_state_dict(self, state_dict, strict: bool = True):
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy parameters and buffers from `state_dict` (handgrad or torch tensors, or
         numpy arrays) into this module, in place. With strict=True, missing and
         unexpected keys are errors; a shape mismatch is always one. Returns
         (missing_keys, unexpected_keys). A module's `_optional_state_keys` may be
-        missing (kept as they are), as torch allows for num_batches_tracked."""
-        own = self.state_dict(keep_vars=True)
+        missing (kept as they are), as torch allows for num_batches_tracked.
+
+        assign=True puts the given tensors themselves in the module instead (no copy:
+        they keep their dtype and device and share storage with the state_dict). A
+        value for a parameter becomes a Parameter with the requires_grad of the one it
+        replaces (a Parameter is used as it is). The old Parameter objects are gone from
+        the module, so create the optimizer after loading."""
+        own = list(self._state_items())
+        known = {key for key, *_ in own}
         optional = {f"{prefix}.{key}" if prefix else key
                     for prefix, module in self.named_modules()
                     for key in module._optional_state_keys}
         missing, errors = [], []
         with no_grad():
-            for key, target in own.items():
+            for key, module, name, target in own:
                 if key not in state_dict:
                     if key not in optional:
                         missing.append(key)
                     continue
-                value = _as_raw(state_dict[key], key)
+                given = state_dict[key]
+                value = _as_raw(given, key)
                 if value.shape != target.shape:
                     errors.append(
                         f"size mismatch for {key}: copying a param with shape "
                         f"{tuple(value.shape)} from checkpoint, the shape in current model "
                         f"is {tuple(target.shape)}.")
                     continue
-                target.data.copy_(value)
-        unexpected = [key for key in state_dict if key not in own]
+                if not assign:
+                    target.data.copy_(value)
+                elif isinstance(target, Parameter):
+                    if isinstance(given, Parameter):
+                        given.requires_grad_(target.requires_grad)
+                    else:
+                        given = Parameter(value, requires_grad=target.requires_grad)
+                    module._parameters[name] = given
+                else:
+                    module._buffers[name] = given if isinstance(given, Tensor) else Tensor(value)
+        unexpected = [key for key in state_dict if key not in known]
         if strict:  # torch's order: missing, unexpected, then the size mismatches
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: "

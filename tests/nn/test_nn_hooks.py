@@ -1,4 +1,4 @@
-"""Module hooks, with torch.nn as the oracle: the same
+"""Module hooks and load_state_dict(assign=True), with torch.nn as the oracle: the same
 model is built twice (weights copied), the same hooks are registered on both, and what
 the hooks saw, in which order, and what came out (outputs, gradients) must agree."""
 
@@ -293,3 +293,46 @@ def test_backward_hooks_record_nothing_under_no_grad_and_can_be_removed():
     handle.remove()
     ours(x).sum().backward()
     assert calls == [1]
+
+
+# ------------------------------------------------------------------ load_state_dict(assign)
+def _assign_twins():
+    ours, theirs = _mlp_twins()
+    ours.append(nn.BatchNorm1d(3))
+    theirs.append(TNN.BatchNorm1d(3))
+    ours[0].bias.requires_grad_(False)
+    theirs[0].bias.requires_grad_(False)
+    return ours, theirs
+
+
+def test_load_state_dict_assign_uses_the_given_tensors_like_torch():
+    ours, theirs = _assign_twins()
+    torch.manual_seed(5)
+    source = {k: torch.randn(v.shape, dtype=torch.float32) if v.is_floating_point()
+              else v.clone() for k, v in theirs.state_dict().items()}
+    given_parameter = nn.Parameter(torch.randn(8, 4), requires_grad=False)
+    ours.load_state_dict({**source, "0.weight": given_parameter}, assign=True)
+    theirs.load_state_dict({**source, "0.weight": TNN.Parameter(given_parameter.data.clone(),
+                                                                  requires_grad=False)},
+                           assign=True)
+    assert ours[0].weight is given_parameter and given_parameter.requires_grad  # as torch
+    for (key, value), (_, t_value) in zip(ours.state_dict(keep_vars=True).items(),
+                                          theirs.state_dict(keep_vars=True).items()):
+        assert type(value) is (nn.Parameter if isinstance(t_value, TNN.Parameter)
+                               else hg.Tensor), key
+        assert value.dtype == t_value.dtype, key  # float32 now, as the state_dict
+        assert value.requires_grad == t_value.requires_grad, key
+        torch.testing.assert_close(value.data, t_value.detach(), msg=lambda m, k=key: f"{k}: {m}")
+        if key != "0.weight":  # no copy: the module holds the given storage
+            assert value.data.data_ptr() == source[key].data_ptr(), key
+
+
+def test_load_state_dict_assign_still_checks_keys_and_shapes():
+    ours, _ = _assign_twins()
+    state = {k: v.data.clone() for k, v in ours.state_dict().items()}
+    state["2.weight"] = torch.zeros(3, 7)
+    with pytest.raises(RuntimeError, match=r"size mismatch for 2.weight"):
+        ours.load_state_dict(state, assign=True)
+    del state["2.weight"]
+    result = ours.load_state_dict(state, strict=False, assign=True)
+    assert result.missing_keys == ["2.weight"] and ours[2].weight.shape == (3, 8)
