@@ -354,6 +354,12 @@ def test_error_in_a_worker_comes_back_with_its_traceback(same_batch):
     with pytest.raises(FileNotFoundError, match="shard-0001"):
         iter(hd.DataLoader(make(FailsToOpen, hd)))  # in one process: when iteration starts
 
+    def init(worker_id):
+        raise ValueError(f"no shard for worker {worker_id}")
+
+    with pytest.raises(ValueError, match="(?s)worker_init_fn.*no shard for worker"):
+        list(hd.DataLoader(make(Count, hd, 4), num_workers=2, worker_init_fn=init))
+
 
 def test_workers_stop_at_the_end_and_when_abandoned():
     loader = hd.DataLoader(make(UnevenShards, hd, (30, 3)), batch_size=2, num_workers=2)
