@@ -261,8 +261,9 @@ class Module:
         module's positional inputs are known; it may return a replacement grad_input
         tuple. If no input requires grad it fires with grad_input all None, right after
         the outputs' gradients are known (torch's rule, with torch's warning). The
-        module's forward then sees aliases of its input tensors, and the caller gets
-        aliases of the outputs: changing them in place is refused."""
+        module's forward then sees aliases of its input tensors (changing one in place
+        is refused while the input is alive, as in torch), and the caller gets aliases
+        of the outputs."""
         hooks = self._hook_store()
         return hooks.add(hooks.backward, hook, prepend)
 
