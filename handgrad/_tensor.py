@@ -79,8 +79,9 @@ class Tensor:
     `retain_grad()`.
     """
 
-    # _alias: set only on tensors that share storage (see autograd._AliasGroup)
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_alias", "__weakref__")
+    # _alias: set only on tensors that share storage (see autograd._AliasGroup);
+    # _hooks: set only on leaves that were given a hook (autograd._TensorHooks)
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_alias", "_hooks", "__weakref__")
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad: _builtin_bool = False, dtype=None, device=None):
@@ -108,11 +109,14 @@ class Tensor:
         return t
 
     # ------------------------------------------------------------------ autograd API
-    def backward(self, gradient=None, retain_graph: _builtin_bool = False) -> None:
-        """Accumulate d(self)/d(leaf) * gradient into every leaf's `.grad`.
+    def backward(self, gradient=None, retain_graph=None, create_graph: _builtin_bool = False,
+                 inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) * gradient into every leaf's `.grad`, or only into
+        the `.grad` of `inputs` (leaves or not) when given, as in torch.
 
         A scalar needs no `gradient` (it defaults to 1); any other tensor needs one of
-        its own shape, as in torch."""
+        its own shape, as in torch. create_graph=True (higher-order gradients) is not
+        supported."""
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no history. Create "
@@ -132,7 +136,11 @@ class Tensor:
                 raise RuntimeError(
                     f"backward: gradient has shape {tuple(gradient.shape)} but the tensor "
                     f"has shape {tuple(self.shape)}; they must match.")
-        autograd.backward(self, gradient, retain_graph=retain_graph)
+        if create_graph:
+            raise RuntimeError(f"backward: {autograd._NO_CREATE_GRAPH}")
+        if inputs is not None:
+            inputs = autograd.backward_inputs(inputs)
+        autograd._run_backward((self,), (gradient,), retain_graph, inputs)
 
     def requires_grad_(self, requires_grad: _builtin_bool = True) -> Tensor:
         if requires_grad and not (self.data.is_floating_point() or self.data.is_complex()):
@@ -160,13 +168,28 @@ class Tensor:
             raise RuntimeError("retain_grad: can't retain_grad on a tensor that has "
                                "requires_grad=False")
         if self._ctx is not None:
-            self._ctx._retained = weakref.ref(self)
+            autograd.tensor_hooks(self).retained = weakref.ref(self)
 
     @property
     def retains_grad(self) -> _builtin_bool:
         """True on a non-leaf whose `.grad` is kept by backward (after `retain_grad()`)."""
         node = self._ctx
-        return node is not None and node._retained is not None and node._retained() is self
+        if node is None or node._hooks is None or node._hooks.retained is None:
+            return False
+        return node._hooks.retained() is self
+
+    def register_hook(self, hook) -> autograd.RemovableHandle:
+        """Call `hook(grad)` with the gradient of this tensor each time backward computes
+        it (a Tensor without history, summed over all uses); if the hook returns a
+        Tensor, that gradient is used instead (for `.grad` of a leaf, and for everything
+        further back). Hooks run in the order they were registered; on a leaf they run
+        before the gradient is added to `.grad`. Returns a handle: `handle.remove()`."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "register_hook: cannot register a hook on a tensor that doesn't require "
+                "gradient. Create it with requires_grad=True (or call .requires_grad_() on "
+                "a leaf) first.")
+        return autograd.register_hook(self, hook)
 
     def detach(self) -> Tensor:
         """A new tensor sharing the same data, cut out of the graph."""
