@@ -64,6 +64,18 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _raw_index(index):
+    """An index with every handgrad Tensor in it replaced by its torch tensor, keeping
+    the tuples and lists around them, so that torch reads it as it reads the same index
+    written with torch tensors (`x[[t0, t2]]`, `x[t1, :]`, `x[[i, j], k]`)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple | list) and any(isinstance(i, Tensor | tuple | list)
+                                                for i in index):
+        return (tuple if isinstance(index, tuple) else list)(_raw_index(i) for i in index)
+    return index
+
+
 def _shape_args(shape) -> tuple:
     """Accept f(2, 3) and f((2, 3)) like torch."""
     if len(shape) == 1 and isinstance(shape[0], Sequence | torch.Size):
@@ -722,11 +734,7 @@ class Tensor:
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def __getitem__(self, index):
-        if isinstance(index, tuple):
-            index = tuple(_raw(i) for i in index)
-        else:
-            index = _raw(index)
-        return F.GetItem.apply(self, index)
+        return F.GetItem.apply(self, _raw_index(index))
 
     def __setitem__(self, index, value):
         if self._check_inplace("__setitem__"):
@@ -742,11 +750,7 @@ class Tensor:
                 "__setitem__: the assigned value requires grad, but item assignment is not "
                 "recorded, so its gradient would be lost. Build the result out of place "
                 "(handgrad.cat, stack, where), or assign value.detach().")
-        if isinstance(index, tuple):
-            index = tuple(_raw(i) for i in index)
-        else:
-            index = _raw(index)
-        self.data[_raw(index)] = _raw(value)
+        self.data[_raw_index(index)] = _raw(value)
 
     # ------------------------------------------------------------------ in place
     def _check_inplace(self, op: str, other=None) -> _builtin_bool:

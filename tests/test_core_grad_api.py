@@ -1,5 +1,6 @@
 """The autograd API around the backward engine, against torch: `handgrad.autograd.grad`,
-`handgrad.autograd.backward`, `Tensor.backward(inputs=)` and `Tensor.register_hook`.
+`handgrad.autograd.backward`, `Tensor.backward(inputs=)`, `Tensor.register_hook`, and
+handgrad Tensors inside an index.
 
 Most tests write one scenario as a function of the library (`hg` or `torch`: the names
 used, `lib.tensor`, `lib.autograd.grad`, `x.register_hook`, are the same in both), run
@@ -425,3 +426,27 @@ def test_hook_errors_like_torch(case, error, match):
         (x * 2).sum().backward()
 
     raises_like_torch(scenario, error, match)
+
+
+# ====================================================================== indexing
+@pytest.mark.parametrize("index", [
+    lambda lib: [lib.tensor(0), lib.tensor(2)],
+    lambda lib: (lib.tensor(1), slice(None)),
+    lambda lib: [lib.tensor([0, 2, 0]), lib.tensor([1, 3, 1])],
+    lambda lib: ([lib.tensor(0), lib.tensor(2)], slice(1, None)),
+    lambda lib: (slice(None), [lib.tensor(3), lib.tensor(0)]),
+    lambda lib: lib.tensor([True, False, True]),
+], ids=["list of 0-d", "0-d and slice", "list of index tensors", "nested list", "list in dim 1",
+        "mask"])
+@pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")
+def test_handgrad_tensors_inside_an_index_act_as_torch_tensors(index, device):
+    def scenario(lib, device):
+        x = lib.tensor([[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 11.0]],
+                       dtype=lib.float64, device=device, requires_grad=True)
+        out = x[index(lib)]
+        (out * out).sum().backward()
+        target = lib.zeros(3, 4, dtype=lib.float64, device=device)
+        target[index(lib)] = 1.0
+        return out, x.grad, target
+
+    on_both(scenario, device)
