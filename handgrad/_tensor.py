@@ -129,30 +129,8 @@ class Tensor:
         A scalar needs no `gradient` (it defaults to 1); any other tensor needs one of
         its own shape, as in torch. create_graph=True (higher-order gradients) is not
         supported."""
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward: this tensor does not require grad and has no history. Create "
-                "the inputs with requires_grad=True (and not under no_grad()) first.")
-        if gradient is None:
-            if self.data.numel() != 1:
-                raise RuntimeError(
-                    f"backward: grad can be implicitly created only for scalar outputs, but "
-                    f"this tensor has shape {tuple(self.shape)}. Reduce it first (e.g. "
-                    ".sum()) or pass gradient= a tensor of that shape.")
-            gradient = torch.ones_like(self.data)
-        else:
-            gradient = _raw(gradient)
-            if not isinstance(gradient, torch.Tensor):
-                gradient = torch.as_tensor(gradient, dtype=self.dtype, device=self.device)
-            if gradient.shape != self.data.shape:
-                raise RuntimeError(
-                    f"backward: gradient has shape {tuple(gradient.shape)} but the tensor "
-                    f"has shape {tuple(self.shape)}; they must match.")
-        if create_graph:
-            raise RuntimeError(f"backward: {autograd._NO_CREATE_GRAPH}")
-        if inputs is not None:
-            inputs = autograd.backward_inputs(inputs)
-        autograd._run_backward((self,), (gradient,), retain_graph, inputs)
+        autograd.backward(self, None if gradient is None else (gradient,), retain_graph,
+                          create_graph, inputs)
 
     def requires_grad_(self, requires_grad: _builtin_bool = True) -> Tensor:
         if requires_grad and not (self.data.is_floating_point() or self.data.is_complex()):
