@@ -6,7 +6,7 @@
              build_scheduler
     cli.py   the `handgrad train mlp` command (train(config, out) does the whole run)
 
-Left out: convolutional and recurrent reference models (later issues).
+Left out: convolutional and recurrent reference models (not yet written).
 """
 
 from handgrad.models.mlp import (

@@ -18,7 +18,7 @@ standardised with the training split's statistics (per feature for the 2-D probl
 one mean and std over all pixels for images).
 
 Left out: the training loop itself (handgrad.train.Learner; the command in cli.py runs
-it), convolutional models (later issues).
+it), convolutional models (not yet written).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@
     utils.py          nn.utils: clip_grad_norm_, clip_grad_value_
     functional/       nn.functional (F): the fused Functions behind the layers
 
-Left out here: convolution, pooling, recurrent layers and attention (later issues).
+Left out here: convolution, pooling, recurrent layers and attention (not yet written).
 """
 
 from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)

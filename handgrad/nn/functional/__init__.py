@@ -18,7 +18,7 @@ and hand-derived backward side by side:
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them torch.nn.functional's spelling.
 
-Left out: convolution, pooling, recurrent layers and attention (later issues).
+Left out: convolution, pooling, recurrent layers and attention (not yet written).
 """
 
 from handgrad.nn.functional.activation import (
