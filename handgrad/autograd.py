@@ -762,7 +762,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
              inputs=None) -> None:
     """Accumulate the gradients of `tensors` (summed, each weighted by its entry of
     `grad_tensors`; a scalar may leave its entry None) into the `.grad` of the leaves, or
-    of `inputs` only when given (torch.autograd.backward)."""
+    of `inputs` only when given (PyTorch's autograd.backward)."""
     if create_graph:
         raise RuntimeError(f"backward: {_NO_CREATE_GRAPH}")
     tensors = _as_tuple(tensors)
@@ -776,7 +776,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          only_inputs=True, allow_unused=None, is_grads_batched=False,
          materialize_grads=False) -> tuple:
     """The gradients of `outputs` with respect to each of `inputs`, as a tuple of Tensors
-    (torch.autograd.grad). No `.grad` is touched (except that of a non-leaf which called
+    (PyTorch's autograd.grad). No `.grad` is touched (except that of a non-leaf which called
     retain_grad(), as in torch); `inputs` may be non-leaves; only the part of the graph
     between them and `outputs` runs.
 

@@ -25,7 +25,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "scalar"), "handgrad.bench.scalar",
      "the moons training step, handgrad's Value vs micrograd's, median speed ratio"),
     (("bench", "mlp"), "handgrad.bench.mlp",
-     "784-256-256-10 MLP training step vs torch.nn + torch.optim; FLOP rate vs matmuls"),
+     "784-256-256-10 MLP training step vs PyTorch's nn + optim; FLOP rate vs matmuls"),
     (("train", "mlp"), "handgrad.models.cli",
      "train a reference MLP (clusters ... mnist) with the Learner: curves, checkpoint, results"),
     (("bench", "data"), "handgrad.data.benchmark",

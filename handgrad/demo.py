@@ -109,17 +109,14 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from handgrad.models.cli import resolve_device
+    from handgrad.models.cli import resolve_device, set_threads
 
     try:
-        if args.threads < 0:
-            raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
         resolve_device(args.device)
+        set_threads(args.threads)
     except ValueError as error:
         print(f"handgrad demo: {error}", file=sys.stderr)
         return 2
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -12,8 +12,8 @@ own Functions the way handgrad proves its ops.
 
 Every floating-point Tensor input is a variable and must be float64 (finite differences
 in float32 are noise); other inputs (integer tensors, masks, numbers) are constants.
-Torch is only the array library here: nothing in this file uses torch.autograd. The
-comparison against torch.autograd lives in handgrad.bench.oracle.
+Torch is only the array library here: nothing in this file uses PyTorch's autograd. The
+comparison against PyTorch's autograd lives in handgrad.bench.oracle.
 
 Left out: second derivatives, complex inputs, sparse tensors.
 """

@@ -453,9 +453,10 @@ class _SingleProcessIterator:
         return _pin(batch) if loader._pin else batch
 
 
-class _MultiProcessIterator:
-    """Hands batches out to a worker pool, keeps ``prefetch_factor * num_workers`` in
-    flight, and yields them in the sampler's order."""
+class _PoolIterator:
+    """What both worker-process iterators share: the pool, epochs on the same workers
+    (persistent_workers=True), receiving a worker's next result of this epoch, and
+    handing a batch out. Subclasses say which worker is asked for what, and when."""
 
     def __init__(self, loader: DataLoader) -> None:
         self._loader = loader
@@ -465,6 +466,43 @@ class _MultiProcessIterator:
         self._start_epoch(index_iter)
 
     def _start_epoch(self, index_iter) -> None:
+        raise NotImplementedError
+
+    def _reset(self) -> None:
+        """Start a new epoch on the same workers (persistent_workers=True)."""
+        self._epoch += 1
+        self._start_epoch(iter(self._loader._index_sampler))
+
+    def _receive(self, worker_id: int):
+        """(kind, task_id, payload) of the worker's next result of this epoch."""
+        while True:
+            kind, epoch, task_id, payload = self._pool.receive(worker_id,
+                                                               self._loader.timeout)
+            if kind == _INIT_ERROR:
+                self._pool.shutdown()
+                payload.reraise()
+            if epoch == self._epoch:  # otherwise: a result of an abandoned epoch, dropped
+                return kind, task_id, payload
+
+    def _batch(self, payload):
+        batch = _unpack(payload)
+        return _pin(batch) if self._loader._pin else batch
+
+    def __iter__(self):
+        return self
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def _shutdown(self) -> None:
+        self._pool.shutdown()
+
+
+class _MultiProcessIterator(_PoolIterator):
+    """Hands batches out to a worker pool, keeps ``prefetch_factor * num_workers`` in
+    flight, and yields them in the sampler's order."""
+
+    def _start_epoch(self, index_iter) -> None:
         self._index_iter = index_iter
         self._send_id = 0  # next task to hand out
         self._receive_id = 0  # next task to yield
@@ -472,11 +510,6 @@ class _MultiProcessIterator:
         self._pool.epoch_value.value = self._epoch
         for _ in range(self._loader.prefetch_factor * self._loader.num_workers):
             self._send_next()
-
-    def _reset(self) -> None:
-        """Start a new epoch on the same workers (persistent_workers=True)."""
-        self._epoch += 1
-        self._start_epoch(iter(self._loader._index_sampler))
 
     def _send_next(self) -> None:
         if self._exhausted:
@@ -493,12 +526,6 @@ class _MultiProcessIterator:
             pass  # the worker died; receiving its batch reports it
         self._send_id += 1
 
-    def __iter__(self):
-        return self
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
     def __next__(self):
         if not self._pool.alive:
             raise StopIteration
@@ -506,24 +533,13 @@ class _MultiProcessIterator:
             if not self._loader.persistent_workers:
                 self._pool.shutdown()
             raise StopIteration
-        worker_id = self._receive_id % self._loader.num_workers
-        while True:
-            kind, epoch, task_id, payload = self._pool.receive(worker_id, self._loader.timeout)
-            if kind == _INIT_ERROR:
-                self._pool.shutdown()
-                payload.reraise()
-            if epoch == self._epoch:
-                break  # otherwise: a result of an abandoned epoch, dropped
+        kind, task_id, payload = self._receive(self._receive_id % self._loader.num_workers)
         assert task_id == self._receive_id, (task_id, self._receive_id)
         self._receive_id += 1
         self._send_next()
         if kind == _ERROR:
             payload.reraise()
-        batch = _unpack(payload)
-        return _pin(batch) if self._loader._pin else batch
-
-    def _shutdown(self) -> None:
-        self._pool.shutdown()
+        return self._batch(payload)
 
 
 class _LengthCheck:
@@ -574,7 +590,7 @@ class _SingleProcessStreamIterator:
         return _pin(batch) if self._loader._pin else batch
 
 
-class _MultiProcessStreamIterator:
+class _MultiProcessStreamIterator(_PoolIterator):
     """Reads an iterable dataset in worker processes, each over its own copy.
 
     Batches are taken from the workers in turn (0, 1, ..., N-1, 0, ...); a worker whose
@@ -582,13 +598,6 @@ class _MultiProcessStreamIterator:
     That is torch's order: torch hands batch k to the next worker still running and
     yields batches in k order, which comes to the same turn. Each worker keeps
     ``prefetch_factor`` batches in flight."""
-
-    def __init__(self, loader: DataLoader) -> None:
-        self._loader = loader
-        index_iter = iter(loader._index_sampler)
-        self._pool = _WorkerPool(loader, _draw_base_seed(loader.generator))
-        self._epoch = 0
-        self._start_epoch(index_iter)
 
     def _start_epoch(self, index_iter) -> None:
         self._index_iter = index_iter
@@ -601,11 +610,6 @@ class _MultiProcessStreamIterator:
             for _ in range(self._loader.prefetch_factor):
                 self._send(worker_id)
 
-    def _reset(self) -> None:
-        """Start a new epoch on the same workers (persistent_workers=True)."""
-        self._epoch += 1
-        self._start_epoch(iter(self._loader._index_sampler))
-
     def _send(self, worker_id: int) -> None:
         task = (self._epoch, self._task_id, next(self._index_iter))
         try:
@@ -614,29 +618,13 @@ class _MultiProcessStreamIterator:
             pass  # the worker died; receiving from it reports it
         self._task_id += 1
 
-    def _receive(self, worker_id: int):
-        while True:
-            kind, epoch, _task_id, payload = self._pool.receive(worker_id,
-                                                                self._loader.timeout)
-            if kind == _INIT_ERROR:
-                self._pool.shutdown()
-                payload.reraise()
-            if epoch == self._epoch:  # otherwise: a result of an abandoned epoch, dropped
-                return kind, payload
-
-    def __iter__(self):
-        return self
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
     def __next__(self):
         if not self._pool.alive:
             raise StopIteration
         while self._running:
             self._turn %= len(self._running)
             worker_id = self._running[self._turn]
-            kind, payload = self._receive(worker_id)
+            kind, _task_id, payload = self._receive(worker_id)
             if kind == _END:
                 del self._running[self._turn]  # the next worker takes this turn
                 continue
@@ -645,14 +633,10 @@ class _MultiProcessStreamIterator:
             if kind == _ERROR:
                 payload.reraise()
             self._length_check.count()
-            batch = _unpack(payload)
-            return _pin(batch) if self._loader._pin else batch
+            return self._batch(payload)
         if not self._loader.persistent_workers:
             self._pool.shutdown()
         raise StopIteration
-
-    def _shutdown(self) -> None:
-        self._pool.shutdown()
 
 
 # ---------------------------------------------------------------- the loader

@@ -168,6 +168,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def set_threads(threads: int) -> None:
+    """--threads: torch's CPU threads (0 keeps torch's default); refuses a negative count."""
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {threads}")
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -347,10 +355,7 @@ def run(args: argparse.Namespace) -> int:
 
     saved = None
     try:
-        if args.threads < 0:
-            raise ValueError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
+        set_threads(args.threads)
         if args.resume:
             _, meta = load_checkpoint(args.resume)
             saved = ((meta.get("state") or {}).get("config"))

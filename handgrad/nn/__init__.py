@@ -1,4 +1,4 @@
-"""handgrad.nn: modules, layers, losses and initialisation, named like torch.nn.
+"""handgrad.nn: modules, layers, losses and initialisation, named like PyTorch's nn.
 
     module.py         Module, Parameter
     hooks.py          RemovableHandle and the bookkeeping of module backward hooks

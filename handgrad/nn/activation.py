@@ -1,4 +1,4 @@
-"""Activation functions as modules (torch.nn's names, arguments and reprs). Each forward
+"""Activation functions as modules (PyTorch's nn names, arguments and reprs). Each forward
 is one primitive node of the tensor core (handgrad/ops).
 
 `inplace=True` is accepted for compatibility; the result is computed out of place.

@@ -1,5 +1,5 @@
 """Containers: Sequential (a chain of modules), ModuleList and ModuleDict (modules held
-in a list or dict, registered so their parameters are found), as in torch.nn.
+in a list or dict, registered so their parameters are found), as in PyTorch's nn.
 
 Child names are the positions "0", "1", ... (or the dict keys), so state_dict keys are
 torch's: "0.weight", "2.bias", ...

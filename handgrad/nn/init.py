@@ -1,9 +1,9 @@
-"""Weight initialisation schemes (torch.nn.init's names, arguments and arithmetic).
+"""Weight initialisation schemes (PyTorch's nn.init names, arguments and arithmetic).
 
 Each function fills a tensor (a Parameter, any handgrad Tensor, or a torch.Tensor) in
 place, without recording anything for backward, and returns it. The random draws are
 the same calls, in the same order, as torch's, so with the same seed a handgrad layer
-starts from exactly the weights of its torch.nn twin.
+starts from exactly the weights of its PyTorch twin.
 
     gain = calculate_gain(nonlinearity, param)      the std multiplier that keeps
                                                     activations' variance steady

@@ -1,8 +1,8 @@
-"""Losses as modules (torch.nn's names, arguments and defaults); each forward is one
+"""Losses as modules (PyTorch's nn names, arguments and defaults); each forward is one
 fused node of handgrad/nn/functional/loss.py. Class weights and pos_weight are
 buffers, so they follow the module's .to() and appear in its state_dict, as in torch.
 
-Left out: KLDivLoss, CTCLoss, the margin/ranking/embedding losses of torch.nn other
+Left out: KLDivLoss, CTCLoss, the margin/ranking/embedding losses of PyTorch's nn other
 than the hinge loss for +-1 labels (HingeLoss).
 """
 

@@ -5,7 +5,7 @@
 
 Each hidden block is Linear -> [BatchNorm1d] -> activation -> [Dropout]; the output
 layer is a bare Linear (the loss applies softmax or sigmoid). An MLP is a Sequential,
-so its state_dict keys ("0.weight", "2.bias", ...) are those of the same torch.nn
+so its state_dict keys ("0.weight", "2.bias", ...) are those of the same PyTorch
 Sequential, and weights move between the two.
 
 Left out: per-layer activations or widths of dropout; residual connections.

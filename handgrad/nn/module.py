@@ -1,6 +1,6 @@
 """Module and Parameter: the building blocks every layer and model is made of.
 
-`Module` works like torch.nn.Module. Assigning a `Parameter`, a `Module` or a registered
+`Module` works like PyTorch's nn.Module. Assigning a `Parameter`, a `Module` or a registered
 buffer to an attribute registers it; `parameters()`, `named_parameters()`, `buffers()`,
 `named_modules()`, `children()` walk the tree; `state_dict()` / `load_state_dict()` save
 and restore it under torch's key names ("0.weight", "bn.running_mean", ...), so weights
@@ -56,7 +56,7 @@ class Parameter(Tensor):
     """A Tensor that a Module registers as learnable: a leaf that requires grad.
 
     `Parameter(data)` shares `data`'s storage (a handgrad Tensor, a torch.Tensor, or
-    anything torch.as_tensor takes), as torch.nn.Parameter does."""
+    anything torch.as_tensor takes), as PyTorch's nn.Parameter does."""
 
     __slots__ = ()
 
@@ -162,6 +162,14 @@ class Module:
             _locate(error, self)
             raise
 
+    def _run_forward_hook(self, hook_id, hook, args: tuple, kwargs: dict, result):
+        """One forward hook; what it returns (when not None) replaces the output."""
+        if hook_id in self._hooks.forward_with_kwargs:
+            returned = hook(self, args, kwargs, result)
+        else:
+            returned = hook(self, args, result)
+        return result if returned is None else returned
+
     def _call_with_hooks(self, args: tuple, kwargs: dict):
         """forward with the hooks around it, in torch's order: forward pre-hooks, the
         inputs wrapped for backward hooks, forward, forward hooks, the outputs wrapped.
@@ -191,12 +199,7 @@ class Module:
             for hook_id, hook in tuple(hooks.forward.items()):
                 if hook_id in hooks.forward_always_called:
                     called.add(hook_id)
-                if hook_id in hooks.forward_with_kwargs:
-                    returned = hook(self, args, kwargs, result)
-                else:
-                    returned = hook(self, args, result)
-                if returned is not None:
-                    result = returned
+                result = self._run_forward_hook(hook_id, hook, args, kwargs, result)
             if backward_hook is not None:
                 if not isinstance(result, Tensor | tuple):
                     warnings.warn("For backward hooks to be called, module output should be "
@@ -209,12 +212,7 @@ class Module:
                 if hook_id not in hooks.forward_always_called or hook_id in called:
                     continue
                 try:
-                    if hook_id in hooks.forward_with_kwargs:
-                        returned = hook(self, args, kwargs, result)
-                    else:
-                        returned = hook(self, args, result)
-                    if returned is not None:
-                        result = returned
+                    result = self._run_forward_hook(hook_id, hook, args, kwargs, result)
                 except Exception as error:
                     warnings.warn("module forward hook with ``always_call=True`` raised an "
                                   "exception that was silenced as another error was raised "

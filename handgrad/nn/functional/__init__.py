@@ -1,5 +1,5 @@
 """handgrad.nn.functional (import it as F): layers and losses as functions, named and
-called like torch.nn.functional.
+called like PyTorch's nn.functional.
 
 The fused layer-level Functions live here, one file per family, each with its forward
 and hand-derived backward side by side:
@@ -16,7 +16,7 @@ and hand-derived backward side by side:
                       module backward hooks)
 
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
-activation.py only gives them torch.nn.functional's spelling.
+activation.py only gives them PyTorch's functional API's spelling.
 
 Left out: convolution, pooling, recurrent layers and attention (not yet written).
 """

@@ -1,8 +1,8 @@
-"""Activation functions as plain functions (torch.nn.functional's names and arguments).
+"""Activation functions as plain functions (PyTorch's functional API's names and arguments).
 
 Each one is a primitive of the tensor core (handgrad/ops, reached through the Tensor
 method of the same name), so it is not defined again here: these wrappers only give
-torch.nn.functional's spelling. `inplace=True` is accepted for compatibility and
+PyTorch's functional API's spelling. `inplace=True` is accepted for compatibility and
 computes out of place (same values, same gradients).
 
 Left out: the activations as modules (handgrad/nn/activation.py).

@@ -37,7 +37,7 @@ class Dropout(Function):
 
 
 def dropout(input, p=0.5, training=True, inplace=False, generator=None):
-    """torch.nn.functional.dropout (`inplace` is accepted and computes out of place;
+    """PyTorch's nn.functional.dropout (`inplace` is accepted and computes out of place;
     `generator` draws the mask from a torch.Generator of your own, for reproducibility)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")

@@ -57,7 +57,7 @@ class Linear(Function):
 
 
 def linear(input, weight, bias=None):
-    """y = input @ weight.T + bias, as torch.nn.functional.linear (one fused node)."""
+    """y = input @ weight.T + bias, as PyTorch's nn.functional.linear (one fused node)."""
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
         raise HandgradError(
             f"linear: input of shape {tuple(input.shape)} has "

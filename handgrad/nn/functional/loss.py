@@ -306,7 +306,7 @@ def _class_index_checks(op: str, input, target, weight=None) -> None:
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                   reduce=None, reduction="mean", label_smoothing=0.0):
-    """torch.nn.functional.cross_entropy: log-softmax + NLL of logits, one fused node.
+    """PyTorch's nn.functional.cross_entropy: log-softmax + NLL of logits, one fused node.
 
     `target` holds class indices (integers, the input's shape without dim 1) or class
     probabilities (floats, the input's shape)."""
@@ -331,7 +331,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100,
              reduce=None, reduction="mean"):
-    """torch.nn.functional.nll_loss: -w[y] input[y] for log-probability inputs."""
+    """PyTorch's nn.functional.nll_loss: -w[y] input[y] for log-probability inputs."""
     reduction = legacy_reduction("nll_loss", size_average, reduce, reduction)
     if input.ndim == 0:
         raise HandgradError("nll_loss: input must have a class dim, got a 0-d tensor")

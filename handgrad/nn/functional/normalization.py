@@ -125,7 +125,7 @@ class LayerNorm(Function):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
-    """torch.nn.functional.batch_norm: normalise each channel (dim 1) of an (N, C, *)
+    """PyTorch's nn.functional.batch_norm: normalise each channel (dim 1) of an (N, C, *)
     input; with training=True use (and fold into the running statistics, if given) the
     batch's statistics, else the running ones."""
     if input.ndim < 2:
@@ -143,7 +143,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """torch.nn.functional.layer_norm: normalise each sample over its last
+    """PyTorch's nn.functional.layer_norm: normalise each sample over its last
     len(normalized_shape) dims."""
     normalized_shape = ((normalized_shape,) if isinstance(normalized_shape, int)
                         else tuple(normalized_shape))

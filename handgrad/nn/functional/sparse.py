@@ -58,7 +58,7 @@ def _renorm_(weight, flat, max_norm, norm_type) -> None:
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
-    """torch.nn.functional.embedding: weight[input] (input: integer indices of any shape,
+    """PyTorch's nn.functional.embedding: weight[input] (input: integer indices of any shape,
     weight: (num_embeddings, embedding_dim))."""
     if input.dtype.is_floating_point or input.dtype == torch.bool:
         raise HandgradError(
