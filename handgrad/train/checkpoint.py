@@ -29,23 +29,30 @@ global generator, torch's CPU generator and every CUDA generator.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import re
 import secrets
+import struct
+import sys
 import warnings
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 FORMAT_KEY = "handgrad.checkpoint"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: with checksums; 1 (no checksums) is still read
+READABLE_VERSIONS = ("1", FORMAT_VERSION)
 META_KEY = "handgrad.meta"
 ORDER_KEY = "handgrad.order"  # the tensors' names in the caller's order (safetensors sorts)
+CHECKSUM_KEY = "handgrad.sha256"  # {"metadata": hex, "tensors": {name: hex}}
 
 
 class CheckpointError(ValueError):
@@ -125,40 +132,56 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+# safetensors' own writer (used by handgrad before it wrote the file itself) names its
+# temporary file `.tmp` + 6 letters or digits, in the target's directory.
+_LEGACY_TEMPORARY = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
+def _is_dead_save(candidate: Path, path: Path) -> bool:
+    """Whether `candidate` is a temporary file that a killed save left behind: one of
+    ours for `path` whose process is gone, or one of safetensors' own (older handgrad)
+    whose header says it holds a handgrad checkpoint."""
+    name = candidate.name
+    if name.startswith(f".{path.name}.tmp-"):
+        try:
+            os.kill(int(name.rsplit("-", 2)[-2]), 0)
+        except ProcessLookupError:
+            return True
+        except (ValueError, IndexError, OSError):
+            return False
+        return False  # its process is alive: a save in progress
+    if not _LEGACY_TEMPORARY.fullmatch(name):
+        return False
+    try:
+        with open(candidate, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            return b'"' + FORMAT_KEY.encode() + b'"' in f.read(min(length, 2**24))
+    except (OSError, struct.error):
+        return False
+
+
 def _remove_stale_temporaries(path: Path) -> None:
     """Delete temporary files that killed saves of ``path`` left behind (their process is
     gone); a save in progress in a live process is left alone."""
-    for candidate in path.parent.glob(f".{path.name}.tmp-*"):
-        try:
-            pid = int(candidate.name.rsplit("-", 2)[-2])
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    for candidate in path.parent.glob(".*"):
+        if candidate.is_file() and _is_dead_save(candidate, path):
             candidate.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError, OSError):
-            continue
 
 
-def save_checkpoint(path: str | os.PathLike, tensors: Mapping, meta: Mapping | None = None
-                    ) -> Path:
-    """Write ``tensors`` (name -> handgrad Tensor or torch tensor) and ``meta`` (anything
-    JSON holds: dicts with string keys, lists, numbers, strings, bools, None) to ``path``,
-    atomically. Tensors are saved from the CPU; tuples in ``meta`` come back as lists.
-    Returns the path."""
+def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a new temporary file next to ``path``, flush and fsync it,
+    rename it over ``path`` and fsync the directory; on any error the temporary file is
+    removed and ``path`` is left as it was. The file is created as ``open()`` creates
+    one (mode 0666 less the umask), like the run's other outputs."""
     path = Path(path)
-    prepared = _prepare_tensors(tensors)
-    meta = dict(meta or {})
-    _check_json(meta)
-    header = {"format": "pt", FORMAT_KEY: FORMAT_VERSION, META_KEY: json.dumps(meta),
-              ORDER_KEY: json.dumps(list(prepared))}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_name(path)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        save_file(prepared, temporary, metadata=header)
-        fd = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data are on disk before the rename makes them the checkpoint
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())  # the data are on disk before the rename publishes them
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -168,25 +191,168 @@ def save_checkpoint(path: str | os.PathLike, tensors: Mapping, meta: Mapping | N
     return path
 
 
+def write_json_atomic(path: str | os.PathLike, value, *, indent: int | None = 2) -> Path:
+    """Write ``value`` as JSON (``json.dumps(value, indent=indent)`` and a newline) to
+    ``path`` atomically: a temporary file in the same folder, written, flushed, fsync'ed,
+    renamed over ``path``, then the folder fsync'ed. Readers see the old file or the new
+    one, never half of one, even after a crash or a power cut. Returns the path."""
+    text = json.dumps(value, indent=indent) + "\n"  # fails before any file is touched
+    return _write_atomic(Path(path), lambda file: file.write(text.encode("utf-8")))
+
+
+# ---------------------------------------------------------------- the file itself
+
+# safetensors' names of dtypes (its format specification); torch dtypes this torch lacks
+# are skipped.
+_DTYPE_NAMES = {getattr(torch, attribute): name for attribute, name in (
+    ("float64", "F64"), ("float32", "F32"), ("float16", "F16"), ("bfloat16", "BF16"),
+    ("int64", "I64"), ("int32", "I32"), ("int16", "I16"), ("int8", "I8"), ("uint8", "U8"),
+    ("bool", "BOOL"), ("uint16", "U16"), ("uint32", "U32"), ("uint64", "U64"),
+    ("complex64", "C64"), ("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2"),
+) if hasattr(torch, attribute)}
+
+
+def _tensor_bytes(t: torch.Tensor) -> memoryview:
+    """The bytes of a contiguous CPU tensor, without a copy (little-endian machines)."""
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy())
+
+
+def _tensor_digest(name: str, t: torch.Tensor) -> str:
+    """sha256 of a tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+    digest.update(_tensor_bytes(t))
+    return digest.hexdigest()
+
+
+def _metadata_digest(metadata: Mapping[str, str]) -> str:
+    """sha256 of the header's metadata (every entry but the checksums), as canonical JSON."""
+    canonical = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _write_safetensors(file: BinaryIO, tensors: Mapping[str, torch.Tensor],
+                       metadata: Mapping[str, str]) -> None:
+    """Write an ordinary safetensors file (8-byte little-endian header length, the JSON
+    header padded with spaces to 8 bytes, then each tensor's bytes) to ``file``."""
+    header: dict = {"__metadata__": dict(metadata)}
+    offset = 0
+    for name, t in tensors.items():
+        if t.dtype not in _DTYPE_NAMES:
+            raise TypeError(f"save_checkpoint: tensors[{name!r}] has dtype {t.dtype}, which "
+                            f"safetensors cannot store; convert it first")
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    file.write(struct.pack("<Q", len(encoded)))
+    file.write(encoded)
+    for t in tensors.values():
+        file.write(_tensor_bytes(t))
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: Mapping, meta: Mapping | None = None
+                    ) -> Path:
+    """Write ``tensors`` (name -> handgrad Tensor or torch tensor) and ``meta`` (anything
+    JSON holds: dicts with string keys, lists, numbers, strings, bools, None) to ``path``,
+    atomically, with a sha256 checksum of every tensor and of the metadata. Tensors are
+    saved from the CPU; tuples in ``meta`` come back as lists. Returns the path."""
+    if sys.byteorder != "little":
+        raise NotImplementedError("save_checkpoint: safetensors files are little-endian; "
+                                  "this machine is big-endian")
+    path = Path(path)
+    prepared = _prepare_tensors(tensors)
+    meta = dict(meta or {})
+    _check_json(meta)
+    ordered = dict(sorted(prepared.items()))  # safetensors' own order of the tensors
+    metadata = {"format": "pt", FORMAT_KEY: FORMAT_VERSION, META_KEY: json.dumps(meta),
+                ORDER_KEY: json.dumps(list(prepared))}
+    metadata[CHECKSUM_KEY] = json.dumps({
+        "metadata": _metadata_digest(metadata),
+        "tensors": {name: _tensor_digest(name, t) for name, t in ordered.items()}})
+    return _write_atomic(path, lambda file: _write_safetensors(file, ordered, metadata))
+
+
+def _pickle_kind(path: Path) -> str | None:
+    """'a pickle file' / 'a PyTorch pickle file (torch.save)' when ``path`` is one."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    if start == b"PK\x03\x04":  # a zip archive: torch.save's format holds data.pkl
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if any(n.endswith(".pkl") for n in archive.namelist()):
+                    return "a PyTorch pickle file (torch.save's zip format, with a .pkl inside)"
+        except (zipfile.BadZipFile, OSError):
+            return None
+        return None
+    if len(start) >= 2 and start[0] == 0x80 and 2 <= start[1] <= 5:  # pickle's PROTO opcode
+        return "a pickle file (what pickle.dump and the legacy torch.save write)"
+    return None
+
+
+def _verify(path: Path, header: Mapping[str, str], raw: Mapping[str, torch.Tensor]) -> None:
+    """Raise a CheckpointError naming every part of the file that fails its checksum."""
+    try:
+        sums = json.loads(header[CHECKSUM_KEY])
+        expected_meta, expected = sums["metadata"], dict(sums["tensors"])
+    except (KeyError, TypeError, ValueError) as error:
+        reason = ("has no checksum" if CHECKSUM_KEY not in header
+                  else f"has a corrupt checksum entry ({error})")
+        raise CheckpointError(f"load_checkpoint: {path} {reason}; the file is damaged "
+                              f"(refused: nothing was loaded)") from error
+    failed = []
+    if _metadata_digest(header) != expected_meta:
+        failed.append("the JSON metadata (epoch, step, config, optimizer settings, "
+                      "scheduler, Python/numpy RNG states, ...)")
+    for name in sorted(set(raw) | set(expected)):
+        if name not in raw:
+            failed.append(f"tensor {name!r} (missing from the file)")
+        elif name not in expected:
+            failed.append(f"tensor {name!r} (not in the checksum list)")
+        elif _tensor_digest(name, raw[name]) != expected[name]:
+            failed.append(f"tensor {name!r}")
+    if failed:
+        raise CheckpointError(
+            f"load_checkpoint: {path} is corrupt: the checksum (sha256) does not match for "
+            f"{'; '.join(failed)}. The file was damaged after it was written (disk, copy, "
+            f"transfer); nothing was loaded. Use another copy or an earlier checkpoint.")
+
+
 def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu"
                     ) -> tuple[dict, dict]:
     """``(tensors, meta)`` from a checkpoint: tensors as handgrad Tensors on ``device``,
-    meta as the JSON it was saved as. A plain safetensors file (no handgrad metadata)
-    loads with ``meta == {}``. Never unpickles anything."""
+    meta as the JSON it was saved as. Every tensor and the metadata are checked against
+    the checksums saved with them before anything is returned (CheckpointError naming
+    what fails). A plain safetensors file (no handgrad metadata) loads with
+    ``meta == {}``. Never unpickles anything: a pickle file is refused as such."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_checkpoint: no checkpoint at {path}")
     try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
             raw = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as error:  # safetensors' own error type, OSError, ...
+        kind = _pickle_kind(path)
+        if kind is not None:
+            raise CheckpointError(
+                f"load_checkpoint: {path} is {kind}, not a safetensors checkpoint. handgrad "
+                f"never unpickles: loading a pickle can run any code it holds. If you trust "
+                f"the file, load it with torch.load(path, weights_only=True) yourself and "
+                f"write its tensors with handgrad.train.save_state.") from error
         raise CheckpointError(f"load_checkpoint: {path} is not a readable safetensors "
                               f"checkpoint ({error}); it may be truncated or corrupt") from error
     version = header.get(FORMAT_KEY)
-    if version is not None and version != FORMAT_VERSION:
+    if version is None and any(key.startswith("handgrad.") for key in header):
+        raise CheckpointError(f"load_checkpoint: {path} holds handgrad metadata but no "
+                              f"{FORMAT_KEY!r} entry; the file is damaged")
+    if version is not None and version not in READABLE_VERSIONS:
         raise CheckpointError(f"load_checkpoint: {path} has checkpoint format {version!r}; "
-                              f"this handgrad reads format {FORMAT_VERSION!r}")
+                              f"this handgrad reads format {FORMAT_VERSION!r} (and the older "
+                              f"{', '.join(repr(v) for v in READABLE_VERSIONS[:-1])})")
+    if version == FORMAT_VERSION or CHECKSUM_KEY in header:
+        _verify(path, header, raw)
     try:
         meta = json.loads(header[META_KEY]) if META_KEY in header else {}
         order = json.loads(header[ORDER_KEY]) if ORDER_KEY in header else []
@@ -194,7 +360,9 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
         raise CheckpointError(f"load_checkpoint: the metadata in {path} is not valid JSON "
                               f"({error})") from error
     names = [n for n in order if n in raw] + [n for n in raw if n not in set(order)]
-    return {name: _wrap(raw[name]) for name in names}, meta
+    device = torch.device(device)
+    return {name: _wrap(raw[name] if device.type == "cpu" else raw[name].to(device))
+            for name in names}, meta
 
 
 # ---------------------------------------------------------------- nested state

@@ -154,11 +154,11 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     path = save_checkpoint(tmp_path / "c.safetensors", {"w": torch.ones(4)}, {"epoch": 1})
 
-    def broken_save_file(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"partial")
+    def broken_write(file, tensors, metadata):
+        file.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "save_file", broken_save_file)
+    monkeypatch.setattr(checkpoint, "_write_safetensors", broken_write)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"w": torch.zeros(4)}, {"epoch": 2})
     monkeypatch.undo()
