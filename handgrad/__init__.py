@@ -22,7 +22,8 @@ _SUBMODULES = {
     "scalar", "bench", "cli",
 }
 # Modules whose public names (their __all__) are re-exported as handgrad.<name>.
-_API_MODULES = ("handgrad._tensor", "handgrad.autograd")
+_API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",
+                "handgrad._functions", "handgrad.autograd")
 
 
 def __getattr__(name: str):

@@ -1,6 +1,6 @@
 """Tensor (module `_tensor`, so that `handgrad.tensor` can be the factory, as in torch):
 a torch.Tensor (`.data`) plus what autograd needs (`grad`, `requires_grad`,
-the node that made it), with torch's operators, methods and factories.
+the node that made it), with torch's operators and methods.
 
 Every differentiable method dispatches to a Function in handgrad.ops; nothing here
 computes a gradient. Comparisons, argmax and friends return tensors without history,
@@ -11,12 +11,20 @@ recorded as the out-of-place op whose result takes the tensor's place (its old d
 perhaps saved for a backward, is left alone); that is refused while a view, base or
 `.detach()` sharing its storage is alive, since those would keep the old values.
 
+NumPy on the left of an operator (`np.float64(0.5) * t`, `np.ones(3) + t`) and NumPy's
+ufuncs on a Tensor (`np.exp(t)`) run handgrad's own ops, so the graph is kept; a ufunc
+handgrad has no op for works on the data of tensors that need no gradient and is
+refused on one that does (its gradient would be lost).
+
+This module binds no name that shadows a Python builtin: dtype aliases (`handgrad.float`,
+`handgrad.int`, ...) live in _dtypes.py, factories in _creation.py, the free functions
+(`handgrad.sum`, `handgrad.max`, ...) in _functions.py.
+
 Left out: layers and losses (handgrad.nn), random-number state beyond `manual_seed`.
 """
 
 from __future__ import annotations
 
-import builtins
 import weakref
 from collections.abc import Sequence
 
@@ -24,40 +32,10 @@ import torch
 
 from handgrad import autograd
 from handgrad import ops as F
-from handgrad.autograd import HandgradError, is_grad_enabled
+from handgrad.autograd import TensorBase, is_grad_enabled
 from handgrad.ops.reduce import wrap_dim
 
-__all__ = [
-    "Tensor", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
-    "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "zeros_like",
-    "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like",
-    "manual_seed",
-    "exp", "log", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu",
-    "leaky_relu", "elu", "gelu", "silu", "softplus", "maximum", "minimum", "clamp",
-    "where", "masked_fill", "pow", "matmul", "cat", "stack", "split", "chunk", "pad",
-    "gather", "index_select", "flip", "tril", "triu", "sum", "mean", "var", "std",
-    "norm", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
-    "log_softmax", "flatten", "transpose", "permute", "reshape", "squeeze", "unsqueeze",
-    "broadcast_to", "float16", "bfloat16", "float32", "float64", "float", "double",
-    "half", "int8", "int16", "int32", "int64", "long", "int", "uint8", "bool",
-    "get_default_dtype", "set_default_dtype", "device", "dtype", "Size",
-    "is_tensor",
-]
-
-float16 = half = torch.float16
-bfloat16 = torch.bfloat16
-float32 = float = torch.float32  # noqa: A001 -- torch's names, on purpose
-float64 = double = torch.float64
-int8, int16, uint8 = torch.int8, torch.int16, torch.uint8
-int32 = int = torch.int32  # noqa: A001
-int64 = long = torch.int64
-bool = torch.bool  # noqa: A001
-device, dtype, Size = torch.device, torch.dtype, torch.Size
-get_default_dtype, set_default_dtype = torch.get_default_dtype, torch.set_default_dtype
-
-_builtin_bool = builtins.bool
-_builtin_int = builtins.int
-_builtin_float = builtins.float
+__all__ = ["Tensor", "is_tensor"]
 
 
 def _raw(x):
@@ -83,7 +61,7 @@ def _shape_args(shape) -> tuple:
     return tuple(shape)
 
 
-class Tensor:
+class Tensor(TensorBase):
     """An n-dimensional array that can record the operations applied to it.
 
     `data` is the underlying torch.Tensor; `grad` (a Tensor without history, or None) is
@@ -91,12 +69,13 @@ class Tensor:
     `retain_grad()`.
     """
 
-    # _alias: set only on tensors that share storage (see autograd._AliasGroup);
-    # _hooks: set only on leaves that were given a hook (autograd._TensorHooks)
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_alias", "_hooks", "__weakref__")
+    __slots__ = ()
     __hash__ = object.__hash__
+    # NumPy: `ndarray + t` and `np.float64(2) * t` give NumPy's operator up to Tensor's
+    # reflected one (see __array_ufunc__); NumPy's old protocol reads the priority.
+    __array_priority__ = 1000
 
-    def __init__(self, data, requires_grad: _builtin_bool = False, dtype=None, device=None):
+    def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
         if not isinstance(data, torch.Tensor):
@@ -104,24 +83,59 @@ class Tensor:
         elif dtype is not None or device is not None:
             data = data.to(dtype=dtype, device=device)
         self.data = data
-        self.grad = None
+        self._grad = None
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _make(cls, data: torch.Tensor, requires_grad, ctx) -> Tensor:
-        """Fast constructor for op results (no checks, no conversion)."""
-        t = object.__new__(cls)
-        t.data = data
-        t.grad = None
-        t.requires_grad = requires_grad
-        t._ctx = ctx
-        return t
+    # ------------------------------------------------------------------ grad, requires_grad
+    @property
+    def grad(self):
+        """The gradient accumulated by backward (a Tensor without history), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        """Assigning `.grad` is checked as torch checks it: a Tensor (or None) of this
+        tensor's shape, dtype and device; an optimizer would otherwise broadcast a wrong
+        one into every element."""
+        if value is None:
+            self._grad = None
+            return
+        if isinstance(value, torch.Tensor):
+            value = Tensor._make(value, False, None)
+        elif not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                            f"type {type(value).__name__}")
+        if value is self:
+            raise RuntimeError("can't assign Variable as its own grad")
+        mine, given = self.data, value.data
+        problem = None
+        if given.dtype != mine.dtype:
+            problem = f"of a different type ({given.dtype}, the tensor is {mine.dtype})"
+        elif given.device != mine.device:
+            problem = (f"located on a different device ({given.device}, the tensor is on "
+                       f"{mine.device})")
+        elif given.shape != mine.shape:
+            problem = (f"of a different size ({tuple(given.shape)}, the tensor has shape "
+                       f"{tuple(mine.shape)})")
+        if problem is not None:
+            raise RuntimeError(f"assigned grad has data {problem}; assign a gradient of the "
+                               "tensor's own shape, dtype and device (e.g. "
+                               "torch's zeros_like(p) of the same kind), or None.")
+        self._grad = value
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value) -> None:
+        self.requires_grad_(bool(value))
 
     # ------------------------------------------------------------------ autograd API
-    def backward(self, gradient=None, retain_graph=None, create_graph: _builtin_bool = False,
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
                  inputs=None) -> None:
         """Accumulate d(self)/d(leaf) * gradient into every leaf's `.grad`, or only into
         the `.grad` of `inputs` (leaves or not) when given, as in torch.
@@ -132,7 +146,7 @@ class Tensor:
         autograd.backward(self, None if gradient is None else (gradient,), retain_graph,
                           create_graph, inputs)
 
-    def requires_grad_(self, requires_grad: _builtin_bool = True) -> Tensor:
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not (self.data.is_floating_point() or self.data.is_complex()):
             raise RuntimeError(
                 f"requires_grad: only floating-point tensors can require gradients, this one "
@@ -141,11 +155,11 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad_(False) works on leaf tensors only; use .detach() to cut a "
                 "non-leaf tensor out of the graph.")
-        self.requires_grad = requires_grad
+        self._requires_grad = requires_grad
         return self
 
     @property
-    def is_leaf(self) -> _builtin_bool:
+    def is_leaf(self) -> bool:
         return self._ctx is None
 
     @property
@@ -161,7 +175,7 @@ class Tensor:
             autograd.tensor_hooks(self).retained = weakref.ref(self)
 
     @property
-    def retains_grad(self) -> _builtin_bool:
+    def retains_grad(self) -> bool:
         """True on a non-leaf whose `.grad` is kept by backward (after `retain_grad()`)."""
         node = self._ctx
         if node is None or node._hooks is None or node._hooks.retained is None:
@@ -189,7 +203,7 @@ class Tensor:
 
     def detach_(self) -> Tensor:
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     # ------------------------------------------------------------------ properties
@@ -202,19 +216,19 @@ class Tensor:
     def size(self, dim=None):
         return self.data.size() if dim is None else self.data.size(dim)
 
-    def dim(self) -> _builtin_int:
+    def dim(self) -> int:
         return self.data.ndim
 
-    def numel(self) -> _builtin_int:
+    def numel(self) -> int:
         return self.data.numel()
 
-    def element_size(self) -> _builtin_int:
+    def element_size(self) -> int:
         return self.data.element_size()
 
-    def is_floating_point(self) -> _builtin_bool:
+    def is_floating_point(self) -> bool:
         return self.data.is_floating_point()
 
-    def is_contiguous(self) -> _builtin_bool:
+    def is_contiguous(self) -> bool:
         return self.data.is_contiguous()
 
     def stride(self, dim=None):
@@ -243,13 +257,13 @@ class Tensor:
         return (self[i] for i in range(len(self.data)))
 
     def __bool__(self):
-        return _builtin_bool(self.data)
+        return bool(self.data)
 
     def __float__(self):
-        return _builtin_float(self.data)
+        return float(self.data)
 
     def __int__(self):
-        return _builtin_int(self.data)
+        return int(self.data)
 
     def __index__(self):
         return self.data.__index__()
@@ -451,10 +465,10 @@ class Tensor:
     def sign(self):
         return Tensor._make(torch.sign(self.data), False, None)
 
-    def equal(self, other) -> _builtin_bool:
+    def equal(self, other) -> bool:
         return torch.equal(self.data, _raw(other))
 
-    def allclose(self, other, rtol=1e-5, atol=1e-8) -> _builtin_bool:
+    def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
         return torch.allclose(self.data, _raw(other), rtol=rtol, atol=atol)
 
     # ------------------------------------------------------------------ unary math
@@ -516,10 +530,10 @@ class Tensor:
         return F.Clamp.apply(self, None, max)
 
     def maximum(self, other):
-        return maximum(self, other)
+        return F.Maximum.apply(self, other)
 
     def minimum(self, other):
-        return minimum(self, other)
+        return F.Minimum.apply(self, other)
 
     def masked_fill(self, mask, value):
         if isinstance(value, Tensor) and value.requires_grad:  # value gets sum of g[mask]
@@ -527,7 +541,8 @@ class Tensor:
         return F.MaskedFill.apply(self, _raw(mask), value)
 
     def where(self, condition, other):
-        return where(condition, self, other)
+        """Elements of self where condition holds, else of other (a number or Tensor)."""
+        return F.Where.apply(_raw(condition), self, other)
 
     # ------------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False):
@@ -551,14 +566,14 @@ class Tensor:
     def max(self, dim=None, keepdim=False):
         """max() -> the largest value; max(dim) -> (values, indices), as torch."""
         if isinstance(dim, Tensor):
-            return maximum(self, dim)
+            return F.Maximum.apply(self, dim)
         if dim is None:
             return F.MaxAll.apply(self, True)
         return _ValuesIndices(F.MaxDim.apply(self, dim, keepdim, True))
 
     def min(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
-            return minimum(self, dim)
+            return F.Minimum.apply(self, dim)
         if dim is None:
             return F.MaxAll.apply(self, False)
         return _ValuesIndices(F.MaxDim.apply(self, dim, keepdim, False))
@@ -583,7 +598,7 @@ class Tensor:
         The gradient is 0 at a zero input, as torch (not nan)."""
         if p == "fro":
             p = 2
-        if not isinstance(p, (builtins.int, builtins.float)) or isinstance(p, builtins.bool) \
+        if not isinstance(p, (int, float)) or isinstance(p, bool) \
                 or not p > 0:
             raise ValueError(f"norm: p must be a positive number, inf or 'fro', got p={p!r}")
         return F.Norm.apply(self, p, dim, keepdim)
@@ -630,7 +645,7 @@ class Tensor:
             new = tuple(n for n in self.shape if n != 1)
         else:
             dims = {_wrap_dim("squeeze", d, self.ndim)
-                    for d in ((dim,) if isinstance(dim, _builtin_int) else dim)}
+                    for d in ((dim,) if isinstance(dim, int) else dim)}
             new = tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1))
         return self if new == tuple(self.shape) else F.Reshape.apply(self, new)
 
@@ -689,11 +704,32 @@ class Tensor:
     def index_select(self, dim, index):
         return F.IndexSelect.apply(self, dim, _raw(index))
 
-    def split(self, split_size, dim=0):
-        return split(self, split_size, dim)
+    def split(self, split_size_or_sections, dim=0) -> tuple:
+        """Pieces of x along dim: equal pieces of a given size, or a list of sizes."""
+        size = self.shape[_wrap_dim("split", dim, self.ndim)]
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            if step < 0 or (step == 0 and size):
+                raise ValueError(f"split: split_size must be positive, got {step} (dim {dim} of "
+                                 f"shape {tuple(self.shape)})")
+            sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != size:
+                raise ValueError(f"split: sizes {sizes} do not add up to {size} (dim {dim} of "
+                                 f"shape {tuple(self.shape)})")
+        pieces, start = [], 0
+        for n in sizes:
+            pieces.append(self.narrow(dim, start, n))
+            start += n
+        return tuple(pieces)
 
-    def chunk(self, chunks, dim=0):
-        return chunk(self, chunks, dim)
+    def chunk(self, chunks: int, dim=0) -> tuple:
+        """Split x into `chunks` pieces of ceil(size / chunks) (the last may be smaller)."""
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        size = self.shape[_wrap_dim("chunk", dim, self.ndim)]
+        return self.split(max(1, -(-size // chunks)), dim)
 
     def unbind(self, dim=0):
         dim = _wrap_dim("unbind", dim, self.ndim)
@@ -731,7 +767,7 @@ class Tensor:
         self.data[_raw_index(index)] = _raw(value)
 
     # ------------------------------------------------------------------ in place
-    def _check_inplace(self, op: str, other=None) -> _builtin_bool:
+    def _check_inplace(self, op: str, other=None) -> bool:
         """True when the op must be recorded: grad mode on, and self or `other` requires
         grad (x.add_(w) with w in the graph puts x in the graph, as torch does)."""
         if not is_grad_enabled():
@@ -772,7 +808,7 @@ class Tensor:
                     f"{op}: the result is {result.dtype} and cannot be written into a "
                     f"{self.dtype} tensor in place. Convert the target first, e.g. "
                     "x = x.float().")
-        self.data, self._ctx, self.requires_grad = result.data, result._ctx, True
+        self.data, self._ctx, self._requires_grad = result.data, result._ctx, True
         autograd.unlink_aliases(self)
         return self
 
@@ -860,299 +896,6 @@ def _correction(unbiased, correction):
     return 1 if unbiased is None or unbiased else 0
 
 
-autograd._Tensor = Tensor
-
-
-# ====================================================================== factories
-def is_tensor(x) -> _builtin_bool:
+def is_tensor(x) -> bool:
+    """True for a handgrad Tensor (as torch.is_tensor for torch's)."""
     return isinstance(x, Tensor)
-
-
-def _unwrap_nested(data):
-    """Nested lists/tuples with handgrad Tensors in them, as torch tensors (torch.tensor
-    reads `[hg.tensor(1.), hg.tensor(2.)]` as it reads a list of torch tensors)."""
-    if isinstance(data, Tensor):
-        return data.data
-    if isinstance(data, list | tuple):
-        return type(data)(_unwrap_nested(d) for d in data)
-    return data
-
-
-def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """A new leaf tensor holding a copy of `data` (nested lists, numbers, numpy, tensors)."""
-    if isinstance(data, Tensor):
-        data = data.data
-    if isinstance(data, torch.Tensor):
-        raw = data.detach().clone().to(dtype=dtype, device=device)
-    else:
-        raw = torch.tensor(_unwrap_nested(data), dtype=dtype, device=device)
-    return Tensor(raw, requires_grad=requires_grad)
-
-
-def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """Wrap `data` without copying when possible."""
-    return Tensor(torch.as_tensor(_raw(data), dtype=dtype, device=device))
-
-
-def from_numpy(array) -> Tensor:
-    return Tensor(torch.from_numpy(array))
-
-
-def _factory(torch_fn):
-    def make(*shape, size=None, dtype=None, device=None, requires_grad=False,
-             generator=None):
-        kwargs = {"dtype": dtype, "device": device}
-        if generator is not None:
-            kwargs["generator"] = generator
-        if size is not None:  # torch.zeros(size=(2, 3))
-            if shape:
-                raise TypeError(f"{torch_fn.__name__}: give the shape either as positional "
-                                f"arguments or as size=, not both")
-            shape = (size,)
-        return Tensor(torch_fn(_shape_args(shape), **kwargs), requires_grad=requires_grad)
-
-    make.__name__ = torch_fn.__name__
-    make.__doc__ = f"Like torch.{torch_fn.__name__}: a new leaf tensor of the given shape."
-    return make
-
-
-zeros = _factory(torch.zeros)
-ones = _factory(torch.ones)
-empty = _factory(torch.empty)
-rand = _factory(torch.rand)
-randn = _factory(torch.randn)
-
-
-def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.full(tuple(size), _raw(fill_value), dtype=dtype, device=device),
-                  requires_grad=requires_grad)
-
-
-def arange(start=0, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """arange(end), arange(start, end, step) or arange(end=n), as torch (the dtype is
-    int64 when every argument is an integer, else the default float dtype)."""
-    start, end, step = _raw(start), _raw(end), _raw(step)
-    data = (torch.arange(start, dtype=dtype, device=device) if end is None
-            else torch.arange(start, end, step, dtype=dtype, device=device))
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.linspace(_raw(start), _raw(end), steps, dtype=dtype, device=device),
-                  requires_grad=requires_grad)
-
-
-def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    data = torch.eye(n, n if m is None else m, dtype=dtype, device=device)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None,
-            requires_grad=False) -> Tensor:
-    """randint(high, size), randint(low, high, size) or randint(high=, size=), as torch:
-    integers drawn uniformly from [low, high), int64 unless `dtype` says otherwise."""
-    if size is None:  # randint(high, size): the second positional argument is the size
-        if high is None or isinstance(high, _builtin_int):
-            raise TypeError("randint: missing the size, e.g. randint(10, (3,)) or "
-                            "randint(0, 10, size=(3,))")
-        low, high, size = 0, low, high
-    elif high is None:  # randint(high, size=...)
-        low, high = 0, low
-    return Tensor(torch.randint(low, high, tuple(size), dtype=dtype or torch.int64,
-                                device=device, generator=generator),
-                  requires_grad=requires_grad)
-
-
-def randperm(n, dtype=torch.int64, device=None, generator=None) -> Tensor:
-    return Tensor(torch.randperm(n, dtype=dtype, device=device, generator=generator))
-
-
-def _like(torch_fn):
-    def make(other, dtype=None, device=None, requires_grad=False, **kwargs):
-        # kwargs: generator (rand_like, randn_like), memory_format, as torch takes them
-        return Tensor(torch_fn(_raw(other), dtype=dtype, device=device, **kwargs),
-                      requires_grad=requires_grad)
-
-    make.__name__ = torch_fn.__name__
-    make.__doc__ = f"Like torch.{torch_fn.__name__}."
-    return make
-
-
-zeros_like = _like(torch.zeros_like)
-ones_like = _like(torch.ones_like)
-empty_like = _like(torch.empty_like)
-rand_like = _like(torch.rand_like)
-randn_like = _like(torch.randn_like)
-
-
-def full_like(other, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return Tensor(torch.full_like(_raw(other), _raw(fill_value), dtype=dtype, device=device),
-                  requires_grad=requires_grad)
-
-
-def randint_like(other, low=0, high=None, *, generator=None, dtype=None, device=None,
-                 requires_grad=False) -> Tensor:
-    """Random integers in [low, high) of `other`'s shape (and dtype, unless `dtype`)."""
-    if high is None:
-        low, high = 0, low
-    kwargs = {} if generator is None else {"generator": generator}
-    return Tensor(torch.randint_like(_raw(other), low, high, dtype=dtype, device=device,
-                                     **kwargs), requires_grad=requires_grad)
-
-
-def manual_seed(seed: _builtin_int):
-    """Seed torch's random generators (handgrad draws all random numbers through torch)."""
-    return torch.manual_seed(seed)
-
-
-# ====================================================================== functions
-def _method(name: str):
-    def function(x, *args, **kwargs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name}: expected a handgrad Tensor, got {type(x).__name__}")
-        return getattr(x, name)(*args, **kwargs)
-
-    function.__name__ = name
-    function.__doc__ = f"handgrad.{name}(x, ...) is x.{name}(...)."
-    return function
-
-
-# handgrad.exp(x, ...) is x.exp(...), and so on, as in torch.
-exp = _method("exp")
-log = _method("log")
-sqrt = _method("sqrt")
-rsqrt = _method("rsqrt")
-abs = _method("abs")
-sin = _method("sin")
-cos = _method("cos")
-tanh = _method("tanh")
-sigmoid = _method("sigmoid")
-relu = _method("relu")
-leaky_relu = _method("leaky_relu")
-elu = _method("elu")
-gelu = _method("gelu")
-silu = _method("silu")
-softplus = _method("softplus")
-clamp = _method("clamp")
-sum = _method("sum")
-mean = _method("mean")
-var = _method("var")
-std = _method("std")
-norm = _method("norm")
-amax = _method("amax")
-amin = _method("amin")
-max = _method("max")
-min = _method("min")
-argmax = _method("argmax")
-argmin = _method("argmin")
-logsumexp = _method("logsumexp")
-softmax = _method("softmax")
-log_softmax = _method("log_softmax")
-flatten = _method("flatten")
-transpose = _method("transpose")
-permute = _method("permute")
-reshape = _method("reshape")
-squeeze = _method("squeeze")
-unsqueeze = _method("unsqueeze")
-flip = _method("flip")
-tril = _method("tril")
-triu = _method("triu")
-gather = _method("gather")
-index_select = _method("index_select")
-masked_fill = _method("masked_fill")
-broadcast_to = _method("broadcast_to")
-
-
-def _check_same_device(op: str, tensors) -> None:
-    devices = {t.device for t in tensors if isinstance(t, Tensor)}
-    if len(devices) > 1:
-        raise HandgradError(
-            f"{op}: inputs are on different devices ({', '.join(sorted(map(str, devices)))});"
-            " move them to one device first with .to(device)")
-
-
-def maximum(a, b) -> Tensor:
-    return F.Maximum.apply(a, b)
-
-
-def minimum(a, b) -> Tensor:
-    return F.Minimum.apply(a, b)
-
-
-def pow(base, exponent) -> Tensor:  # noqa: A001
-    return F.Pow.apply(base, exponent)
-
-
-def matmul(a, b) -> Tensor:
-    return F.Matmul.apply(a, b)
-
-
-def where(condition, a, b) -> Tensor:
-    """Elements of a where condition holds, else of b (a or b may be numbers)."""
-    return F.Where.apply(_raw(condition), a, b)
-
-
-def cat(tensors, dim=0) -> Tensor:
-    """Join tensors along an existing dim; all other sizes must match."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
-    _check_same_device("cat", tensors)
-    first = tensors[0]
-    join = _wrap_dim("cat", dim, first.ndim) if first.ndim else 0
-    for i, t in enumerate(tensors[1:], 1):
-        if t.ndim != first.ndim or any(
-                a != b for d, (a, b) in enumerate(zip(t.shape, first.shape)) if d != join):
-            raise HandgradError(
-                f"cat: tensor 0 has shape {tuple(first.shape)} but tensor {i} has shape "
-                f"{tuple(t.shape)}; all sizes except dim {dim} must match")
-    return F.Cat.apply(*tensors, dim=dim)
-
-
-def stack(tensors, dim=0) -> Tensor:
-    """Join same-shaped tensors along a new dim."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
-    _check_same_device("stack", tensors)
-    for i, t in enumerate(tensors[1:], 1):
-        if t.shape != tensors[0].shape:
-            raise HandgradError(
-                f"stack: tensor 0 has shape {tuple(tensors[0].shape)} but tensor {i} has "
-                f"shape {tuple(t.shape)}; stack needs equal shapes")
-    return F.Stack.apply(*tensors, dim=dim)
-
-
-def split(x: Tensor, split_size_or_sections, dim=0) -> tuple:
-    """Pieces of x along dim: equal pieces of a given size, or a list of sizes."""
-    size = x.shape[_wrap_dim("split", dim, x.ndim)]
-    if isinstance(split_size_or_sections, _builtin_int):
-        step = split_size_or_sections
-        if step < 0 or (step == 0 and size):
-            raise ValueError(f"split: split_size must be positive, got {step} (dim {dim} of "
-                             f"shape {tuple(x.shape)})")
-        sizes = [builtins.min(step, size - s) for s in range(0, size, step)] or [0]
-    else:
-        sizes = list(split_size_or_sections)
-        if builtins.sum(sizes) != size:
-            raise ValueError(f"split: sizes {sizes} do not add up to {size} (dim {dim} of "
-                             f"shape {tuple(x.shape)})")
-    pieces, start = [], 0
-    for n in sizes:
-        pieces.append(x.narrow(dim, start, n))
-        start += n
-    return tuple(pieces)
-
-
-def chunk(x: Tensor, chunks: _builtin_int, dim=0) -> tuple:
-    """Split x into `chunks` pieces of ceil(size / chunks) (the last may be smaller)."""
-    if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    size = x.shape[_wrap_dim("chunk", dim, x.ndim)]
-    return split(x, builtins.max(1, -(-size // chunks)), dim)
-
-
-def pad(x: Tensor, pad: Sequence[_builtin_int], value=0.0) -> Tensor:
-    """Constant padding, torch's order: (last_left, last_right, prev_left, ...)."""
-    return F.Pad.apply(x, tuple(pad), value)
-

@@ -393,16 +393,16 @@ def test_hook_handles_remove_hooks(device):
 
 def test_removing_the_last_leaf_hook_restores_the_plain_backward():
     x = hg.tensor([1.0, 2.0], requires_grad=True)
-    before = len(autograd._hooked_leaves)
+    before = len(autograd.hooks.hooked_leaves)
     handle = x.register_hook(lambda g: g)
-    assert autograd._hooked_leaves[id(x)]() is x
+    assert autograd.hooks.hooked_leaves[id(x)]() is x
     handle.remove()
-    assert id(x) not in autograd._hooked_leaves
+    assert id(x) not in autograd.hooks.hooked_leaves
     y = hg.tensor([1.0], requires_grad=True)
     y.register_hook(lambda g: g)
-    assert len(autograd._hooked_leaves) == before + 1
+    assert len(autograd.hooks.hooked_leaves) == before + 1
     del y
-    assert len(autograd._hooked_leaves) == before, "a dead leaf must leave the slow path"
+    assert len(autograd.hooks.hooked_leaves) == before, "a dead leaf must leave the slow path"
 
 
 @pytest.mark.parametrize("case, error, match", [

@@ -313,7 +313,7 @@ def test_argument_errors_say_what_to_do(device):
     x = hg.ones(2, 3, device=device)
     with pytest.raises(RuntimeError, match=r"view.*reshape"):
         x.T.view(6)
-    with pytest.raises(HandgradError, match="pad.*negative"):
+    with pytest.raises(ValueError, match="pad.*negative"):
         hg.pad(x, (-1, 0))
     with pytest.raises(HandgradError, match="clamp.*min and max"):
         x.clamp()
@@ -414,5 +414,5 @@ def test_bad_sizes_for_flatten_narrow_split_and_chunk_are_refused(device):
     (lambda x: x[::-1], r"use \.flip\(dim\)"),
 ], ids=["where", "masked_fill", "index_select", "negative step"])
 def test_wrong_argument_kinds_get_a_hint_that_fits(call, hint):
-    with pytest.raises(RuntimeError, match=hint):
+    with pytest.raises((RuntimeError, ValueError), match=hint):  # torch: ValueError for a step
         call(hg.randn(3))

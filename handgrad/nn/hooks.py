@@ -1,7 +1,8 @@
-"""Module hooks: the handle that removes one, and the backward-hook bookkeeping.
+"""Module hooks: their bookkeeping, forward and backward.
 
-`RemovableHandle` is what every `Module.register_*_hook` returns: `handle.remove()` (or
-leaving a `with handle:` block) takes the hook out again, as torch.utils.hooks does.
+`RemovableHandle` (handgrad.autograd.hooks, shared with tensor hooks) is what every
+`Module.register_*_hook` returns: `handle.remove()` (or leaving a `with handle:` block)
+takes the hook out again, as torch.utils.hooks does.
 
 `BackwardHook` is set up by one call of a module that has full backward hooks or
 backward pre-hooks (torch's rules, torch.utils.hooks.BackwardHook):
@@ -25,47 +26,16 @@ deprecated non-full `register_backward_hook`, hooks on keyword arguments' gradie
 
 from __future__ import annotations
 
-import itertools
 import warnings
-import weakref
 from collections import OrderedDict
 
 import torch
 
 from handgrad._tensor import Tensor
-from handgrad.autograd import HandgradError, is_grad_enabled
+from handgrad.autograd import HandgradError, RemovableHandle, is_grad_enabled
 from handgrad.nn.functional.hooks import gather_gradients
 
 __all__ = ["RemovableHandle", "ModuleHooks", "BackwardHook"]
-
-_next_id = itertools.count()
-
-
-class RemovableHandle:
-    """Removes the hook it was returned for: `handle.remove()`, or use it as a context
-    manager (`with module.register_forward_hook(show): model(x)`). Removing twice, or
-    after the module is gone, does nothing."""
-
-    def __init__(self, hooks: dict, *extra: dict):
-        self.id = next(_next_id)
-        self.hooks_dict_ref = weakref.ref(hooks)
-        self.extra_dict_refs = tuple(weakref.ref(d) for d in extra)
-
-    def remove(self) -> None:
-        for ref in (self.hooks_dict_ref, *self.extra_dict_refs):
-            hooks = ref()
-            if hooks is not None:
-                hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.remove()
-
-    def __repr__(self) -> str:
-        return f"<RemovableHandle id={self.id}>"
-
 
 class ModuleHooks:
     """One module's hooks, by handle id in firing order (created on the first

@@ -1,6 +1,7 @@
 """Elementwise primitives: each Function's forward and hand-written backward side by side.
 
-Binary ops broadcast like torch; their backward undoes broadcasting with `unbroadcast`.
+Binary ops broadcast like torch; their backward returns the gradient of the broadcast
+shape and the engine sums it down to each input's shape (autograd/engine.py).
 Either input of a binary op may be a plain Python number (a constant: no gradient).
 Gradient conventions at kinks and ties follow PyTorch (noted on each Function).
 
@@ -13,11 +14,7 @@ import math
 
 import torch
 
-from handgrad.autograd import Function, HandgradError, _describe, unbroadcast
-
-
-def _shape(x):
-    return x.shape if isinstance(x, torch.Tensor) else ()
+from handgrad.autograd import Function, HandgradError, describe
 
 
 # ============================================================================ binary
@@ -26,14 +23,11 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (_shape(a), _shape(b))
         return a + b
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.shapes
-        na, nb = ctx.needs_input_grad
-        return (unbroadcast(g, sa) if na else None), (unbroadcast(g, sb) if nb else None)
+        return g, g
 
 
 class Sub(Function):
@@ -41,14 +35,11 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.shapes = (_shape(a), _shape(b))
         return a - b
 
     @staticmethod
     def backward(ctx, g):
-        sa, sb = ctx.shapes
-        na, nb = ctx.needs_input_grad
-        return (unbroadcast(g, sa) if na else None), (unbroadcast(-g, sb) if nb else None)
+        return g, (-g if ctx.needs_input_grad[1] else None)
 
 
 class Mul(Function):
@@ -58,17 +49,13 @@ class Mul(Function):
     def forward(ctx, a, b):
         na, nb = ctx.needs_input_grad
         ctx.save_for_backward(a if nb else None, b if na else None)
-        ctx.shapes = (_shape(a), _shape(b))
         return a * b
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        ga = unbroadcast(g * b, sa) if na else None
-        gb = unbroadcast(g * a, sb) if nb else None
-        return ga, gb
+        return (g * b if na else None), (g * a if nb else None)
 
 
 class Div(Function):
@@ -78,17 +65,13 @@ class Div(Function):
     def forward(ctx, a, b):
         out = a / b
         ctx.save_for_backward(b, out if ctx.needs_input_grad[1] else None)
-        ctx.shapes = (_shape(a), _shape(b))
         return out
 
     @staticmethod
     def backward(ctx, g):
         b, out = ctx.saved_tensors
-        sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        ga = unbroadcast(g / b, sa) if na else None
-        gb = unbroadcast(-g * out / b, sb) if nb else None
-        return ga, gb
+        return (g / b if na else None), (-g * out / b if nb else None)
 
 
 class Pow(Function):
@@ -102,13 +85,11 @@ class Pow(Function):
     def forward(ctx, a, b):
         out = a ** b if isinstance(a, torch.Tensor) else torch.pow(a, b)
         ctx.save_for_backward(a, b, out)
-        ctx.shapes = (_shape(a), _shape(b))
         return out
 
     @staticmethod
     def backward(ctx, g):
         a, b, out = ctx.saved_tensors
-        sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
         ga = gb = None
         if na:
@@ -116,13 +97,12 @@ class Pow(Function):
                 ga = torch.where(b == 0, 0.0, g * b * a ** (b - 1))
             else:
                 ga = g * 0.0 if b == 0 else g * b * a ** (b - 1)
-            ga = unbroadcast(ga, sa)
         if nb:
             log_a = torch.log(a) if isinstance(a, torch.Tensor) else math.log(a) if a > 0 else (
                 -math.inf if a == 0 else math.nan)
             gb = g * out * log_a
             zero_base = (a == 0) & (b >= 0)
-            gb = unbroadcast(torch.where(zero_base, 0.0, gb), sb)
+            gb = torch.where(zero_base, 0.0, gb)
         return ga, gb
 
 
@@ -165,9 +145,9 @@ def _tie_split(ctx, g, a_loses, b_loses, tie):
     zero = torch.zeros((), dtype=g.dtype, device=g.device)
     ga = gb = None
     if na:
-        ga = unbroadcast(torch.where(tie, half, torch.where(a_loses, zero, g)), a.shape)
+        ga = torch.where(tie, half, torch.where(a_loses, zero, g))
     if nb:
-        gb = unbroadcast(torch.where(tie, half, torch.where(b_loses, zero, g)), b.shape)
+        gb = torch.where(tie, half, torch.where(b_loses, zero, g))
     return ga, gb
 
 
@@ -177,17 +157,15 @@ class Where(Function):
     @staticmethod
     def forward(ctx, condition, a, b):
         ctx.save_for_backward(condition)
-        ctx.shapes = (_shape(a), _shape(b))
         return torch.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, g):
         (condition,) = ctx.saved_tensors
-        sa, sb = ctx.shapes
         _, na, nb = ctx.needs_input_grad
         zero = torch.zeros((), dtype=g.dtype, device=g.device)
-        ga = unbroadcast(torch.where(condition, g, zero), sa) if na else None
-        gb = unbroadcast(torch.where(condition, zero, g), sb) if nb else None
+        ga = torch.where(condition, g, zero) if na else None
+        gb = torch.where(condition, zero, g) if nb else None
         return None, ga, gb
 
 
@@ -416,7 +394,8 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, x, approximate="none"):
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+            raise HandgradError(f"gelu: approximate must be 'none' or 'tanh', got "
+                                f"{approximate!r}")
         ctx.save_for_backward(x)
         ctx.approximate = approximate
         if approximate == "tanh":
@@ -479,15 +458,14 @@ class Clamp(Function):
     @staticmethod
     def forward(ctx, x, min=None, max=None):
         if min is None and max is None:
-            raise ValueError("clamp: at least one of min and max must be given")
+            raise HandgradError("clamp: at least one of min and max must be given (as torch)")
         if isinstance(min, torch.Tensor) != isinstance(max, torch.Tensor) and \
                 min is not None and max is not None:
             raise HandgradError(
-                f"clamp: bounds {_describe(min)} and {_describe(max)}: give both as tensors "
+                f"clamp: bounds {describe(min)} and {describe(max)}: give both as tensors "
                 "or both as numbers (as torch), e.g. handgrad.full_like(x, value) for the "
                 "number")
         ctx.save_for_backward(x, min, max)
-        ctx.shapes = (x.shape, _shape(min), _shape(max))
         return torch.clamp(x, min, max)
 
     @staticmethod
@@ -500,13 +478,13 @@ class Clamp(Function):
             keep = None if lo is None else x >= lo
             if hi is not None:
                 keep = x <= hi if keep is None else keep & (x <= hi)
-            gx = unbroadcast(torch.where(keep, g, zero), ctx.shapes[0])
+            gx = torch.where(keep, g, zero)
         if nlo:
             wins = x < lo if hi is None else (x < lo) & (lo < hi)
-            glo = unbroadcast(torch.where(wins, g, zero), ctx.shapes[1])
+            glo = torch.where(wins, g, zero)
         if nhi:
             wins = x > hi if lo is None else (x > hi) | (hi < lo)
-            ghi = unbroadcast(torch.where(wins, g, zero), ctx.shapes[2])
+            ghi = torch.where(wins, g, zero)
         return gx, glo, ghi
 
 
