@@ -515,3 +515,57 @@ def set_rng_state(state: Mapping) -> None:
                       f"{min(count, len(saved_cuda))}", stacklevel=2)
     for device_index, device_state in enumerate(saved_cuda[:count]):
         torch.cuda.set_rng_state(_raw(device_state).to("cpu", torch.uint8), device_index)
+
+
+def check_rng_state(state, source: str = "the RNG state") -> None:
+    """Raise a CheckpointError naming the first part of ``state`` (as ``get_rng_state``
+    makes it) that ``set_rng_state`` could not restore. Each part is tried on a scratch
+    generator, so no global generator is touched."""
+    def refuse(part: str, problem) -> CheckpointError:
+        return CheckpointError(f"{source}: its {part} state cannot be restored ({problem})")
+
+    if not isinstance(state, Mapping):
+        raise refuse("whole", f"a {type(state).__name__}, not a dict")
+    for part in ("python", "numpy", "torch"):
+        if part not in state:
+            raise refuse(part, "missing")
+    try:
+        python = state["python"]
+        random.Random().setstate((python["version"], tuple(python["state"]),
+                                  python["gauss_next"]))
+    except Exception as error:
+        raise refuse("Python random", error) from error
+    try:
+        n = state["numpy"]
+        keys = np.asarray(n["keys"])
+        if keys.shape != (624,) or keys.dtype.kind not in "ui":
+            raise ValueError(f"keys of shape {keys.shape} and dtype {keys.dtype}; 624 "
+                             f"unsigned integers expected")
+        for name in ("pos", "has_gauss"):
+            if type(n[name]) is not int:
+                raise ValueError(f"{name} is a {type(n[name]).__name__}, not an int")
+        if not 0 <= n["pos"] <= 624 or n["has_gauss"] not in (0, 1):
+            raise ValueError(f"pos {n['pos']} (0 to 624) or has_gauss {n['has_gauss']} "
+                             f"(0 or 1) out of range")
+        np.random.RandomState().set_state((n["kind"], keys.astype(np.uint32), n["pos"],
+                                           n["has_gauss"], n["cached_gaussian"]))
+    except Exception as error:
+        raise refuse("numpy", error) from error
+    generators = [("torch CPU", state["torch"], torch.get_rng_state())]
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        if not isinstance(state["cuda"], list | tuple):
+            raise refuse("CUDA", f"a {type(state['cuda']).__name__}, not a list")
+        generators += [(f"CUDA device {i}", saved, torch.cuda.get_rng_state(i))
+                       for i, saved in enumerate(state["cuda"][:torch.cuda.device_count()])]
+    for part, saved, current in generators:
+        raw = _raw(saved)
+        if raw is None or raw.dtype != torch.uint8 or raw.shape != current.shape:
+            what = (f"a {type(saved).__name__}" if raw is None
+                    else f"a {raw.dtype} tensor of shape {tuple(raw.shape)}")
+            raise refuse(part, f"{what}; a uint8 tensor of shape {tuple(current.shape)} "
+                               f"expected")
+        if part == "torch CPU":
+            try:
+                torch.Generator().set_state(raw.cpu())
+            except Exception as error:
+                raise refuse(part, error) from error

@@ -336,7 +336,10 @@ class Learner:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_kind": type(self.optimizer).__name__,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler_kind": (type(self.scheduler).__name__ if self.scheduler is not None
+                               else None),
             "epoch": self.epochs_done,
             "step": self.step,
             "rng": get_rng_state(),
@@ -347,7 +350,7 @@ class Learner:
         }
 
     def save_checkpoint(self, path: str | Path, config: Mapping | None = None) -> Path:
-        """Write a checkpoint (one safetensors file, atomically) to `path`.
+        """Write a checkpoint (one safetensors file, atomically, with checksums) to `path`.
 
         `config` (JSON: numbers, strings, lists, dicts) is stored alongside, so a run can
         be rebuilt from its checkpoint."""
@@ -358,37 +361,150 @@ class Learner:
         continues after its last completed epoch. Returns the whole saved state (its
         "config" is what was passed to save_checkpoint).
 
-        The model's parameters are checked before anything is changed: a checkpoint of
-        another architecture raises a CheckpointError that lists the missing and
-        unexpected keys and the mismatched shapes."""
+        All or nothing: the file's checksums, then the whole state (the model's keys and
+        shapes, the optimizer's and scheduler's kind, groups, options and buffers, the
+        epoch and step, every RNG state) are checked before anything is changed. A
+        CheckpointError says what is wrong, and the model, optimizer, scheduler, counters,
+        generators and callbacks are left exactly as they were; should loading still
+        fail half-way, everything but the model (loaded last) is put back."""
         state = load_state(path)
+        self.check_checkpoint_state(state, source=str(path), strict=strict)
+        saved = self._snapshot()
+        part = "the optimizer"
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            part = "the scheduler"
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            part = "the random generators"
+            self.epochs_done, self.step = state["epoch"], state["step"]
+            set_rng_state(state["rng"])
+            generators = self.data_generators()
+            for name, generator_state in (state.get("generators") or {}).items():
+                if name in generators:
+                    generators[name].set_state(getattr(generator_state, "data",
+                                                       generator_state).cpu())
+            saved_callbacks = state.get("callbacks") or {}
+            for name, callback in self._stateful_callbacks().items():
+                if name in saved_callbacks:
+                    part = f"callback {name}"
+                    callback.load_state_dict(saved_callbacks[name])
+            part = "the model"
+            self.model.load_state_dict(state["model"], strict=strict)
+        except Exception as error:
+            self._restore(saved)
+            raise CheckpointError(f"Learner.load_checkpoint: loading {part} from {path} "
+                                  f"failed ({type(error).__name__}: {error}); the learner was "
+                                  f"put back as it was") from error
+        except BaseException:
+            self._restore(saved)
+            raise
+        return state
+
+    def check_checkpoint_state(self, state: Mapping, source: str = "the checkpoint",
+                               strict: bool = True) -> None:
+        """Raise a CheckpointError naming the first thing in `state` (what
+        `state_dict()` returns, as loaded from a file) that this learner cannot take:
+        a missing entry, another model (keys, shapes), another optimizer or scheduler
+        kind, other parameter groups, an option of the wrong type or range (a negative
+        lr), buffers for no parameter or of another shape, a negative epoch or step,
+        RNG or generator states that cannot be restored. Changes nothing."""
+        from handgrad.train.checkpoint import check_rng_state
+
+        def refuse(problem: str):
+            raise CheckpointError(f"Learner.load_checkpoint: {source}: {problem}; nothing "
+                                  f"was loaded (the learner is unchanged)")
+
+        if not isinstance(state, Mapping):
+            refuse(f"the checkpoint holds a {type(state).__name__}, not a dict")
         for key in ("model", "optimizer", "epoch", "step", "rng"):
             if key not in state:
-                raise CheckpointError(f"Learner.load_checkpoint: {path} has no {key!r} entry; "
-                                      f"it was not written by Learner.save_checkpoint")
-        check_state_dict(self.model, state["model"], source=str(path), strict=strict)
-        self.model.load_state_dict(state["model"], strict=strict)
-        self.optimizer.load_state_dict(state["optimizer"])
+                raise CheckpointError(f"Learner.load_checkpoint: {source} has no {key!r} "
+                                      f"entry; it was not written by Learner.save_checkpoint")
+        if not isinstance(state["model"], Mapping):
+            refuse(f"'model' is a {type(state['model']).__name__}, not a state dict")
+        check_state_dict(self.model, state["model"], source=source, strict=strict)
+        for key in ("epoch", "step"):
+            value = state[key]
+            if type(value) is not int or value < 0:
+                refuse(f"{key!r} is {value!r}; a count of 0 or more is expected")
+        problem = _optimizer_problem(self.optimizer, state["optimizer"],
+                                     state.get("optimizer_kind"))
+        if problem:
+            refuse(problem)
         if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.epochs_done, self.step = int(state["epoch"]), int(state["step"])
-        set_rng_state(state["rng"])
-        generators = self.data_generators()
-        for name, generator_state in (state.get("generators") or {}).items():
-            if name in generators:
-                generators[name].set_state(getattr(generator_state, "data",
-                                                   generator_state).cpu())
+            problem = _scheduler_problem(self.scheduler, state["scheduler"],
+                                         state.get("scheduler_kind"),
+                                         len(self.optimizer.param_groups))
+            if problem:
+                refuse(problem)
+        check_rng_state(state["rng"], source=f"Learner.load_checkpoint: {source}")
+        saved_generators = state.get("generators") or {}
+        if not isinstance(saved_generators, Mapping):
+            refuse(f"'generators' is a {type(saved_generators).__name__}, not a dict")
+        for name, generator in self.data_generators().items():
+            if name in saved_generators:
+                raw = getattr(saved_generators[name], "data", saved_generators[name])
+                expected = generator.get_state()
+                if (not isinstance(raw, torch.Tensor) or raw.dtype != torch.uint8
+                        or raw.shape != expected.shape):
+                    refuse(f"generator {name!r} has a state that is not a uint8 tensor of "
+                           f"shape {tuple(expected.shape)}")
         saved_callbacks = state.get("callbacks") or {}
+        if not isinstance(saved_callbacks, Mapping) or not all(
+                isinstance(saved_callbacks[name], Mapping)
+                for name in self._stateful_callbacks() if name in saved_callbacks):
+            refuse("'callbacks' is not a dict of each callback's state dict")
+        if state.get("config") is not None and not isinstance(state["config"], Mapping):
+            refuse(f"'config' is a {type(state['config']).__name__}, not a dict")
+
+    def _snapshot(self) -> dict:
+        """What load_checkpoint changes besides the model, to put back if it fails."""
+        from handgrad.train.callbacks import _clone_state
+
+        optimizer, scheduler = self.optimizer, self.scheduler
+        return {
+            "optimizer": (dict(optimizer.__dict__),
+                          [(group, dict(group)) for group in optimizer.param_groups]),
+            "scheduler": (None if scheduler is None else
+                          (dict(scheduler.__dict__), _clone_state(scheduler.state_dict()))),
+            "counters": (self.epochs_done, self.step),
+            "rng": get_rng_state(),
+            "generators": {name: g.get_state() for name, g in self.data_generators().items()},
+            "callbacks": {name: _clone_state(cb.state_dict())
+                          for name, cb in self._stateful_callbacks().items()},
+        }
+
+    def _restore(self, saved: dict) -> None:
+        attributes, groups = saved["optimizer"]
+        self.optimizer.__dict__.clear()
+        self.optimizer.__dict__.update(attributes)
+        for group, contents in groups:
+            group.clear()
+            group.update(contents)
+        if saved["scheduler"] is not None:
+            attributes, scheduler_state = saved["scheduler"]
+            self.scheduler.__dict__.clear()
+            self.scheduler.__dict__.update(attributes)
+            self.scheduler.load_state_dict(scheduler_state)  # nested and lambda state too
+        self.epochs_done, self.step = saved["counters"]
+        set_rng_state(saved["rng"])
+        for name, generator in self.data_generators().items():
+            generator.set_state(saved["generators"][name])
         for name, callback in self._stateful_callbacks().items():
-            if name in saved_callbacks:
-                callback.load_state_dict(saved_callbacks[name])
-        return state
+            callback.load_state_dict(saved["callbacks"][name])
 
 
 def check_state_dict(model, state_dict: Mapping, source: str = "the state dict",
                      strict: bool = True) -> None:
     """Raise a CheckpointError listing every missing key, unexpected key and shape
-    mismatch between `model` and `state_dict` (missing/unexpected only when strict)."""
+    mismatch between `model` and `state_dict` (missing/unexpected only when strict),
+    or the entries that are not tensors."""
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in state_dict.items()
+                   if not isinstance(getattr(v, "shape", None), torch.Size | tuple)]
+    if not_tensors:
+        raise CheckpointError(f"cannot load {source} into {type(model).__name__}: these "
+                              f"entries are not tensors: {', '.join(not_tensors)}")
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict] if strict else []
     unexpected = [k for k in state_dict if k not in own] if strict else []
@@ -409,3 +525,129 @@ def check_state_dict(model, state_dict: Mapping, source: str = "the state dict",
     lines.append("  Build the model with the configuration the checkpoint was saved with "
                  "(its 'config' entry), or pass strict=False to load the matching keys only.")
     raise CheckpointError("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- checks
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _family(value) -> str | None:
+    """The kind of value an option or attribute is, for comparing saved and live ones."""
+    if isinstance(value, bool):
+        return "a bool"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a dict"
+    return None  # None, tensors, objects: not compared
+
+
+def _bad_number(value) -> bool:
+    import math
+
+    return not _is_number(value) or not math.isfinite(value) or value < 0
+
+
+# Keys that LR schedulers add to an optimizer's param groups (not the optimizer's own).
+_SCHEDULER_GROUP_KEYS = {"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"}
+
+
+def _optimizer_problem(optimizer, saved, kind) -> str | None:
+    """What makes `saved` (an optimizer state_dict) unfit for `optimizer`, or None."""
+    ours = type(optimizer).__name__
+    if kind is not None and kind != ours:
+        return (f"its optimizer is a {kind}, this learner's is a {ours}; build the learner "
+                f"with a {kind} to resume this run")
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("state"), Mapping) \
+            or not isinstance(saved.get("param_groups"), list):
+        return "'optimizer' is not a state dict ({'state': {...}, 'param_groups': [...]})"
+    groups = saved["param_groups"]
+    if len(groups) != len(optimizer.param_groups):
+        return (f"the optimizer state has {len(groups)} parameter groups, this learner's "
+                f"{ours} has {len(optimizer.param_groups)}")
+    shapes: dict = {}
+    for i, (group, saved_group) in enumerate(zip(optimizer.param_groups, groups)):
+        if not isinstance(saved_group, Mapping) or not isinstance(saved_group.get("params"),
+                                                                  list):
+            return f"optimizer parameter group {i} is not a dict with a 'params' list"
+        indices = saved_group["params"]
+        if len(indices) != len(group["params"]):
+            return (f"optimizer parameter group {i} has {len(indices)} parameters in the "
+                    f"checkpoint, {len(group['params'])} in this learner's {ours}")
+        for index, p in zip(indices, group["params"]):
+            if type(index) is not int or index in shapes:
+                return f"optimizer parameter group {i} has a bad parameter index {index!r}"
+            shapes[index] = tuple(p.shape)
+        options = {k: v for k, v in saved_group.items() if k not in ("params", "param_names")}
+        foreign = sorted(set(options) - set(optimizer.defaults) - set(group)
+                         - _SCHEDULER_GROUP_KEYS)
+        absent = sorted(set(optimizer.defaults) - set(options))
+        if kind is None and foreign and absent:  # older checkpoints name no kind
+            return (f"optimizer parameter group {i} has options {foreign} and lacks "
+                    f"{absent}: it was saved from another kind of optimizer than {ours}")
+        if "lr" in options and _bad_number(options["lr"]):
+            return f"optimizer parameter group {i} has lr {options['lr']!r}; 0 or more expected"
+        for key, default in optimizer.defaults.items():
+            if key not in options:
+                continue
+            value, family = options[key], _family(default)
+            if family is not None and _family(value) != family:
+                return (f"optimizer parameter group {i} has {key} {value!r}, which is not "
+                        f"{family} like this {ours}'s {default!r}")
+            numbers = [value] if family == "a number" else (
+                list(value) if family == "a list" and all(map(_is_number, default)) else [])
+            if any(_bad_number(v) for v in numbers):
+                return (f"optimizer parameter group {i} has {key} {value!r}; finite numbers "
+                        f"of 0 or more expected")
+    for key, buffers in saved["state"].items():
+        if key not in shapes:
+            return (f"the optimizer state has buffers for parameter {key!r}, which matches "
+                    f"no parameter of this learner's {ours} (indices {sorted(shapes)})")
+        if not isinstance(buffers, Mapping):
+            return f"the optimizer state of parameter {key} is not a dict of buffers"
+        for name, value in buffers.items():
+            raw = getattr(value, "data", value)
+            if name == "step":
+                step = raw.item() if isinstance(raw, torch.Tensor) and raw.numel() == 1 else raw
+                if _bad_number(step):
+                    return f"the optimizer state of parameter {key} has step {value!r}"
+            elif isinstance(raw, torch.Tensor) and tuple(raw.shape) != shapes[key]:
+                return (f"the optimizer buffer {name!r} of parameter {key} has shape "
+                        f"{tuple(raw.shape)}, the parameter {shapes[key]}")
+    return None
+
+
+def _scheduler_problem(scheduler, saved, kind, group_count: int) -> str | None:
+    """What makes `saved` (an LR scheduler state_dict) unfit for `scheduler`, or None."""
+    ours = type(scheduler).__name__
+    if kind is not None and kind != ours:
+        return (f"its LR scheduler is a {kind}, this learner's is a {ours}; build the "
+                f"learner with a {kind} to resume this run")
+    if not isinstance(saved, Mapping):
+        return f"'scheduler' is a {type(saved).__name__}, not a state dict"
+    own = scheduler.state_dict()
+    if set(saved) != set(own):
+        return (f"the LR scheduler state has entries {sorted(set(saved) - set(own))} that a "
+                f"{ours} lacks and lacks {sorted(set(own) - set(saved))}: it was saved from "
+                f"another kind of scheduler")
+    last_epoch = saved.get("last_epoch", -1)
+    if type(last_epoch) is not int or last_epoch < -1:
+        return f"the LR scheduler's last_epoch is {last_epoch!r}; -1 or more expected"
+    for key in ("base_lrs", "_last_lr"):
+        if key in saved:
+            value = saved[key]
+            if not isinstance(value, list | tuple) or len(value) != group_count \
+                    or any(_bad_number(v) for v in value):
+                return (f"the LR scheduler's {key} is {value!r}; {group_count} learning "
+                        f"rates of 0 or more expected")
+    for key, value in own.items():
+        family = _family(value)
+        if family is not None and saved[key] is not None and _family(saved[key]) != family:
+            return (f"the LR scheduler's {key} is {saved[key]!r}, which is not {family} like "
+                    f"this {ours}'s {value!r}")
+    return None
