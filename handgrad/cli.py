@@ -14,7 +14,7 @@ import sys
 # (words, module, one-line help). Modules are imported only when their command runs
 # (or when --help needs their flags), so `handgrad graph` never imports torch.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
-    (("gradcheck",), "handgrad.bench.oracle",
+    (("gradcheck",), "handgrad.testing.oracle",
      "check every registered op against torch and finite differences"),
     (("bench", "core"), "handgrad.bench.core",
      "per-op overhead and large matmul, handgrad vs torch autograd"),
@@ -28,7 +28,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "784-256-256-10 MLP training step vs PyTorch's nn + optim; FLOP rate vs matmuls"),
     (("train", "mlp"), "handgrad.models.cli",
      "train a reference MLP (clusters ... mnist) with the Learner: curves, checkpoint, results"),
-    (("bench", "data"), "handgrad.data.benchmark",
+    (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
      "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k"),

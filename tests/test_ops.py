@@ -1,6 +1,6 @@
 """Every registered op against torch and finite differences, driven by the registry.
 
-One helper (handgrad.bench.oracle.check_op) serves every test here: forward vs torch
+One helper (handgrad.testing.oracle.check_op) serves every test here: forward vs torch
 in float32 and float64, backward vs torch.autograd with a random upstream gradient,
 float64 central differences. On top of the registry's fixed shapes: non-contiguous
 inputs, random shapes from hypothesis, the meta-test (every Function has an entry), the
@@ -24,9 +24,8 @@ from hypothesis import strategies as st
 import handgrad
 import handgrad as hg
 from handgrad.autograd import Function
-from handgrad.bench import oracle
-from handgrad.bench.registry import REGISTRY, load, real, register
-from handgrad.testing import GradcheckError, check_grads, gradcheck, gradcheck_report
+from handgrad.testing import GradcheckError, check_grads, gradcheck, gradcheck_report, oracle
+from handgrad.testing.registry import REGISTRY, load, real, register
 
 SPECS = load()
 DTYPES = [torch.float32, torch.float64]
@@ -120,7 +119,7 @@ def test_every_function_has_a_registry_entry():
     missing = sorted(f"{c.__module__}.{c.__qualname__}" for c in _all_functions() - covered)
     assert not missing, (
         f"Functions without a registry entry: {missing}. Add an OpSpec covering each "
-        "(handgrad/bench/registry/core.py for primitives, nn.py for fused layers).")
+        "(handgrad/testing/registry/core.py for primitives, nn.py for fused layers).")
 
 
 def test_registry_entries_are_well_formed():

@@ -1,4 +1,4 @@
-"""`handgrad bench data` (handgrad/data/benchmark.py) runs: --quick smoke test, JSON
+"""`handgrad bench data` (handgrad/bench/data.py) runs: --quick smoke test, JSON
 figures, and clear errors. What workers buy is measured by the full command, not here."""
 
 import json

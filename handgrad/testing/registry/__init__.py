@@ -12,7 +12,7 @@ Adding entries (for example fused layers in `nn.py`): create a module in this pa
 
     import torch
     import handgrad.nn.functional as HF
-    from handgrad.bench.registry import register, positive, real
+    from handgrad.testing.registry import register, positive, real
 
     register(
         "cross_entropy",
@@ -30,7 +30,7 @@ without grad), `ref` gets torch tensors that require grad, each as
 as indices, are compared exactly). Leave `ref` out when one callable works on both
 (operators and methods that handgrad shares with torch).
 
-What this package leaves out: running the checks (handgrad/bench/oracle.py) and the
+What this package leaves out: running the checks (handgrad/testing/oracle.py) and the
 hypothesis strategies for random shapes (tests/test_ops.py).
 """
 

@@ -13,7 +13,8 @@ own Functions the way handgrad proves its ops.
 Every floating-point Tensor input is a variable and must be float64 (finite differences
 in float32 are noise); other inputs (integer tensors, masks, numbers) are constants.
 Torch is only the array library here: nothing in this file uses PyTorch's autograd. The
-comparison against PyTorch's autograd lives in handgrad.bench.oracle.
+comparison against PyTorch's autograd lives in handgrad.testing.oracle. Import these from
+`handgrad.testing` (this module's names are re-exported there).
 
 Left out: second derivatives, complex inputs, sparse tensors.
 """
@@ -27,8 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from handgrad._tensor import Tensor
-from handgrad.autograd import no_grad
+import handgrad as hg
 
 __all__ = ["gradcheck", "gradcheck_report", "check_grads", "GradcheckError", "GradcheckReport"]
 
@@ -51,7 +51,7 @@ def _variables(inputs: Sequence, fn_name: str) -> tuple[list, list[int]]:
     """Fresh float64 leaves for the floating-point Tensor inputs; constants pass through."""
     leaves, positions = [], []
     for i, x in enumerate(inputs):
-        if isinstance(x, Tensor) and x.data.is_floating_point():
+        if isinstance(x, hg.Tensor) and x.data.is_floating_point():
             if x.dtype != torch.float64:
                 raise ValueError(
                     f"{fn_name}: input {i} is {str(x.dtype).replace('torch.', '')}; finite "
@@ -59,19 +59,19 @@ def _variables(inputs: Sequence, fn_name: str) -> tuple[list, list[int]]:
                     "constant by passing an integer tensor or a number.")
             # clone keeps a transposed layout (so non-contiguous inputs stay that way) but
             # densifies expanded ones, so nudging one element nudges only that element.
-            x = Tensor(x.data.detach().clone(), requires_grad=True)
+            x = hg.Tensor(x.data.detach().clone(), requires_grad=True)
             positions.append(i)
         leaves.append(x)
     return leaves, positions
 
 
-def _outputs(result) -> list[Tensor]:
+def _outputs(result) -> list[hg.Tensor]:
     """The floating-point Tensors among fn's results (a Tensor, or a tuple/list of them)."""
     items = result if isinstance(result, tuple | list) else (result,)
-    return [y for y in items if isinstance(y, Tensor) and y.data.is_floating_point()]
+    return [y for y in items if isinstance(y, hg.Tensor) and y.data.is_floating_point()]
 
 
-def _upstream(outputs: list[Tensor], seed: int) -> list[torch.Tensor]:
+def _upstream(outputs: list[hg.Tensor], seed: int) -> list[torch.Tensor]:
     """A seeded random (non-uniform) upstream gradient per output, in float64."""
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(y.shape, generator=generator, dtype=torch.float64).to(y.device)
@@ -80,7 +80,7 @@ def _upstream(outputs: list[Tensor], seed: int) -> list[torch.Tensor]:
 
 def _objective(fn: Callable, args: list, upstream: list[torch.Tensor]) -> float:
     """<u, fn(args)>: the scalar whose derivative the analytic backward computes."""
-    with no_grad():
+    with hg.no_grad():
         outputs = _outputs(fn(*args))
     return math.fsum(float((y.data.double() * u).sum()) for y, u in zip(outputs, upstream))
 

@@ -15,7 +15,7 @@ import torch.nn.functional as TF
 
 import handgrad as hg
 from handgrad import ops
-from handgrad.bench.registry import (
+from handgrad.testing.registry import (
     distinct,
     even_grid,
     nonzero,

@@ -13,11 +13,11 @@ workers (``persistent_workers=True``, "warm"). It reports the median of ``--repe
 epochs and the speed-up over ``num_workers=0``.
 
 Run: ``handgrad bench data [--workload sleep,cpu] [--workers 0,1,2,4] [--json PATH]``
-(or ``python -m handgrad.data.benchmark``, the same flags). ``--quick`` runs a tiny
+(or ``python -m handgrad.bench.data``, the same flags). ``--quick`` runs a tiny
 setting that checks the benchmark works (CI), not what workers buy.
 
-It lives here, next to the DataLoader it measures, rather than in ``handgrad/bench``:
-it times handgrad alone (workers against no workers), with no torch reference.
+Unlike the other benchmarks here it times handgrad alone (workers against no workers),
+with no torch reference.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ domains and does three checks:
 With `noncontiguous=True` every input is a strided view (transposed, or every other
 element starting at offset 1) of a larger buffer, for handgrad and torch alike.
 
-Left out: the entries themselves (handgrad/bench/registry), random shapes (the tests
+Left out: the entries themselves (handgrad/testing/registry), random shapes (the tests
 draw them with hypothesis and call check_op).
 """
 
@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 import handgrad as hg
-from handgrad.bench.registry import OpSpec, load
 from handgrad.testing import gradcheck_report
+from handgrad.testing.registry import OpSpec, load
 
 DTYPES = (torch.float32, torch.float64)
 # (atol, rtol) against torch per dtype, and against finite differences.

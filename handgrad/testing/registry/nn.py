@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as TF
 
 import handgrad.nn.functional as HF
-from handgrad.bench.registry import positive, real, register, uniform
+from handgrad.testing.registry import positive, real, register, uniform
 
 
 def _classes(gen, shape, classes, ignore=None):
