@@ -32,7 +32,7 @@ import torch
 
 from handgrad import autograd
 from handgrad import ops as F
-from handgrad.autograd import TensorBase, is_grad_enabled
+from handgrad.autograd import HandgradError, TensorBase, is_grad_enabled
 from handgrad.ops.reduce import wrap_dim
 
 __all__ = ["Tensor", "is_tensor"]
@@ -71,9 +71,6 @@ class Tensor(TensorBase):
 
     __slots__ = ()
     __hash__ = object.__hash__
-    # NumPy: `ndarray + t` and `np.float64(2) * t` give NumPy's operator up to Tensor's
-    # reflected one (see __array_ufunc__); NumPy's old protocol reads the priority.
-    __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
         if isinstance(data, Tensor):
@@ -269,8 +266,32 @@ class Tensor(TensorBase):
         return self.data.__index__()
 
     def __array__(self, dtype=None, copy=None):
-        array = self.data.detach().cpu().numpy()
+        if self.requires_grad:  # np.asarray(t), np.cumsum(t): the gradient would be lost
+            raise RuntimeError(
+                "numpy: can't convert a tensor that requires grad to a NumPy array (its "
+                "gradient would be lost); use tensor.detach() first, as in torch.")
+        array = self.data.cpu().numpy()
         return array if dtype is None else array.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy meets a Tensor: `np.float64(0.5) * t`, `np.ones(3) + t`, `np.exp(t)`.
+
+        A ufunc handgrad has an op for runs that op (NumPy operands become tensors on
+        this tensor's device; NumPy scalars stay scalars), so the result is a Tensor and
+        the graph is kept. Any other ufunc runs on the plain data and returns NumPy's
+        result, unless an input requires grad: then it is refused, since the gradient
+        would be silently lost."""
+        op = _numpy_ops().get(ufunc) if method == "__call__" and not kwargs else None
+        if op is not None:
+            return op(*(_from_numpy(x, self.device) for x in inputs))
+        if any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+            raise TypeError(
+                f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method}: "
+                "handgrad has no differentiable op for it, and an input requires grad, so "
+                "its gradient would be lost. Use the handgrad op (t.exp(), t.sum(), ...), "
+                "or pass t.detach() if no gradient should flow.")
+        plain = tuple(x.__array__() if isinstance(x, Tensor) else x for x in inputs)  # no grad
+        return getattr(ufunc, method)(*plain, **kwargs)
 
     def __repr__(self) -> str:
         text = repr(self.data)
@@ -545,11 +566,12 @@ class Tensor(TensorBase):
         return F.Where.apply(_raw(condition), self, other)
 
     # ------------------------------------------------------------------ reductions
-    def sum(self, dim=None, keepdim=False):
-        return F.Sum.apply(self, dim, keepdim)
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        """dtype: cast first, then sum (as torch; the gradient comes back in self's dtype)."""
+        return F.Sum.apply(self if dtype is None else self.to(dtype), dim, keepdim)
 
-    def mean(self, dim=None, keepdim=False):
-        return F.Mean.apply(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        return F.Mean.apply(self if dtype is None else self.to(dtype), dim, keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return F.Var.apply(self, dim, _correction(unbiased, correction), keepdim)
@@ -587,11 +609,12 @@ class Tensor(TensorBase):
     def logsumexp(self, dim, keepdim=False):
         return F.LogSumExp.apply(self, dim, keepdim)
 
-    def softmax(self, dim):
-        return F.Softmax.apply(self, dim)
+    def softmax(self, dim, dtype=None):
+        """dtype: cast first (as torch, e.g. a float16 input computed in float32)."""
+        return F.Softmax.apply(self if dtype is None else self.to(dtype), dim)
 
-    def log_softmax(self, dim):
-        return F.LogSoftmax.apply(self, dim)
+    def log_softmax(self, dim, dtype=None):
+        return F.LogSoftmax.apply(self if dtype is None else self.to(dtype), dim)
 
     def norm(self, p=2, dim=None, keepdim=False):
         """The vector p-norm over `dim` (all elements when None): p > 0, or inf.
@@ -710,14 +733,14 @@ class Tensor(TensorBase):
         if isinstance(split_size_or_sections, int):
             step = split_size_or_sections
             if step < 0 or (step == 0 and size):
-                raise ValueError(f"split: split_size must be positive, got {step} (dim {dim} of "
-                                 f"shape {tuple(self.shape)})")
+                raise HandgradError(f"split: split_size must be positive, got {step} (dim "
+                                    f"{dim} of shape {tuple(self.shape)})")
             sizes = [min(step, size - s) for s in range(0, size, step)] or [0]
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != size:
-                raise ValueError(f"split: sizes {sizes} do not add up to {size} (dim {dim} of "
-                                 f"shape {tuple(self.shape)})")
+                raise HandgradError(f"split: sizes {sizes} do not add up to {size} (dim {dim} "
+                                    f"of shape {tuple(self.shape)})")
         pieces, start = [], 0
         for n in sizes:
             pieces.append(self.narrow(dim, start, n))
@@ -727,7 +750,7 @@ class Tensor(TensorBase):
     def chunk(self, chunks: int, dim=0) -> tuple:
         """Split x into `chunks` pieces of ceil(size / chunks) (the last may be smaller)."""
         if chunks <= 0:
-            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+            raise HandgradError(f"chunk: chunks must be positive, got {chunks}")
         size = self.shape[_wrap_dim("chunk", dim, self.ndim)]
         return self.split(max(1, -(-size // chunks)), dim)
 
@@ -743,7 +766,7 @@ class Tensor(TensorBase):
         if start < 0:
             start += self.shape[dim]
         if not (0 <= start and length >= 0 and start + length <= self.shape[dim]):
-            raise IndexError(f"narrow: start {start} and length {length} do not fit in dim "
+            raise HandgradError(f"narrow: start {start} and length {length} do not fit in dim "
                              f"{dim} of shape {tuple(self.shape)}")
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
@@ -894,6 +917,42 @@ def _correction(unbiased, correction):
     if correction is not None:
         return correction
     return 1 if unbiased is None or unbiased else 0
+
+
+_NUMPY_OPS: dict = {}
+
+
+def _numpy_ops() -> dict:
+    """NumPy ufunc -> the handgrad operation it means (built on first use: NumPy is
+    imported only by code that already uses it)."""
+    if not _NUMPY_OPS:
+        import operator
+
+        import numpy as np
+        _NUMPY_OPS.update({
+            np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+            np.true_divide: operator.truediv, np.power: operator.pow,
+            np.matmul: operator.matmul, np.negative: operator.neg, np.positive: operator.pos,
+            np.equal: operator.eq, np.not_equal: operator.ne, np.less: operator.lt,
+            np.less_equal: operator.le, np.greater: operator.gt,
+            np.greater_equal: operator.ge, np.maximum: F.Maximum.apply,
+            np.minimum: F.Minimum.apply, np.absolute: F.Abs.apply, np.exp: F.Exp.apply,
+            np.log: F.Log.apply, np.sqrt: F.Sqrt.apply, np.sin: F.Sin.apply,
+            np.cos: F.Cos.apply, np.tanh: F.Tanh.apply,
+        })
+    return _NUMPY_OPS
+
+
+def _from_numpy(x, device):
+    """A NumPy operand as handgrad sees it: an array becomes a Tensor on `device` (torch's
+    dtype promotion then applies to it as to any tensor), a NumPy scalar a Python one."""
+    if isinstance(x, Tensor):
+        return x
+    if hasattr(x, "__array_interface__") and hasattr(x, "ndim"):
+        if getattr(x, "shape", None) == () and not hasattr(x, "__len__"):
+            return x.item()  # a NumPy scalar: np.float64(0.5), np.sqrt(2.)
+        return Tensor._make(torch.as_tensor(x, device=device), False, None)
+    return x
 
 
 def is_tensor(x) -> bool:

@@ -110,7 +110,11 @@ class Function:
     def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
         """Keep `tensors` for backward; in-place changes to them are detected there.
 
-        Plain numbers and None may be saved too (they have no version to check)."""
+        Plain numbers and None may be saved too (they have no version to check). When
+        nothing is recorded (no input needs grad, or grad mode is off), nothing is kept:
+        the node is thrown away (and torch's inference tensors have no version)."""
+        if True not in self.needs_input_grad:
+            return
         self._saved = tensors
         self._versions = tuple(t._version if isinstance(t, torch.Tensor) else None
                                for t in tensors)
@@ -194,7 +198,8 @@ def op_name(cls: type) -> str:
 def op_error(cls: type, raw: list, error: Exception) -> Exception:
     """torch's error inside a forward, retold with the op's name, the inputs and a hint.
     It keeps torch's exception type (an index out of range stays an IndexError, a bad
-    argument a TypeError or ValueError, so `except IndexError:` keeps working); torch's
+    argument a TypeError or ValueError, a dtype torch has no kernel for a
+    NotImplementedError, so `except IndexError:` keeps working); torch's
     RuntimeErrors become HandgradError, a RuntimeError."""
     described = ", ".join(describe(x) for x in raw if isinstance(x, torch.Tensor))
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -214,7 +219,7 @@ def op_error(cls: type, raw: list, error: Exception) -> Exception:
         hint = " Convert the inputs to one dtype first, e.g. with .float() or .double()."
     text = f"{op_name(cls)}: cannot apply to inputs [{described}]: {message}.{hint}"
     kind = type(error)
-    if kind in (IndexError, ValueError, TypeError):
+    if kind in (IndexError, ValueError, TypeError, NotImplementedError):
         return kind(text)
     return HandgradError(text)
 

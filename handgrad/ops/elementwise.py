@@ -17,6 +17,14 @@ import torch
 from handgrad.autograd import Function, HandgradError, describe
 
 
+def floating_only(op: str, x: torch.Tensor) -> None:
+    """torch computes these activations for floating-point tensors only."""
+    if not (x.is_floating_point() or x.is_complex()):
+        raise NotImplementedError(
+            f"{op}: not implemented for {x.dtype} tensors (as in torch); convert first, "
+            "e.g. x.float()")
+
+
 # ============================================================================ binary
 class Add(Function):
     """out = a + b;  da = g,  db = g."""
@@ -354,6 +362,7 @@ class LeakyRelu(Function):
 
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
+        floating_only("leaky_relu", x)
         ctx.save_for_backward(x)
         ctx.slope = negative_slope
         return torch.where(x > 0, x, x * negative_slope)
@@ -369,6 +378,7 @@ class Elu(Function):
 
     @staticmethod
     def forward(ctx, x, alpha=1.0):
+        floating_only("elu", x)
         ctx.save_for_backward(x)
         ctx.alpha = alpha
         return torch.where(x > 0, x, alpha * torch.expm1(x))
@@ -393,6 +403,7 @@ class Gelu(Function):
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
+        floating_only("gelu", x)
         if approximate not in ("none", "tanh"):
             raise HandgradError(f"gelu: approximate must be 'none' or 'tanh', got "
                                 f"{approximate!r}")
@@ -419,6 +430,7 @@ class Silu(Function):
 
     @staticmethod
     def forward(ctx, x):
+        floating_only("silu", x)
         ctx.save_for_backward(x)
         return x * torch.sigmoid(x)
 
@@ -435,6 +447,7 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx, x, beta=1.0, threshold=20.0):
+        floating_only("softplus", x)
         ctx.save_for_backward(x)
         ctx.beta, ctx.threshold = beta, threshold
         bx = x * beta

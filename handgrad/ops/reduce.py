@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from handgrad.autograd import Function
+from handgrad.ops.elementwise import floating_only
 
 
 def _dims(dim, ndim):
@@ -264,6 +265,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
+        floating_only("softmax", x)
         e = torch.exp(x - x.amax(dim=dim, keepdim=True))
         y = e / e.sum(dim=dim, keepdim=True)
         ctx.save_for_backward(y)
@@ -283,6 +285,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, dim):
+        floating_only("log_softmax", x)
         shifted = x - x.amax(dim=dim, keepdim=True)
         y = shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
         ctx.save_for_backward(y)

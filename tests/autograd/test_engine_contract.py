@@ -1,0 +1,107 @@
+"""The engine checks what every backward returns, as torch's engine does: the number of
+gradients, their shapes (summed down where torch sums them, refused where it refuses),
+dtypes and devices; and hooked backward steps leave no reference cycles behind."""
+
+import gc
+
+import pytest
+import torch
+
+import handgrad as hg
+from handgrad.autograd import Function
+
+
+def _function(backward, forward=lambda ctx, x: x * 2):
+    """A Function class with the given forward and backward (static methods)."""
+    return type("Custom", (Function,), {"forward": staticmethod(forward),
+                                        "backward": staticmethod(backward)})
+
+
+def test_too_few_gradients_name_the_function_and_both_counts():
+    two_inputs = _function(lambda ctx, g: g, forward=lambda ctx, a, b: a * b)
+    a, b = hg.ones(3, requires_grad=True), hg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Custom.*incorrect number of gradients.*expected 2"
+                                           r".*got 1"):
+        two_inputs.apply(a, b).sum().backward()
+
+
+def test_too_many_gradients_are_refused_unless_the_extra_ones_are_none():
+    x = hg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"expected 1, got 2"):
+        _function(lambda ctx, g: (g, g)).apply(x).sum().backward()
+    _function(lambda ctx, g: (g * 2, None)).apply(x).sum().backward()  # as torch allows
+    assert torch.equal(x.grad.data, torch.full((3,), 2.0))
+
+
+def test_a_gradient_that_cannot_fit_its_input_is_refused_with_both_shapes():
+    x = hg.ones(3, requires_grad=True)
+    bad = _function(lambda ctx, g: g[:1])
+    with pytest.raises(RuntimeError, match=r"Custom.*index 0.*\(1,\).*\(3,\)"):
+        bad.apply(x).sum().backward()
+    assert x.grad is None
+    # used on two paths, the wrong gradient is not broadcast into the other path either
+    with pytest.raises(RuntimeError, match=r"\(1,\).*\(3,\)"):
+        (bad.apply(x) + x).sum().backward()
+
+
+def test_a_gradient_of_a_broadcast_shape_is_summed_down_as_torch_does():
+    x = hg.ones(3, requires_grad=True)
+    wide = _function(lambda ctx, g: g.expand(2, 3) * 1.0, forward=lambda ctx, x: x * 1.0)
+    wide.apply(x).sum().backward()
+    assert torch.equal(x.grad.data, torch.full((3,), 2.0))  # torch: sum_to the input
+
+
+def test_binary_ops_rely_on_the_engine_to_undo_broadcasting():
+    a = hg.randn(4, 1, 3, requires_grad=True)
+    b = hg.randn(5, 1, requires_grad=True)
+    ta, tb = (t.data.clone().requires_grad_() for t in (a, b))
+    for ours, theirs in [(a + b, ta + tb), (a - b, ta - tb), (a * b, ta * tb),
+                         (a / b, ta / tb), (hg.where(a > 0, a, b), torch.where(ta > 0, ta, tb)),
+                         (hg.maximum(a, b), torch.maximum(ta, tb))]:
+        g = torch.randn(ours.shape, dtype=ours.dtype)
+        ours.backward(hg.tensor(g))
+        theirs.backward(g)
+        for x, t in ((a, ta), (b, tb)):
+            torch.testing.assert_close(x.grad.data, t.grad)
+            assert x.grad.shape == x.shape
+        a.grad = b.grad = ta.grad = tb.grad = None
+
+
+def test_another_float_dtype_is_cast_to_the_input_and_an_integer_one_refused():
+    x = hg.ones(3, requires_grad=True)
+    _function(lambda ctx, g: g.double() * 3).apply(x).sum().backward()
+    assert x.grad.dtype == torch.float32 and torch.equal(x.grad.data, torch.full((3,), 3.0))
+    with pytest.raises(RuntimeError, match=r"Custom.*index 0.*floating-point.*int64"):
+        _function(lambda ctx, g: g.long()).apply(x).sum().backward()
+
+
+def test_a_gradient_on_another_device_is_refused_naming_both():
+    x = hg.ones(3, requires_grad=True)
+    elsewhere = _function(lambda ctx, g: torch.empty(3, device="meta"))
+    with pytest.raises(RuntimeError, match=r"Custom.*index 0.*expected device cpu.*meta"):
+        elsewhere.apply(x).sum().backward()
+
+
+def test_a_gradient_that_is_not_a_torch_tensor_is_a_type_error():
+    x = hg.ones(3, requires_grad=True)
+    with pytest.raises(TypeError, match=r"Custom.*returned float.*input 0"):
+        _function(lambda ctx, g: 1.0).apply(x).sum().backward()
+    with pytest.raises(TypeError, match=r"Custom.*returned Tensor"):
+        _function(lambda ctx, g: hg.tensor(g)).apply(x).sum().backward()
+
+
+def test_a_training_step_with_a_leaf_hook_leaves_no_reference_cycle():
+    w = hg.randn(4, 4, requires_grad=True)
+    handle = w.register_hook(lambda g: g * 0.5)
+    x = hg.randn(2, 4)
+    ((x @ w).relu().sum()).backward()  # warm-up: caches, lazily built tables
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            w.grad = None
+            ((x @ w).relu().sum()).backward()
+        assert gc.collect() == 0, "a hooked backward step left objects only gc can free"
+    finally:
+        gc.enable()
+        handle.remove()
