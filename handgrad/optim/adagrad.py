@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from handgrad.optim.optimizer import Optimizer, _apply, _evaluate, _signed_decayed
+from handgrad.optim.optimizer import Optimizer, _signed_decayed
 
 __all__ = ["Adagrad", "adagrad"]
 
@@ -62,16 +62,10 @@ class Adagrad(Optimizer):
         state["sum"] = torch.full_like(p, group["initial_accumulator_value"],
                                        memory_format=torch.preserve_format)
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params, grads, states = self._params_with_grad(group)
-            if params:
-                _apply(adagrad, group, params, grads, states, lr=group["lr"],
-                       lr_decay=group["lr_decay"], weight_decay=group["weight_decay"],
-                       eps=group["eps"], maximize=group["maximize"])
-        return loss
+    def _update(self, group, params, grads, states):
+        adagrad(params, grads, states, lr=group["lr"], lr_decay=group["lr_decay"],
+                weight_decay=group["weight_decay"], eps=group["eps"],
+                maximize=group["maximize"])
 
 
 def adagrad(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict], *,

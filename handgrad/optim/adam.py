@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from handgrad.optim.optimizer import Optimizer, _apply, _evaluate, _signed_decayed
+from handgrad.optim.optimizer import Optimizer, _signed_decayed
 
 __all__ = ["Adam", "AdamW", "adam"]
 
@@ -73,18 +73,12 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params, grads, states = self._params_with_grad(group)
-            if params:
-                beta1, beta2 = group["betas"]
-                _apply(adam, group, params, grads, states, lr=group["lr"], beta1=beta1,
-                       beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
-                       amsgrad=group["amsgrad"], maximize=group["maximize"],
-                       decoupled_weight_decay=group["decoupled_weight_decay"])
-        return loss
+    def _update(self, group, params, grads, states):
+        beta1, beta2 = group["betas"]
+        adam(params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2,
+             eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+             maximize=group["maximize"],
+             decoupled_weight_decay=group["decoupled_weight_decay"])
 
 
 class AdamW(Adam):

@@ -46,8 +46,9 @@ class Optimizer:
             `defaults`.
         defaults: the optimizer's options and their default values.
 
-    A subclass defines `step()` and, where it keeps buffers, `_init_state(state, p,
-    group)`, and checks its options in `_check_group(group)`.
+    A subclass defines its update rule in `_update(group, params, grads, states)`,
+    where it keeps buffers `_init_state(state, p, group)`, and checks its options in
+    `_check_group(group)`; the loop over groups and parameters in `step()` is shared.
     """
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
@@ -74,8 +75,9 @@ class Optimizer:
             self.add_param_group(group)
 
     def __init_subclass__(cls, **kwargs):
-        # Every subclass's step() records that it ran, so an LR scheduler can warn when
-        # it is stepped before the optimizer (that skips the first LR of the schedule).
+        # A subclass that writes its own step() still records that it ran, so an LR
+        # scheduler can warn when it is stepped before the optimizer (that skips the
+        # first LR of the schedule). The shared step() below records it itself.
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
         if step is None or getattr(step, "_records_call", False):
@@ -176,9 +178,39 @@ class Optimizer:
         return params, grads, states
 
     # ------------------------------------------------------------------ step
+    def _keeps_state(self, group: dict[str, Any]) -> bool:
+        """Whether the group's update reads per-parameter state (SGD without momentum
+        does not, and then skips making it)."""
+        return True
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor],
+                grads: list[torch.Tensor], states: list[dict]) -> None:
+        """The update rule: change raw tensors `params` in place from `grads` (never
+        modified) and the per-parameter `states`, with the options of `group`."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: an optimizer defines its update rule in "
+            "_update(group, params, grads, states), or overrides step()")
+
     def step(self, closure: Callable[[], Any] | None = None):
-        """Update every parameter that has a gradient; returns closure()'s loss if given."""
-        raise NotImplementedError
+        """Update every parameter that has a gradient; returns closure()'s loss if given.
+
+        The loop every optimizer shares: for each group, the raw data and gradients of
+        the parameters that have a gradient and their state (made on first use), handed
+        to `_update` all at once, or one parameter at a time with `foreach=False`. The
+        update works on raw torch tensors, so no graph is recorded (no `no_grad` needed).
+        """
+        self._opt_called = True
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            params, grads, states = self._params_with_grad(group, self._keeps_state(group))
+            if not params:
+                continue
+            if _use_foreach(group):
+                self._update(group, params, grads, states)
+            else:
+                for p, g, s in zip(params, grads, states or [None] * len(params)):
+                    self._update(group, [p], [g], [s])
+        return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: `p.grad = None` (default), or fill them with zeros."""
@@ -287,16 +319,6 @@ def _use_foreach(group: dict[str, Any]) -> bool:
     PyTorch defaults to one at a time). `foreach=False` keeps peak memory lower: the
     temporaries (e.g. Adam's denominators) then exist for one tensor at a time."""
     return group.get("foreach") is not False
-
-
-def _apply(update: Callable, group: dict[str, Any], params, grads, states, **options):
-    """Run `update(params, grads, states, **options)` on the whole group at once, or on
-    one parameter at a time (lower peak memory; the same arithmetic)."""
-    if _use_foreach(group):
-        update(params, grads, states, **options)
-    else:
-        for p, g, s in zip(params, grads, states or [None] * len(params)):
-            update([p], [g], [s], **options)
 
 
 def _signed_decayed(grads, params, maximize: bool, weight_decay: float):

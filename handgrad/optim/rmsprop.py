@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from handgrad.optim.optimizer import Optimizer, _apply, _evaluate, _signed_decayed
+from handgrad.optim.optimizer import Optimizer, _signed_decayed
 
 __all__ = ["RMSprop", "rmsprop"]
 
@@ -60,17 +60,11 @@ class RMSprop(Optimizer):
         if group["centered"]:
             state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            params, grads, states = self._params_with_grad(group)
-            if params:
-                _apply(rmsprop, group, params, grads, states, lr=group["lr"],
-                       alpha=group["alpha"], eps=group["eps"],
-                       weight_decay=group["weight_decay"], momentum=group["momentum"],
-                       centered=group["centered"], maximize=group["maximize"])
-        return loss
+    def _update(self, group, params, grads, states):
+        rmsprop(params, grads, states, lr=group["lr"], alpha=group["alpha"],
+                eps=group["eps"], weight_decay=group["weight_decay"],
+                momentum=group["momentum"], centered=group["centered"],
+                maximize=group["maximize"])
 
 
 def rmsprop(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict], *,

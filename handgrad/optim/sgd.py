@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from handgrad.optim.optimizer import Optimizer, _apply, _evaluate, _signed_decayed
+from handgrad.optim.optimizer import Optimizer, _signed_decayed
 
 __all__ = ["SGD", "sgd"]
 
@@ -59,17 +59,13 @@ class SGD(Optimizer):
                 "SGD: Nesterov momentum requires a momentum and zero dampening (got "
                 f"momentum={group['momentum']}, dampening={group['dampening']}).")
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient."""
-        loss = _evaluate(closure)
-        for group in self.param_groups:
-            momentum = group["momentum"]
-            params, grads, states = self._params_with_grad(group, with_state=momentum != 0)
-            if params:
-                _apply(sgd, group, params, grads, states, lr=group["lr"], momentum=momentum,
-                       dampening=group["dampening"], weight_decay=group["weight_decay"],
-                       nesterov=group["nesterov"], maximize=group["maximize"])
-        return loss
+    def _keeps_state(self, group):
+        return group["momentum"] != 0
+
+    def _update(self, group, params, grads, states):
+        sgd(params, grads, states, lr=group["lr"], momentum=group["momentum"],
+            dampening=group["dampening"], weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"], maximize=group["maximize"])
 
 
 def sgd(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict], *,

@@ -220,3 +220,35 @@ def test_adagrad_uses_each_groups_initial_accumulator_value():
     c.grad = handgrad.ones(1)
     opt.step()
     assert opt.state[c]["sum"].tolist() == [3.0] and opt.state[c]["step"] == 1
+
+
+def test_a_new_optimizer_is_its_update_rule_on_the_shared_step_loop():
+    """Optimizer.step() is the one loop (groups, parameters with a gradient, state made on
+    first use, foreach or one at a time); a subclass gives only `_update`."""
+
+    class SignDescent(optim.Optimizer):
+        def __init__(self, params, lr=0.1, foreach=None):
+            super().__init__(params, dict(lr=lr, foreach=foreach))
+
+        def _init_state(self, state, p, group):
+            state["calls"] = 0
+
+        def _update(self, group, params, grads, states):
+            for p, g, s in zip(params, grads, states):
+                p.sub_(group["lr"] * g.sign())
+                s["calls"] += 1
+            self.sizes.append(len(params))
+
+    for foreach, sizes in ((None, [2]), (False, [1, 1])):
+        a, b = handgrad.zeros(2, requires_grad=True), handgrad.zeros(2, requires_grad=True)
+        unused = handgrad.zeros(1, requires_grad=True)  # no grad: skipped, no state
+        opt = SignDescent([a, b, unused], foreach=foreach)
+        opt.sizes = []
+        a.grad, b.grad = handgrad.tensor([1.0, -2.0]), handgrad.tensor([0.0, 3.0])
+        assert opt.step(lambda: 7.0) == 7.0 and opt._opt_called
+        assert a.tolist() == pytest.approx([-0.1, 0.1]) and b.tolist() == pytest.approx([0, -0.1])
+        assert opt.sizes == sizes and opt.state[a]["calls"] == 1 and unused not in opt.state
+    with pytest.raises(NotImplementedError, match="_update"):
+        w = _leaf()
+        w.grad = handgrad.ones(2)
+        optim.Optimizer([w], {}).step()
