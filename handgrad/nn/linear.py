@@ -14,9 +14,8 @@ import math
 
 import torch
 
-from handgrad.autograd import HandgradError
 from handgrad.nn import init
-from handgrad.nn.functional.linear import Linear as _LinearFunction
+from handgrad.nn.functional.linear import linear
 from handgrad.nn.module import Module, Parameter
 
 __all__ = ["Linear", "Identity", "Flatten"]
@@ -33,7 +32,9 @@ class Identity(Module):
 
 
 class Linear(Module):
-    """y = x W^T + b for x of shape (*, in_features): one fused graph node."""
+    """y = x W^T + b for x of shape (*, in_features): one fused graph node.
+
+    forward is F.linear (as torch's), which holds the checks and their message."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device=None, dtype=None):
@@ -57,12 +58,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
-        if input.ndim == 0 or input.shape[-1] != self.in_features:
-            raise HandgradError(
-                f"Linear: expected an input with {self.in_features} features in its last "
-                f"dim, got shape {tuple(input.shape)}. Reshape the input (e.g. x.flatten(1)) "
-                "or build the layer with the right in_features.")
-        return _LinearFunction.apply(input, self.weight, self.bias)
+        return linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

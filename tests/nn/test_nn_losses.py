@@ -262,6 +262,21 @@ def test_fused_linear_matches_its_composition(bias):
         _grads_agree(F.linear, lambda x, w: x @ w.T, _randn(2, 3, 5), _randn(4, 5))
 
 
+def test_linear_module_and_function_share_one_check_and_message():
+    """nn.Linear.forward is F.linear (torch's shape): one check, naming the layer, the
+    expected features, both shapes and what to do."""
+    layer = nn.Linear(5, 4)
+    for call in (lambda x: layer(x), lambda x: F.linear(x, layer.weight, layer.bias)):
+        with pytest.raises(HandgradError, match=r"Linear: expected an input with 5 features "
+                           r"in its last dim, got shape \(2, 3\) \(weight of shape \(4, 5\)\)"
+                           r"\. Reshape the input"):
+            call(hg.randn(2, 3))
+        with pytest.raises(HandgradError, match=r"got shape \(\)"):
+            call(hg.tensor(1.0))
+    x = hg.randn(2, 5)
+    assert torch.equal(layer(x).data, F.linear(x, layer.weight, layer.bias).data)
+
+
 def test_fused_batch_norm_matches_its_composition():
     def composed(x, w, b):
         mean = x.mean(dim=(0, 2), keepdim=True)

@@ -57,11 +57,14 @@ class Linear(Function):
 
 
 def linear(input, weight, bias=None):
-    """y = input @ weight.T + bias, as PyTorch's nn.functional.linear (one fused node)."""
+    """y = input @ weight.T + bias, as PyTorch's nn.functional.linear (one fused node).
+
+    The checks of the layer live here only: nn.Linear.forward is this call, as in torch.
+    The message names the layer ('Linear'), so it reads the same from either."""
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
         raise HandgradError(
-            f"linear: input of shape {tuple(input.shape)} has "
-            f"{input.shape[-1] if input.ndim else 'no'} features in its last dim, but weight "
-            f"of shape {tuple(weight.shape)} expects {weight.shape[-1]}. Reshape the input "
-            "(e.g. x.flatten(1)) or build the layer with the right in_features.")
+            f"Linear: expected an input with {weight.shape[-1]} features in its last dim, "
+            f"got shape {tuple(input.shape)} (weight of shape {tuple(weight.shape)}). "
+            "Reshape the input (e.g. x.flatten(1)) or build the layer with the right "
+            "in_features.")
     return Linear.apply(input, weight, bias)
