@@ -1,4 +1,5 @@
-"""Checkpoints: tensors in safetensors, everything else in JSON, one file, written atomically.
+"""Checkpoints: tensors in safetensors, everything else in JSON, one file, written
+atomically, every byte under a checksum.
 
 File format -- one ordinary ``.safetensors`` file:
 
@@ -6,25 +7,36 @@ File format -- one ordinary ``.safetensors`` file:
   reads the weights);
 - the JSON metadata (epoch, step, config, optimizer hyper-parameters, RNG states, ...)
   as a string in the safetensors header's ``__metadata__`` under ``handgrad.meta``, next
-  to ``handgrad.checkpoint: "1"`` (the format version) and ``handgrad.order`` (the
+  to ``handgrad.checkpoint: "2"`` (the format version), ``handgrad.order`` (the
   tensors' names in the order they were given: safetensors sorts them, and a
-  state_dict's order is worth keeping).
+  state_dict's order is worth keeping) and ``handgrad.sha256``: a sha256 of each tensor
+  (its name, dtype, shape and bytes) and one of the other metadata entries as canonical
+  JSON. Loading checks them all before it returns anything, and names each tensor or the
+  metadata when one fails; a bit flipped in the header's framing makes it unreadable,
+  which is refused too. Format "1" files (before checksums) still load, unchecked.
 
 One file rather than ``.safetensors`` + ``.json`` side by side, because one file can be
 replaced atomically: a pair cannot, and a crash between the two renames would leave
 weights from one save with metadata from another.
 
-Writing is atomic: the data go to a temporary file in the same directory, which is
+Writing is atomic (``_write_atomic``, also behind ``write_json_atomic`` for JSON
+outputs): handgrad writes the safetensors bytes itself into a temporary file in the same
+directory (created as ``open()`` creates files: mode 0666 less the umask), which is
 fsync'ed, renamed over the target with ``os.replace`` (atomic on POSIX), and then the
 directory is fsync'ed so the rename itself survives a power cut. A process killed at
-any moment leaves either the previous checkpoint or the new one, never a torn file.
-Loading reads safetensors and JSON only: nothing is ever unpickled.
+any moment leaves either the previous checkpoint or the new one, never a torn file, and
+the next save there deletes the dead save's temporary file. Loading reads safetensors
+and JSON only: nothing is ever unpickled, and a pickle file is refused as one.
 
 Nested state (a model's and an optimizer's ``state_dict``, a scheduler, RNG states) is
 turned into flat tensors plus a JSON skeleton by ``flatten_state`` and rebuilt by
 ``unflatten_state``; ``save_state`` / ``load_state`` do both around a checkpoint.
 ``get_rng_state`` / ``set_rng_state`` capture and restore Python's ``random``, numpy's
-global generator, torch's CPU generator and every CUDA generator.
+global generator, torch's CPU generator and every CUDA generator; ``check_rng_state``
+says whether a state could be restored without touching any of them.
+
+Left out: sharded checkpoints (one file per save), compression, and checking what the
+Learner does with the state (``Learner.check_checkpoint_state`` does that).
 """
 
 from __future__ import annotations
@@ -86,7 +98,7 @@ def _prepare_tensors(tensors: Mapping) -> dict[str, torch.Tensor]:
         if t is None:
             raise TypeError(f"save_checkpoint: tensors[{name!r}] is a {type(value).__name__}, "
                             f"not a Tensor; put other values in meta")
-        t = t.detach().to("cpu").contiguous()
+        t = t.detach().to("cpu").resolve_conj().resolve_neg().contiguous()
         storage = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
         if storage in storages and t.numel() > 0:
             t = t.clone()  # tied weights: safetensors refuses shared memory; saved twice
