@@ -2,13 +2,17 @@
 the `handgrad gradcheck` command that runs it over the whole registry.
 
 `check_op(spec, dtype, device, shapes, seed)` draws seeded inputs from the entry's
-domains and does three checks:
+domains and does up to four checks:
 
 1. forward: handgrad's outputs match the torch reference (values, shapes, dtypes, and
    integer outputs such as indices exactly);
 2. backward: every input gradient matches `torch.autograd.grad` for the same random,
    non-uniform upstream gradient (a backward that ignores grad_output fails);
-3. finite differences (float64 only): `handgrad.testing.gradcheck_report`.
+3. finite differences (float64 only): `handgrad.testing.gradcheck_report`;
+4. fused against composed (float64 only, entries with `composed`): the same math written
+   with handgrad primitives gives the fused Function's forward values and, for the same
+   upstream gradient, its input gradients. This proves the hand-derived backward against
+   the primitives' backwards, independently of torch.
 
 With `noncontiguous=True` every input is a strided view (transposed, or every other
 element starting at offset 1) of a larger buffer, for handgrad and torch alike.
@@ -36,7 +40,8 @@ from handgrad.testing.registry import OpSpec, load
 
 DTYPES = (torch.float32, torch.float64)
 # (atol, rtol) against torch per dtype, and against finite differences.
-TOLERANCES = {"float32": (1e-5, 1e-4), "float64": (1e-10, 1e-7), "fd": (1e-5, 1e-3)}
+TOLERANCES = {"float32": (1e-5, 1e-4), "float64": (1e-10, 1e-7), "fd": (1e-5, 1e-3),
+              "composed": (1e-10, 1e-7)}
 
 
 @dataclass
@@ -54,6 +59,7 @@ class CheckResult:
     fd_error: float | None  # max |analytic - numeric| (None: not run)
     passed: bool
     message: str  # the first failure, naming the check, the output/input and shapes
+    composed_error: float | None = None  # max |fused - composed| (None: not run)
 
     @property
     def torch_error(self) -> float:
@@ -204,7 +210,15 @@ def check_op(spec: OpSpec, dtype: torch.dtype, device: str, shapes: Sequence, se
                 return fail(f"gradient of input {i} ({_describe(g)}) differs from "
                             f"torch.autograd by {error:.3g}")
 
-    # ---- 3. finite differences, float64 only
+    # ---- 3. fused against composed, float64 only
+    if dtype == torch.float64 and spec.composed is not None:
+        message = _check_composed(spec, leaves(lambda t: hg.Tensor(t, requires_grad=True)),
+                                  hg_extras, actual, hg_inputs, upstream if pairs else None,
+                                  result)
+        if message:
+            return fail(message)
+
+    # ---- 4. finite differences, float64 only
     if dtype == torch.float64 and spec.finite_differences and pairs:
         atol, rtol = spec.tolerances.get("fd", TOLERANCES["fd"])
         inputs = leaves(hg.Tensor)
@@ -217,6 +231,47 @@ def check_op(spec: OpSpec, dtype: torch.dtype, device: str, shapes: Sequence, se
         if not report.passed:
             return fail(report.message)
     return result
+
+
+def _check_composed(spec: OpSpec, inputs: list, extras, fused: list, fused_inputs: list,
+                    upstream: list | None, result: CheckResult) -> str:
+    """Check 3: spec.composed on fresh leaves against the fused outputs and gradients
+    (already computed on `fused_inputs` with `upstream`); returns the failure or ''."""
+    tolerance = spec.tolerances.get("composed", TOLERANCES["composed"])
+    try:
+        composed = _as_list(spec.composed(*inputs, *extras))
+    except Exception as error:
+        return f"the composed reference raised {type(error).__name__}: {error}"
+    if len(composed) != len(fused):
+        return f"the composed reference returned {len(composed)} outputs, fused {len(fused)}"
+    result.composed_error = 0.0
+    for k, (c, f) in enumerate(zip(composed, fused)):
+        if not isinstance(c, hg.Tensor):
+            return f"composed output {k} is a {type(c).__name__}, not a handgrad Tensor"
+        if c.shape != f.shape or c.dtype != f.dtype:
+            return f"composed output {k} is {_describe(c)}, fused {_describe(f)}"
+        error, ok = _compare(f.data, c.data, tolerance)
+        result.composed_error = max(result.composed_error, error)
+        if not ok:
+            return f"fused output {k} ({_describe(f)}) differs from composed by {error:.3g}"
+    if not upstream:
+        return ""
+    differentiable = [c for c, f in zip(composed, fused) if f.requires_grad]
+    try:
+        for k, (c, u) in enumerate(zip(differentiable, upstream)):
+            if c.requires_grad:
+                c.backward(u.clone(), retain_graph=k < len(differentiable) - 1)
+    except Exception as error:
+        return f"the composed reference's backward raised {type(error).__name__}: {error}"
+    for i, (c, f) in enumerate(zip(inputs, fused_inputs)):
+        want = torch.zeros_like(c.data) if c.grad is None else c.grad.data
+        got = torch.zeros_like(f.data) if f.grad is None else f.grad.data
+        error, ok = _compare(got, want, tolerance)
+        result.composed_error = max(result.composed_error, error)
+        if not ok:
+            return (f"gradient of input {i} ({_describe(want)}): fused differs from composed "
+                    f"by {error:.3g}")
+    return ""
 
 
 def check_spec(spec: OpSpec, devices: Sequence[str], seed: int = 0) -> list[CheckResult]:
@@ -298,12 +353,19 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"{len(rows)} ops, {len(all_results)} checks on {', '.join(devices)} in "
           f"{elapsed:.1f} s: {len(rows) - failed_ops} passed, {failed_ops} failed")
+    composed = [r.composed_error for r in all_results if r.composed_error is not None]
+    composed_ops = sum(spec.composed is not None for spec in specs)
+    if composed_ops:
+        print(f"fused vs composed: {composed_ops} ops, {len(composed)} checks (float64), "
+              f"max error {_format_error(max(composed, default=0.0))}")
     for failure in failures:
         print(f"  FAIL {failure.message}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"devices": devices, "seed": args.seed,
                        "summary": {"ops": len(rows), "checks": len(all_results),
-                                   "failed_ops": failed_ops},
+                                   "failed_ops": failed_ops,
+                                   "composed_ops": composed_ops,
+                                   "composed_checks": len(composed)},
                        "results": [asdict(r) for r in all_results]}, f, indent=1)
     return 1 if failures else 0

@@ -126,6 +126,10 @@ class OpSpec:
     # Tolerance overrides: {"float32": (atol, rtol), "float64": ..., "fd": ...}.
     tolerances: dict = field(default_factory=dict)
     note: str = ""  # why a flag is set, for the reader and the table
+    # Fused Functions: the same math written with handgrad primitives (Tensor ops such as
+    # exp, log, sum, amax, matmul, indexing; never the fused Function itself), with fn's
+    # signature. The oracle checks fused against it: values and input gradients, float64.
+    composed: Callable | None = None
 
 
 REGISTRY: list[OpSpec] = []
