@@ -393,9 +393,12 @@ class Learner:
             self.model.load_state_dict(state["model"], strict=strict)
         except Exception as error:
             self._restore(saved)
+            restored = ("the optimizer, scheduler, counters, generators and callbacks were "
+                        "put back; the model may be partly loaded" if part == "the model"
+                        else "the learner was put back as it was")
             raise CheckpointError(f"Learner.load_checkpoint: loading {part} from {path} "
-                                  f"failed ({type(error).__name__}: {error}); the learner was "
-                                  f"put back as it was") from error
+                                  f"failed ({type(error).__name__}: {error}); "
+                                  f"{restored}") from error
         except BaseException:
             self._restore(saved)
             raise
