@@ -112,6 +112,10 @@ class CrossEntropy(Function):
         q_i[c] = (1 - eps) w[y_i] [c == y_i] + eps w[c] / C     (0 if y_i == ignore_index)
     and, with lse_i = log sum_c e**x_i[c] (so log p_i = x_i - lse_i),
         l_i = -sum_c q_i[c] log p_i[c] = lse_i sum_c q_i[c] - q_i . x_i.
+    Every term is formed from the shifted logits z_i = x_i - max_c x_i[c], in which
+    lse_i - x_i[c] = log sum_c e**z_i[c] - z_i[c]: two numbers of the loss's own size.
+    (lse_i and x_i[y_i] themselves may be ~1e6, where float32 keeps only 1/16; a row of
+    all -3e38 has lse = x, and smoothing's C lse - sum_c x_c would be inf - inf.)
     'mean' divides sum_i l_i by sum_i w[y_i] over non-ignored positions (torch's rule,
     also with smoothing). Gradient, h_i being the gradient reaching l_i:
         dx_i = h_i (softmax(x_i) sum_c q_i[c] - q_i)
@@ -130,19 +134,20 @@ class CrossEntropy(Function):
         index, valid = _class_targets(target, ignore_index)
         picked = _pick("cross_entropy", x, index, target, ignore_index)  # x_i[y_i]
         w_target = _target_weights(index, valid, weight)
-        m = x.amax(1, keepdim=True)
-        e = (x - m).exp_()  # e**(x - m); softmax = e / total, kept for backward
-        total = e.sum(1, keepdim=True)
-        lse = total.log().add_(m)  # (N, 1, *)
-        loss = (lse - picked).squeeze(1)  # -log p_i[y_i], (N, *)
         eps = label_smoothing
+        m = x.amax(1, keepdim=True)
+        z = x - m  # shifted logits, (N, C, *); smoothing reads them, else exp_ reuses them
+        e = z.exp() if eps else z.exp_()  # e**z; softmax = e / total, kept for backward
+        total = e.sum(1, keepdim=True)
+        log_total = total.log()  # lse - m, (N, 1, *)
+        loss = (log_total - (picked - m)).squeeze(1)  # -log p_i[y_i], (N, *)
         if eps:
             loss = loss * w_target * (1 - eps)  # (bool * number would be float32)
-            if weight is None:  # sum_c (lse - x_c) = C lse - sum_c x_c
-                smooth = lse.squeeze(1) * x.shape[1] - x.sum(1)
+            if weight is None:  # sum_c (lse - x_c) = C log(total) - sum_c z_c
+                smooth = log_total.squeeze(1) * x.shape[1] - z.sum(1)
             else:
                 w = weight.view(-1, *(1,) * (x.ndim - 2))
-                smooth = lse.squeeze(1) * weight.sum() - (x * w).sum(1)
+                smooth = log_total.squeeze(1) * weight.sum() - (z * w).sum(1)
             loss = loss + smooth * (eps / x.shape[1]) * valid
         else:
             loss = loss * w_target
@@ -193,6 +198,8 @@ class CrossEntropyProbabilities(Function):
     'mean' divides by the number of positions (numel / C). Gradients:
         dx_i = h_i (softmax(x_i) sum_c q_i[c] - q_i),
         dt_i = -h_i (1 - eps) w log p_i.
+    As in CrossEntropy, all of it is computed from z_i = x_i - max_c x_i[c]:
+    -log p_i = log sum_c e**z_i[c] - z_i, never lse_i - x_i with its large cancellation.
     """
 
     name = "cross_entropy_probabilities"
@@ -208,10 +215,10 @@ class CrossEntropyProbabilities(Function):
         w = None if weight is None else weight.view(-1, *(1,) * (x.ndim - 2))
         if w is not None:
             q = q * w
-        m = x.amax(1, keepdim=True)
-        lse = (x - m).exp_().sum(1, keepdim=True).log_().add_(m)
-        loss = (lse * q.sum(1, keepdim=True) - (q * x).sum(1, keepdim=True)).squeeze(1)
-        ctx.save_for_backward(x, lse, q, w)
+        z = x - x.amax(1, keepdim=True)  # shifted logits, (N, C, *)
+        log_total = z.exp().sum(1, keepdim=True).log_()  # lse - max, (N, 1, *)
+        loss = (log_total * q.sum(1, keepdim=True) - (q * z).sum(1, keepdim=True)).squeeze(1)
+        ctx.save_for_backward(z, log_total, q, w)
         ctx.options = (unbatched, label_smoothing, reduction, loss.numel())
         if reduction == "none":
             return loss.squeeze(0) if unbatched else loss
@@ -219,7 +226,7 @@ class CrossEntropyProbabilities(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, lse, q, w = ctx.saved_tensors
+        z, log_total, q, w = ctx.saved_tensors  # -log p = log_total - z
         unbatched, eps, reduction, positions = ctx.options
         h = _scale(g, reduction, positions)
         if reduction == "none":
@@ -227,9 +234,9 @@ class CrossEntropyProbabilities(Function):
         need_x, need_t = ctx.needs_input_grad[:2]
         dx = dt = None
         if need_x:
-            dx = (torch.exp(x - lse) * q.sum(1, keepdim=True) - q) * h
+            dx = (torch.exp(z - log_total) * q.sum(1, keepdim=True) - q) * h
         if need_t:
-            dt = (lse - x) * (h * (1 - eps))
+            dt = (log_total - z) * (h * (1 - eps))
             if w is not None:
                 dt = dt * w
         if unbatched:
@@ -497,7 +504,13 @@ class BinaryCrossEntropy(Function):
 class BinaryCrossEntropyWithLogits(Function):
     """Binary cross-entropy of logits x (sigmoid folded in, numerically stable):
         l = w ((1 - t) x + c softplus(-x)),   c = 1 + (pos_weight - 1) t  (c = 1 without)
-    which is -w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))). Gradients:
+    which is -w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))). With
+    softplus(-x) = max(-x, 0) + log(1 + e**-|x|), the large terms are combined first:
+        l = w ((1 - t) x  if x >= 0,  else  -pos_weight t x) + w c log(1 + e**-|x|)
+    so a very negative x with a small t keeps its loss (float32 x = -30, t = 0 gives 9e-14;
+    float16 x = -6e4, t = 1e-3 gives 60.03 (exactly 60.02), where (1 - t) x + softplus(-x)
+    gives 0 and 64).
+    Gradients:
         dx = h w ((1 - t) - c sigmoid(-x))     (= h w (sigmoid(x) - t) without pos_weight)
         dt = h w ((pos_weight - 1) softplus(-x) - x)     (= -h w x without pos_weight).
     """
@@ -506,11 +519,12 @@ class BinaryCrossEntropyWithLogits(Function):
 
     @staticmethod
     def forward(ctx, x, t, weight=None, pos_weight=None, reduction="mean"):
-        softplus_neg = torch.clamp_min(-x, 0) + torch.log1p(torch.exp(-x.abs()))
+        tail = torch.log1p(torch.exp(-x.abs()))  # log(1 + e**-|x|), in [0, log 2]
         if pos_weight is None:
-            loss = (1 - t) * x + softplus_neg
+            loss = torch.where(x >= 0, (1 - t) * x, -t * x) + tail
         else:
-            loss = (1 - t) * x + (1 + (pos_weight - 1) * t) * softplus_neg
+            loss = (torch.where(x >= 0, (1 - t) * x, -(pos_weight * t) * x)
+                    + (1 + (pos_weight - 1) * t) * tail)
         if weight is not None:
             loss = loss * weight
         ctx.save_for_backward(x, t, weight, pos_weight)
