@@ -108,8 +108,10 @@ def _all_functions() -> set[type]:
     while todo:
         for cls in todo.pop().__subclasses__():
             todo.append(cls)
-            if (cls.__module__.startswith("handgrad.") and not cls.__module__.startswith(
-                    "handgrad.bench") and getattr(cls, "forward", None) is not None):
+            module = cls.__module__
+            if (module.startswith("handgrad.")
+                    and not module.startswith(("handgrad.bench", "handgrad.testing"))
+                    and getattr(cls, "forward", None) is not None):
                 found.add(cls)
     return found
 
