@@ -84,10 +84,12 @@ def _gradient_count(node, grads: tuple) -> tuple:
         "for an input that needs none.")
 
 
-def _checked_gradient(node, index: int, grad, metadata) -> torch.Tensor:
-    """The gradient for input `index` of `node`, made to fit that input as torch makes it,
-    or an error naming the Function, the input and both shapes / dtypes / devices."""
+def _checked_gradient(node, grads: tuple, grad, metadata) -> torch.Tensor:
+    """`grad` (one of `grads`, what `node`'s backward returned) made to fit its input, of
+    `metadata` (shape, dtype, device), as torch makes it fit; or an error naming the
+    Function, the input's index and both shapes / dtypes / devices."""
     name = f"{type(node).__name__}.backward"
+    index = next(i for i, g in enumerate(grads) if g is grad)
     shape, dtype, device = metadata
     if not isinstance(grad, torch.Tensor):
         raise TypeError(f"{name} returned {type(grad).__name__} as the gradient of input "
@@ -141,6 +143,25 @@ class LeafStep:
             captured[self] = grad
 
 
+def post_order(stack: list) -> list:
+    """Iterative depth-first post-order from the nodes on `stack` (as (node, False)):
+    every node comes after the nodes it uses, so reversed, it is a backward order."""
+    order, visited = [], set()
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        for parent in node.parents:
+            if parent is not None and isinstance(parent, Function) and parent not in visited:
+                stack.append((parent, False))
+    return order
+
+
 class _Plan:
     """The order of one backward pass and where its gradients go.
 
@@ -164,7 +185,7 @@ class _Plan:
         self.steps = self._with_leaf_steps(order) if self.leaf_steps else reversed(order)
 
     def _order(self, roots, gradients) -> list:
-        """Iterative depth-first post-order: inputs before the nodes that use them."""
+        """The roots' gradients, and the nodes in depth-first post-order."""
         self.grads = grads = {}
         stack = []
         for root, gradient in zip(roots, gradients):
@@ -178,21 +199,7 @@ class _Plan:
                 stack.append((node, False))
             previous = grads.get(node)
             grads[node] = gradient if previous is None else previous + gradient
-        order, visited = [], set()
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if node in visited:
-                continue
-            visited.add(node)
-            stack.append((node, True))
-            for parent in node.parents:
-                if parent is not None and isinstance(parent, Function) \
-                        and parent not in visited:
-                    stack.append((parent, False))
-        return order
+        return post_order(stack)
 
     def _between(self, order: list) -> list:
         """Keep the nodes on a path to an input (inputs come first in `order`)."""
@@ -256,15 +263,22 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
       the inputs' `.grad` accumulate (a non-leaf input must already retain_grad).
       capture=True: no leaf `.grad` changes; the gradient reaching each input (None
       where none does) is returned, in the order of `inputs`. This is `grad()`."""
-    leaf_storages = set(map(_storage, gradients))
-    plan = _Plan(roots, gradients, inputs)
+    root = roots[0]._ctx if len(roots) == 1 else None
+    if root is not None and inputs is None and not hooked_leaves:  # loss.backward()
+        plan, grads, targets, direct = None, {root: gradients[0]}, None, True
+        steps = reversed(post_order([(root, False)]))
+        leaf_storages = {_storage(gradients[0])}
+    else:
+        plan = _Plan(roots, gradients, inputs)
+        grads, targets, steps = plan.grads, plan.targets, plan.steps
+        direct = plan.leaf_steps is None
+        leaf_storages = set(map(_storage, gradients))
+        for leaf, gradient in plan.early:
+            if inputs is None:
+                accumulate(leaf, gradient, leaf_storages)
     into_grad = inputs is None
-    for leaf, gradient in plan.early:
-        if into_grad:
-            accumulate(leaf, gradient, leaf_storages)
-    grads, targets, direct = plan.grads, plan.targets, plan.leaf_steps is None
     captured = {} if capture else None
-    for node in plan.steps:
+    for node in steps:
         grad = grads.pop(node, None)
         if grad is None:  # no gradient flows here (e.g. only through int outputs)
             continue
@@ -282,18 +296,24 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
             input_grads = (input_grads,)
         if len(input_grads) != len(node.parents):
             input_grads = _gradient_count(node, input_grads)
-        for i, (parent, metadata, input_grad) in enumerate(
-                zip(node.parents, node.input_metadata, input_grads)):
+        for parent, input_grad in zip(node.parents, input_grads):
             if parent is None or input_grad is None:
                 continue
-            shape, dtype, device = metadata
-            if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
-                    or input_grad.shape != shape or input_grad.device != device:
-                input_grad = _checked_gradient(node, i, input_grad, metadata)
-            if isinstance(parent, Function):
+            if isinstance(parent, Function):  # checked against the parent's output
+                shape, dtype, device = parent.output_metadata
+                if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
+                        or input_grad.shape != shape or input_grad.device != device:
+                    input_grad = _checked_gradient(node, input_grads, input_grad,
+                                                   parent.output_metadata)
                 previous = grads.get(parent)
                 grads[parent] = input_grad if previous is None else previous + input_grad
-            elif direct:
+                continue
+            data = parent.data  # a leaf: checked against the leaf itself
+            if type(input_grad) is not _TorchTensor or input_grad.dtype is not data.dtype \
+                    or input_grad.shape != data.shape or input_grad.device != data.device:
+                input_grad = _checked_gradient(node, input_grads, input_grad,
+                                               (data.shape, data.dtype, data.device))
+            if direct:
                 accumulate(parent, input_grad, leaf_storages)
             else:
                 plan.deliver(parent, input_grad, leaf_storages, into_grad)

@@ -9,9 +9,9 @@ result, and records a graph node when some input requires grad and grad mode is 
 
 The node of an operation *is* its context object: an instance of the Function class
 that holds the saved tensors, `needs_input_grad`, the edges to its inputs (the input's
-own node, or the input itself when it is a leaf that requires grad) and, per edge, the
-shape, dtype and device of that input, against which the engine checks (and, where
-torch does, sums down) every gradient a backward returns.
+own node, or the input itself when it is a leaf that requires grad) and the shape,
+dtype and device of its output. Against those (a leaf's own, for a leaf) the engine
+checks, and where torch does sums down, every gradient a backward returns.
 
 `TensorBase` holds the slots the core reads and writes (data, grad, requires_grad, the
 node); `handgrad.Tensor` subclasses it with operators and methods, as torch.Tensor
@@ -94,7 +94,7 @@ class Function:
     # Class-level defaults: creating a node is then just `cls()`, the cheapest object
     # creation Python has (this runs once per recorded op).
     parents: tuple = ()
-    input_metadata: tuple = ()  # per input: (shape, dtype, device), None if no grad
+    output_metadata: tuple = ()  # (shape, dtype, device) of the output, to check grads
     needs_input_grad: tuple = ()
     _saved: tuple = ()
     _versions: tuple = ()
@@ -171,8 +171,7 @@ class Function:
         make = type(made)._make
         if record:
             ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
-            ctx.input_metadata = tuple((d.shape, d.dtype, d.device) if n else None
-                                       for d, n in zip(raw, needs))
+            ctx.output_metadata = (out.shape, out.dtype, out.device)
             result = make(out, True, ctx)
         else:
             result = make(out, False, None)
