@@ -15,6 +15,11 @@ How the pieces fit::
     batch_sampler --indices--> fetch (dataset[i] for i, then collate_fn) --> batch
     iterable dataset: iter(dataset) --next batch_size items--> collate_fn --> batch
 
+Indices into a map-style dataset are checked as the sampler yields them: a float or bool
+(Python, numpy or tensor) raises ``IndexTypeError`` (a TypeError and an IndexError)
+naming the sampler and the value, where it would otherwise be truncated (1.5 -> 1) or
+taken as a mask; ints, numpy ints, 0-d integer tensors and other keys go through.
+
 With ``num_workers=0`` the fetch runs in this process. With ``num_workers=N > 0`` it
 runs in N worker processes (the ``fork`` start method on Linux: the dataset is
 inherited, not pickled; pass ``multiprocessing_context="spawn"`` for a fresh
@@ -130,6 +135,67 @@ def _fetch(dataset, index, auto_collation: bool, collate_fn):
     getitems = getattr(dataset, "__getitems__", None)
     samples = getitems(index) if getitems else [dataset[i] for i in index]
     return collate_fn(samples)
+
+
+class IndexTypeError(TypeError, IndexError):
+    """A sampler yielded a float or bool where a map-style dataset needs an integer index.
+
+    A TypeError (a float is the wrong type of index, as Python's own ``[1, 2][1.5]``
+    says) and also an IndexError, what torch's tensor indexing raises for one, so code
+    that catches either catches it."""
+
+
+def _refused_index(i) -> bool:
+    """Whether ``i`` is a float, complex or bool index (Python, numpy or a tensor): what
+    torch's dataset indexing refuses or, for bools, takes as a mask. Anything else goes
+    to the dataset as it is (ints, numpy ints, 0-d integer tensors, and the non-integer
+    keys a map-style dataset may define)."""
+    if isinstance(i, bool | float | complex | np.bool_ | np.inexact):
+        return True
+    if is_handgrad_tensor(i):
+        i = i.data
+    if isinstance(i, torch.Tensor | np.ndarray):
+        return i.dtype.kind in "fcb" if isinstance(i, np.ndarray) else (
+            i.dtype.is_floating_point or i.dtype.is_complex or i.dtype == torch.bool)
+    return False
+
+
+def _checked_indices(index_iter, loader):
+    """The indices (or batches of them) of ``index_iter``, as they come, with every float
+    or bool index refused by an IndexTypeError that names the sampler that yielded it.
+    Never truncated: numpy's int64 conversion would make 1.5 into 1 without a word."""
+    batched = loader._auto_collation
+    for index in index_iter:
+        if not batched:
+            if type(index) is not int and _refused_index(index):
+                _refuse(loader, index, None)
+        elif isinstance(index, torch.Tensor | np.ndarray) or is_handgrad_tensor(index):
+            if _refused_index(index):
+                _refuse(loader, index, index)
+        else:
+            for i in index:
+                if type(i) is not int and _refused_index(i):
+                    _refuse(loader, i, index)
+        yield index
+
+
+def _refuse(loader, value, batch):
+    batch_sampler = loader.batch_sampler
+    if batch is None or type(batch_sampler) is BatchSampler:
+        source = "sampler " + type(batch_sampler.sampler if batch is not None
+                                   else loader.sampler).__name__
+    else:
+        source = "batch_sampler " + type(batch_sampler).__name__
+    where = "" if batch is None or batch is value else f" in the batch {batch!r:.80}"
+    kind = (f"{type(value).__name__} of dtype {value.dtype}"
+            if hasattr(value, "dtype") and not isinstance(value, np.generic)
+            else type(value).__name__)
+    raise IndexTypeError(
+        f"DataLoader: the {source} yielded the index {value!r:.80} ({kind}){where}; a "
+        "map-style dataset takes integer indices (int, numpy integer or 0-d integer "
+        "tensor), not floats or bools, and handgrad never truncates one. Have the sampler "
+        "yield ints (e.g. int(i) for a whole float, torch.randperm(n).tolist() for an "
+        "order).")
 
 
 class _InfiniteConstantSampler(Sampler):
@@ -436,7 +502,7 @@ class _SingleProcessIterator:
 
     def __init__(self, loader: DataLoader) -> None:
         self._loader = loader
-        self._index_iter = iter(loader._index_sampler)
+        self._index_iter = _checked_indices(iter(loader._index_sampler), loader)
         # Drawn (and unused) as torch draws it, so the generator advances the same way.
         self._base_seed = _draw_base_seed(loader.generator)
 
@@ -503,10 +569,11 @@ class _MultiProcessIterator(_PoolIterator):
     flight, and yields them in the sampler's order."""
 
     def _start_epoch(self, index_iter) -> None:
-        self._index_iter = index_iter
+        self._index_iter = _checked_indices(index_iter, self._loader)
         self._send_id = 0  # next task to hand out
         self._receive_id = 0  # next task to yield
         self._exhausted = False
+        self._refused = None  # the IndexTypeError of a refused index, raised in its turn
         self._pool.epoch_value.value = self._epoch
         for _ in range(self._loader.prefetch_factor * self._loader.num_workers):
             self._send_next()
@@ -518,6 +585,10 @@ class _MultiProcessIterator(_PoolIterator):
             index = next(self._index_iter)
         except StopIteration:
             self._exhausted = True
+            return
+        except IndexTypeError as error:  # raised when its batch's turn comes
+            self._exhausted = True
+            self._refused = error
             return
         worker_id = self._send_id % self._loader.num_workers
         try:
@@ -532,6 +603,9 @@ class _MultiProcessIterator(_PoolIterator):
         if self._receive_id == self._send_id:  # nothing in flight: the epoch is over
             if not self._loader.persistent_workers:
                 self._pool.shutdown()
+            if self._refused is not None:
+                error, self._refused = self._refused, None
+                raise error
             raise StopIteration
         kind, task_id, payload = self._receive(self._receive_id % self._loader.num_workers)
         assert task_id == self._receive_id, (task_id, self._receive_id)

@@ -8,6 +8,7 @@ import torch.utils.data as tud
 
 from handgrad import data as hd
 from handgrad._tensor import Tensor
+from handgrad.data.dataloader import IndexTypeError
 
 X = torch.randn(23, 3)
 Y = torch.arange(23)
@@ -218,3 +219,66 @@ def test_too_many_workers_warns():
 
     with pytest.warns(UserWarning, match="more than the"):
         hd.DataLoader(range(4), num_workers=len(os.sched_getaffinity(0)) + 1)
+
+
+# ------------------------------------------------ indices: integers in, never truncated
+class HalfSteps(hd.Sampler):
+    """A sampler that yields floats, the mistake (torch.rand-based orders do it)."""
+
+    def __iter__(self):
+        return iter([0, 1.5])
+
+    def __len__(self):
+        return 2
+
+
+REFUSED = [1.5, 2.0, np.float64(1.5), np.float32(2.0), torch.tensor(1.5), torch.tensor(2.0),
+           True, np.bool_(False), torch.tensor(True)]
+WAYS = {"sampler": lambda i: dict(sampler=[0, i], batch_size=2),
+        "batch_sampler": lambda i: dict(batch_sampler=[[0, i]]),
+        "batch_size=None": lambda i: dict(sampler=[i], batch_size=None)}
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("index", REFUSED, ids=repr)
+def test_float_and_bool_indices_are_refused_not_truncated(index, way):
+    """torch's dataset indexing refuses float indices (IndexError) and takes a bool as a
+    mask; handgrad refuses both with one error, a TypeError that is an IndexError too,
+    naming the sampler, the value and what to do. (Before, 1.5 silently became 1.)"""
+    loader = hd.DataLoader(hd.TensorDataset(X, Y), **WAYS[way](index))
+    source = "batch_sampler list" if way == "batch_sampler" else "sampler list"
+    with pytest.raises(IndexTypeError,
+                       match=rf"DataLoader: the {source} yielded the index .*integer indices"
+                             r".*Have the sampler yield ints") as info:
+        list(loader)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, IndexError)
+    assert repr(index)[:5] in str(info.value)
+    as_mask = isinstance(index, bool) or getattr(index, "dtype", None) == torch.bool
+    if not as_mask:
+        with pytest.raises(IndexError):  # torch refuses them too
+            list(tud.DataLoader(tud.TensorDataset(X, Y), **WAYS[way](index)))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_refused_index_comes_in_its_batch_turn_and_names_the_sampler(num_workers):
+    loader = hd.DataLoader(hd.TensorDataset(X, Y), sampler=HalfSteps(), batch_size=1,
+                           num_workers=num_workers)
+    batches = iter(loader)
+    assert next(batches)[1].tolist() == [0]
+    with pytest.raises(TypeError, match=r"the sampler HalfSteps yielded the index 1\.5 "
+                                        r"\(float\) in the batch \[1\.5\]"):
+        next(batches)
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("index", [3, np.int64(3), np.int32(3), np.uint8(3), torch.tensor(3),
+                                   torch.tensor(3, dtype=torch.int32)], ids=repr)
+def test_integer_indices_of_every_kind_keep_working_like_torch(index, way, same_batches):
+    same_batches(*both(hd.TensorDataset(X, Y), tud.TensorDataset(X, Y), **WAYS[way](index)))
+
+
+def test_non_integer_keys_of_a_custom_dataset_pass_through():
+    """A map-style dataset may define its own keys; only floats and bools are refused."""
+    table = {"a": 1, "b": 2}
+    loader = hd.DataLoader(table, sampler=["b", "a"], batch_size=2)
+    assert [batch.tolist() for batch in loader] == [[2, 1]]
