@@ -6,6 +6,9 @@ inputs for it: shapes (alternatives, including broadcasting pairs and `()` scala
 value domains (log on positives, relu away from its kink...), non-differentiable extra
 arguments (index tensors, masks, dims), flags, and `covers`, the Function classes it
 exercises. A meta-test fails when a Function in handgrad has no entry covering it.
+Entries of fused Functions (handgrad/nn/functional) also carry `composed`, the same math
+written with handgrad primitives; a meta-test (tests/test_registry_composed.py) fails
+when one lacks it.
 
 Adding entries (for example fused layers in `nn.py`): create a module in this package;
 `load()` imports every module here, so nothing else needs editing. In it::
@@ -18,6 +21,8 @@ Adding entries (for example fused layers in `nn.py`): create a module in this pa
         "cross_entropy",
         fn=lambda logits, targets: HF.cross_entropy(logits, targets),
         ref=lambda logits, targets: torch.nn.functional.cross_entropy(logits, targets),
+        # the same loss from primitives (log-softmax by hand, gather the targets' terms)
+        composed=lambda logits, targets: _composed_cross_entropy(logits, targets),
         shapes=[((4, 5),), ((1, 3),)],          # one shape per differentiable input
         extras=lambda gen, shapes: (torch.randint(0, shapes[0][1], shapes[0][:1],
                                                   generator=gen),),
@@ -28,7 +33,8 @@ Adding entries (for example fused layers in `nn.py`): create a module in this pa
 without grad), `ref` gets torch tensors that require grad, each as
 `(*inputs, *extras)`; both return a tensor or a tuple of tensors (integer outputs, such
 as indices, are compared exactly). Leave `ref` out when one callable works on both
-(operators and methods that handgrad shares with torch).
+(operators and methods that handgrad shares with torch). `composed` has fn's signature
+and gets fresh handgrad leaves.
 
 What this package leaves out: running the checks (handgrad/testing/oracle.py) and the
 hypothesis strategies for random shapes (tests/test_ops.py).
