@@ -38,8 +38,19 @@ from handgrad.ops.reduce import wrap_dim
 __all__ = ["Tensor", "is_tensor"]
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+def to_torch(x, who: str | None = None):
+    """The torch tensor of `x`, the one helper for it in the package: a handgrad Tensor's
+    `.data`, a torch tensor as it is. Anything else comes back unchanged (numbers and None
+    pass on to torch), or, when `who` names the caller, is refused with a TypeError."""
+    if isinstance(x, Tensor):
+        return x.data
+    if who is None or isinstance(x, torch.Tensor):
+        return x
+    raise TypeError(f"{who}: expected a handgrad Tensor or a torch tensor, got "
+                    f"{type(x).__name__}")
+
+
+_raw = to_torch  # the short name used throughout this module
 
 
 def _raw_index(index):

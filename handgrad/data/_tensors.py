@@ -24,11 +24,9 @@ def is_handgrad_tensor(x) -> bool:
 
 def to_torch(x) -> torch.Tensor:
     """The raw torch tensor behind a handgrad Tensor; a torch tensor is returned as is."""
-    if isinstance(x, torch.Tensor):
-        return x
-    if is_handgrad_tensor(x):
-        return x.data
-    raise TypeError(f"expected a handgrad Tensor or a torch tensor, got {type(x).__name__}")
+    from handgrad._tensor import to_torch
+
+    return to_torch(x, "data")
 
 
 def wrap(t: torch.Tensor):

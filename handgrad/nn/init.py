@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-from handgrad._tensor import Tensor
+from handgrad._tensor import to_torch
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
@@ -30,11 +30,7 @@ __all__ = [
 
 
 def _raw(tensor) -> torch.Tensor:
-    if isinstance(tensor, Tensor):
-        return tensor.data
-    if isinstance(tensor, torch.Tensor):
-        return tensor.data  # a torch tensor's data: never recorded by torch's autograd
-    raise TypeError(f"init: expected a handgrad Tensor or Parameter, got {type(tensor).__name__}")
+    return to_torch(tensor, "init")
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:

@@ -75,11 +75,10 @@ class CheckpointError(ValueError):
 
 def _raw(value) -> torch.Tensor | None:
     """The torch tensor of a handgrad Tensor or torch tensor; None for anything else."""
-    if isinstance(value, torch.Tensor):
-        return value
-    from handgrad._tensor import Tensor
+    from handgrad._tensor import to_torch
 
-    return value.data if isinstance(value, Tensor) else None
+    raw = to_torch(value)
+    return raw if isinstance(raw, torch.Tensor) else None
 
 
 def _wrap(t: torch.Tensor):
