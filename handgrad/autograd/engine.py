@@ -299,21 +299,15 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
         for parent, input_grad in zip(node.parents, input_grads):
             if parent is None or input_grad is None:
                 continue
-            if isinstance(parent, Function):  # checked against the parent's output
-                shape, dtype, device = parent.output_metadata
-                if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
-                        or input_grad.shape != shape or input_grad.device != device:
-                    input_grad = _checked_gradient(node, input_grads, input_grad,
-                                                   parent.output_metadata)
+            shape, dtype, device = parent.output_metadata  # a node's output, or a leaf
+            if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
+                    or input_grad.shape != shape or input_grad.device != device:
+                input_grad = _checked_gradient(node, input_grads, input_grad,
+                                               (shape, dtype, device))
+            if isinstance(parent, Function):
                 previous = grads.get(parent)
                 grads[parent] = input_grad if previous is None else previous + input_grad
-                continue
-            data = parent.data  # a leaf: checked against the leaf itself
-            if type(input_grad) is not _TorchTensor or input_grad.dtype is not data.dtype \
-                    or input_grad.shape != data.shape or input_grad.device != data.device:
-                input_grad = _checked_gradient(node, input_grads, input_grad,
-                                               (data.shape, data.dtype, data.device))
-            if direct:
+            elif direct:
                 accumulate(parent, input_grad, leaf_storages)
             else:
                 plan.deliver(parent, input_grad, leaf_storages, into_grad)

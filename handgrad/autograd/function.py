@@ -59,6 +59,13 @@ class TensorBase:
     __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "_alias", "_hooks",
                  "__weakref__")
 
+    @property
+    def output_metadata(self) -> tuple:
+        """(shape, dtype, device) of a leaf, read as a Function node's is: what the engine
+        checks a gradient for this tensor against."""
+        data = self.data
+        return data.shape, data.dtype, data.device
+
     @classmethod
     def _make(cls, data: torch.Tensor, requires_grad, ctx):
         """Fast constructor for op results (no checks, no conversion)."""
