@@ -51,6 +51,44 @@ def dims_keepdim(gen, shapes):
     return chosen, bool(_randint(gen, 0, 2))
 
 
+# ----------------------------------------------- composed references (fused primitives)
+# Some primitives are themselves fusions of simpler ones (softmax, logsumexp, silu, ...):
+# their entries carry the same math composed from those, checked like nn's fused layers.
+def _shifted(x, dim):
+    """x - max(x) along dim: the max is a constant shift, so it gets no gradient."""
+    return x - x.amax(dim, keepdim=True).detach()
+
+
+def _composed_logsumexp(x, dim, keepdim=False):
+    """log sum exp(x - m) + m; the size-1 dims are summed away unless keepdim."""
+    m = x.amax(dim, keepdim=True).detach()
+    return ((x - m).exp().sum(dim, keepdim=True).log() + m).sum(dim, keepdim=keepdim)
+
+
+def _composed_softmax(x, dim):
+    e = _shifted(x, dim).exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def _composed_log_softmax(x, dim):
+    z = _shifted(x, dim)
+    return z - z.exp().sum(dim, keepdim=True).log()
+
+
+def _composed_softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    return hg.where(x * beta > threshold, x, (1 + (x * beta).exp()).log() / beta)
+
+
+def _composed_elu(x, alpha=1.0):
+    return hg.where(x > 0, x, alpha * (x.exp() - 1))
+
+
+def _composed_gelu_tanh(x):
+    """x / 2 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1 + ((2 / torch.pi) ** 0.5 * (x + 0.044715 * x * x * x)).tanh())
+
+
 def broadcast_mask(gen, shapes):
     """A random boolean mask of the inputs' broadcast shape."""
     return (torch.rand(torch.broadcast_shapes(*shapes), generator=gen) < 0.5,)
@@ -137,23 +175,24 @@ register("leaky_relu_slope", lambda x: hg.leaky_relu(x, 0.2),
          ref=lambda x: TF.leaky_relu(x, 0.2), shapes=UNARY, covers=(ops.LeakyRelu,),
          domains=nonzero)
 register("elu", lambda x: x.elu(), ref=TF.elu, shapes=UNARY, covers=(ops.Elu,),
-         domains=nonzero, random_shapes="unary")
+         domains=nonzero, random_shapes="unary", composed=_composed_elu)
 register("elu_alpha", lambda x: hg.elu(x, 1.5), ref=lambda x: TF.elu(x, 1.5), shapes=UNARY,
-         covers=(ops.Elu,), domains=nonzero)
+         covers=(ops.Elu,), domains=nonzero, composed=lambda x: _composed_elu(x, 1.5))
 register("gelu", lambda x: x.gelu(), ref=TF.gelu, shapes=UNARY, covers=(ops.Gelu,),
          random_shapes="unary")
 register("gelu_tanh", lambda x: hg.gelu(x, approximate="tanh"),
          ref=lambda x: TF.gelu(x, approximate="tanh"), shapes=UNARY, covers=(ops.Gelu,),
-         random_shapes="unary")
+         random_shapes="unary", composed=_composed_gelu_tanh)
 register("silu", lambda x: x.silu(), ref=TF.silu, shapes=UNARY, covers=(ops.Silu,),
-         random_shapes="unary")
+         random_shapes="unary", composed=lambda x: x * x.sigmoid())
 register("softplus", lambda x: x.softplus(), ref=TF.softplus, shapes=UNARY,
-         covers=(ops.Softplus,), random_shapes="unary")
+         covers=(ops.Softplus,), random_shapes="unary", composed=_composed_softplus)
 # beta=2, threshold=1.2: both branches (log1p(exp) and the linear one) are taken; on the
 # odd grid beta*x is never the threshold, where softplus itself jumps (as in torch).
 register("softplus_beta_threshold", lambda x: hg.softplus(x, beta=2.0, threshold=1.2),
          ref=lambda x: TF.softplus(x, beta=2.0, threshold=1.2), shapes=UNARY,
-         covers=(ops.Softplus,), domains=odd_grid)
+         covers=(ops.Softplus,), domains=odd_grid,
+         composed=lambda x: _composed_softplus(x, beta=2.0, threshold=1.2))
 
 register("clamp", lambda x: x.clamp(-0.4, 0.6), shapes=UNARY, covers=(ops.Clamp,),
          domains=odd_grid, random_shapes="unary")
@@ -251,20 +290,26 @@ register("amin", lambda x, dim, keepdim: hg.amin(x, dim, keepdim),
 register("amax_all", lambda x: x.amax() + x.amin(), shapes=UNARY, covers=(ops.AmaxAmin,),
          domains=distinct)
 register("logsumexp", lambda x, dim, keepdim: x.logsumexp(dim, keepdim), shapes=REDUCE,
-         covers=(ops.LogSumExp,), extras=dim_keepdim, random_shapes="reduce")
+         covers=(ops.LogSumExp,), extras=dim_keepdim, random_shapes="reduce",
+         composed=_composed_logsumexp)
 register("logsumexp_dims", lambda x, dims, keepdim: hg.logsumexp(x, dims, keepdim),
          ref=lambda x, dims, keepdim: torch.logsumexp(x, dims, keepdim), shapes=REDUCE,
-         covers=(ops.LogSumExp,), extras=dims_keepdim)
+         covers=(ops.LogSumExp,), extras=dims_keepdim, composed=_composed_logsumexp)
 register("logsumexp_large", lambda x: (x * 300).logsumexp(-1), shapes=REDUCE,
-         covers=(ops.LogSumExp, ops.Mul), note="large inputs: the max shift keeps it finite")
+         covers=(ops.LogSumExp, ops.Mul), note="large inputs: the max shift keeps it finite",
+         composed=lambda x: _composed_logsumexp(x * 300, -1))
 register("softmax", lambda x, dim, keepdim: x.softmax(dim), shapes=REDUCE,
-         covers=(ops.Softmax,), extras=dim_keepdim, random_shapes="reduce")
+         covers=(ops.Softmax,), extras=dim_keepdim, random_shapes="reduce",
+         composed=lambda x, dim, keepdim: _composed_softmax(x, dim))
 register("softmax_function", lambda x: hg.softmax(x * 50, -1),
-         ref=lambda x: torch.softmax(x * 50, -1), shapes=REDUCE, covers=(ops.Softmax,))
+         ref=lambda x: torch.softmax(x * 50, -1), shapes=REDUCE, covers=(ops.Softmax,),
+         composed=lambda x: _composed_softmax(x * 50, -1))
 register("log_softmax", lambda x, dim, keepdim: x.log_softmax(dim), shapes=REDUCE,
-         covers=(ops.LogSoftmax,), extras=dim_keepdim, random_shapes="reduce")
+         covers=(ops.LogSoftmax,), extras=dim_keepdim, random_shapes="reduce",
+         composed=lambda x, dim, keepdim: _composed_log_softmax(x, dim))
 register("log_softmax_function", lambda x: hg.log_softmax(x * 50, 0),
-         ref=lambda x: torch.log_softmax(x * 50, 0), shapes=REDUCE, covers=(ops.LogSoftmax,))
+         ref=lambda x: torch.log_softmax(x * 50, 0), shapes=REDUCE, covers=(ops.LogSoftmax,),
+         composed=lambda x: _composed_log_softmax(x * 50, 0))
 
 # ============================================================================ movement
 register("reshape", lambda x: x.reshape(2, -1, 3).reshape(x.shape[::-1]),
