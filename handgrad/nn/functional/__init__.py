@@ -4,16 +4,16 @@ called like PyTorch's nn.functional.
 The fused layer-level Functions live here, one file per family, each with its forward
 and hand-derived backward side by side:
 
-    linear.py         Linear (x W^T + b)
-    loss.py           CrossEntropy, CrossEntropyProbabilities, NLLLoss, MSELoss, L1Loss,
-                      SmoothL1Loss, BinaryCrossEntropy, BinaryCrossEntropyWithLogits,
-                      HingeLoss
-    normalization.py  BatchNorm, LayerNorm
-    dropout.py        Dropout
-    sparse.py         Embedding
-    hooks.py          BackwardHookGate, BackwardHookSlot (gather_gradients: an identity
-                      whose backward hands a group's gradients to a function, for
-                      module backward hooks)
+    linear.py         the affine map x W^T + b
+    loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, BCE, hinge)
+    normalization.py  batch norm, layer norm
+    dropout.py        dropout
+    sparse.py         embedding
+    hooks.py          gather_gradients (an identity whose backward hands a group's
+                      gradients to a function, for module backward hooks)
+
+Each file's docstring lists its Functions; `handgrad gradcheck --list` lists every one
+that is registered (a test fails for a Function without a registry entry).
 
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them PyTorch's functional API's spelling.
