@@ -32,6 +32,22 @@ current phase of this epoch now; what follows it still runs) and
 `CancelFitException` (end the fit now; after_fit still runs). Setting
 `learner.should_stop = True` ends the fit after the current epoch.
 
+What the loop accepts, and what it refuses before training anything:
+
+* `fit(epochs)`: `epochs` is an int >= 0, the total epoch count to reach (TypeError for
+  2.5 or "3", ValueError for -1). `fit(0)`, like any count already reached (after
+  load_checkpoint), trains nothing: before_fit and after_fit run, the history is returned.
+* a batch is a tuple or list `(x, y)` or `(x1, ..., xk, y)` (the model is called as
+  `model(x1, ..., xk)`), or a dict with a "target" entry: the other entries are the
+  model's keyword arguments (`{"input": x, "target": y}` calls `model(input=x)`). Any
+  other batch raises a TypeError that says so.
+* a train loader that yields no batch raises a ValueError that says why (its dataset
+  length, batch_size and drop_last); so does a validation loader: pass `valid_dl=None`
+  to train without validation, rather than an empty one that would be skipped silently.
+* a metric may return a float or a 0-d handgrad / torch tensor (turned into a float);
+* an optimizer none of whose parameters belongs to the model raises a ValueError when
+  the Learner is built (it would train nothing).
+
 Checkpoints (`save_checkpoint` / `load_checkpoint`, through handgrad.train.checkpoint)
 hold the model, optimizer and scheduler state, the epoch and step, every random
 generator and the callbacks' state (the history), so that a run of 2 epochs equals
@@ -56,6 +72,7 @@ from handgrad.train.checkpoint import (
     save_state,
     set_rng_state,
 )
+from handgrad.train.metrics import batch_size, metric_name, metric_value
 
 __all__ = [
     "fit", "Learner", "CancelBatchException", "CancelEpochException", "CancelFitException",
@@ -83,6 +100,114 @@ class CancelFitException(Exception):
     """Raised by a callback: end the fit now; after_fit still runs."""
 
 
+# --------------------------------------------------------------------------- input checks
+def _check_epochs(epochs, who: str) -> int:
+    """`epochs` as an int >= 0, else the TypeError / ValueError torch-style code raises."""
+    if isinstance(epochs, bool) or not hasattr(type(epochs), "__index__"):
+        raise TypeError(f"{who}: epochs must be an int (the number of epochs to reach), got "
+                        f"{epochs!r} ({type(epochs).__name__})")
+    epochs = int(epochs)
+    if epochs < 0:
+        raise ValueError(f"{who}: epochs must be >= 0, got {epochs}")
+    return epochs
+
+
+def _describe_loader(loader) -> str:
+    """Why a loader may yield nothing: its dataset length, batch_size and drop_last."""
+    parts = []
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "__len__"):
+        parts.append(f"its dataset holds {len(dataset)} examples")
+    size, drop_last = getattr(loader, "batch_size", None), getattr(loader, "drop_last", None)
+    if size is not None:
+        parts.append(f"batch_size={size}")
+    if drop_last is not None:
+        parts.append(f"drop_last={drop_last}")
+    reason = f" ({', '.join(parts)})" if parts else ""
+    hint = (" drop_last=True drops every batch smaller than batch_size: use a smaller "
+            "batch_size or drop_last=False." if drop_last else "")
+    return reason + hint
+
+
+def _empty_loader_error(name: str, loader, who: str = "Learner") -> ValueError:
+    extra = (" Pass valid_dl=None to train without validation." if name == "valid_dl"
+             else "")
+    return ValueError(f"{who}: {name} yields no batch{_describe_loader(loader)}; there is "
+                      f"nothing to {'train on' if name == 'train_dl' else 'measure'}.{extra}")
+
+
+def _split_batch(batch) -> tuple[list | dict, object]:
+    """(inputs, target) of one batch: `(x1, ..., xk, y)` gives ([x1, ..., xk], y); a dict
+    with a "target" entry gives (the other entries, as keyword arguments, target)."""
+    if isinstance(batch, Mapping):
+        if "target" not in batch:
+            raise TypeError(f"Learner: a dict batch needs a 'target' entry (its other "
+                            f"entries are the model's keyword arguments); this one has "
+                            f"{sorted(map(str, batch))}. Rename the target's key to 'target', "
+                            "or have collate_fn return (inputs, target) tuples")
+        inputs = {key: value for key, value in batch.items() if key != "target"}
+        return inputs, batch["target"]
+    if not isinstance(batch, tuple | list) or len(batch) < 2:
+        what = (f"a {type(batch).__name__} of length {len(batch)}"
+                if isinstance(batch, tuple | list) else f"a {type(batch).__name__}")
+        raise TypeError(f"Learner: a batch is (x, y), (x1, ..., xk, y) or a dict with a "
+                        f"'target' entry; got {what}. A dataset of inputs only has no "
+                        "target to compute a loss with")
+    *inputs, target = batch
+    return inputs, target
+
+
+def _forward(model, inputs: list | dict):
+    """The model on a batch's inputs: positional (a list) or keyword (a dict)."""
+    return model(**inputs) if isinstance(inputs, dict) else model(*inputs)
+
+
+class _FloatMetric:
+    """A metric whose result is always a float (a 0-d Tensor result is converted)."""
+
+    def __init__(self, name: str, metric: Callable):
+        self.name, self.metric = name, metric
+        self.__name__ = name
+
+    def __call__(self, output, target) -> float:
+        return metric_value(self.metric(output, target), self.name)
+
+    def __repr__(self) -> str:
+        return f"{self.name} ({self.metric!r})"
+
+
+def _float_metrics(metrics) -> dict[str, _FloatMetric]:
+    """name -> metric returning a float, from a list of metrics, a dict or one metric."""
+    if isinstance(metrics, Mapping):
+        named = dict(metrics)
+    else:
+        named = {metric_name(m): m for m in ([metrics] if callable(metrics) else metrics)}
+    for name, metric in named.items():
+        if not callable(metric):
+            raise TypeError(f"Learner: metric {name!r} is a {type(metric).__name__}, not a "
+                            "function metric(output, target) -> float")
+    return {name: metric if isinstance(metric, _FloatMetric) else _FloatMetric(name, metric)
+            for name, metric in named.items()}
+
+
+def _check_optimizer(model, optimizer) -> None:
+    """ValueError when the model has parameters and the optimizer holds none of them."""
+    groups, parameters = getattr(optimizer, "param_groups", None), getattr(model, "parameters",
+                                                                          None)
+    if groups is None or parameters is None:
+        return
+    own = {id(p) for p in parameters()}
+    held = [p for group in groups for p in group.get("params", ())]
+    if own and held and not any(id(p) in own for p in held):
+        shapes = ", ".join(str(tuple(p.shape)) for p in held[:4]) + (
+            ", ..." if len(held) > 4 else "")
+        raise ValueError(
+            f"Learner: none of the optimizer's {len(held)} parameters ({shapes}) belongs to "
+            f"the model {type(model).__name__} ({len(own)} parameters); training would "
+            f"change nothing. Build the optimizer from this model's parameters, e.g. "
+            f"{type(optimizer).__name__}(model.parameters(), ...)")
+
+
 # --------------------------------------------------------------------------- fit()
 def fit(model, train_dl, valid_dl, loss_fn, optimizer, epochs: int, scheduler=None,
         metric: Callable | None = None) -> list[dict]:
@@ -93,6 +218,7 @@ def fit(model, train_dl, valid_dl, loss_fn, optimizer, epochs: int, scheduler=No
     validation set. Everything else (progress bars, plots, checkpoints, early stopping)
     is what `Learner` adds around this same loop.
     """
+    epochs = _check_epochs(epochs, "fit")
     history = []
     for epoch in range(epochs):
         model.train()                            # dropout on, batch norm batch statistics
@@ -104,17 +230,21 @@ def fit(model, train_dl, valid_dl, loss_fn, optimizer, epochs: int, scheduler=No
             optimizer.step()                     # update the parameters
             if scheduler is not None:
                 scheduler.step()
-            train_loss += loss.item() * len(y)   # for the epoch's mean loss
-            train_count += len(y)
+            train_loss += loss.item() * batch_size(y)   # for the epoch's mean loss
+            train_count += batch_size(y)
+        if train_count == 0:
+            raise _empty_loader_error("train_dl", train_dl, who="fit")
         model.eval()                             # dropout off, batch norm running stats
         total_loss, total_metric, count = 0.0, 0.0, 0
         with no_grad():                          # no graph needed to measure
             for x, y in valid_dl:
                 output = model(x)
-                total_loss += loss_fn(output, y).item() * len(y)
+                total_loss += loss_fn(output, y).item() * batch_size(y)
                 if metric:
-                    total_metric += metric(output, y) * len(y)
-                count += len(y)
+                    total_metric += metric_value(metric(output, y)) * batch_size(y)
+                count += batch_size(y)
+        if count == 0:
+            raise _empty_loader_error("valid_dl", valid_dl, who="fit")
         record = {"epoch": epoch + 1, "train_loss": train_loss / train_count,
                   "valid_loss": total_loss / count}
         if metric:
@@ -126,11 +256,6 @@ def fit(model, train_dl, valid_dl, loss_fn, optimizer, epochs: int, scheduler=No
 
 
 # --------------------------------------------------------------------------- Learner
-def _batch_size(target) -> int:
-    shape = getattr(target, "shape", None)
-    return int(shape[0]) if shape is not None and len(shape) else len(target)
-
-
 class Learner:
     """Trains a model with ordered callbacks; see the module docstring for the events.
 
@@ -138,30 +263,35 @@ class Learner:
         model: a handgrad nn.Module (anything with __call__, parameters(), train(),
             eval(), state_dict() and load_state_dict()).
         train_dl, valid_dl: iterables of batches `(x, y)` (or `(x1, ..., xk, y)`: the
-            model is called as `model(x1, ..., xk)`); valid_dl may be None.
+            model is called as `model(x1, ..., xk)`; or dicts with a "target" entry,
+            the others passed as keyword arguments); valid_dl may be None (no
+            validation), never empty.
         loss_fn: `loss_fn(output, y)` -> a scalar Tensor (e.g. nn.CrossEntropyLoss()).
-        optimizer: a handgrad optimizer.
+        optimizer: a handgrad optimizer over (some of) the model's parameters.
         scheduler: an LR scheduler or None. Stepped after every batch when
             `scheduler_interval` is "batch" (the default for OneCycleLR), else after
             every epoch (ReduceLROnPlateau gets the validation loss).
-        metrics: functions `metric(output, y) -> float` (see metrics.py), or a dict
-            name -> function; logged for train and valid as `train_<name>`, `valid_<name>`.
+        metrics: functions `metric(output, y) -> float` (or a 0-d Tensor; see
+            metrics.py), or a dict name -> function; logged for train and valid as
+            `train_<name>`, `valid_<name>`.
         callbacks: more callbacks (see callbacks.py).
         device: move the model and every batch to this device (adds a DeviceCallback).
 
     During `fit`, callbacks can read: `epoch` (0-based index of the running epoch),
     `epochs` (the target), `epochs_done`, `step` (optimizer steps so far), `training`,
-    `batch_index`, `num_batches`, `batch`, `inputs`, `target`, `output`, `loss`, and
+    `batch_index`, `num_batches`, `batch`, `inputs` (a list, or a dict for dict batches),
+    `target`, `output`, `loss`, and
     `history` (the History callback: `history.epochs` is a list of dicts).
     """
 
     def __init__(self, model, train_dl, valid_dl, loss_fn, optimizer, scheduler=None,
                  metrics: Iterable | Mapping = (), callbacks: Iterable = (), *,
                  scheduler_interval: str | None = None, device=None):
+        _check_optimizer(model, optimizer)
         self.model, self.train_dl, self.valid_dl = model, train_dl, valid_dl
         self.loss_fn, self.optimizer, self.scheduler = loss_fn, optimizer, scheduler
         self.device = torch.device(device) if device is not None else None
-        self.history = History(metrics)
+        self.history = History(_float_metrics(metrics))
         self.callbacks: list = []
         self.add_callbacks(self.history, *callbacks)
         if scheduler is not None:
@@ -201,7 +331,14 @@ class Learner:
     # ------------------------------------------------------------------ the loop
     def fit(self, epochs: int, callbacks: Iterable = ()) -> History:
         """Train until `epochs` epochs are done in total (after load_checkpoint, the
-        epochs already done count). `callbacks` are added for this fit only."""
+        epochs already done count; a count already reached, 0 included, trains nothing).
+        `callbacks` are added for this fit only."""
+        epochs = _check_epochs(epochs, "Learner.fit")
+        for name in ("train_dl", "valid_dl"):
+            loader = getattr(self, name)
+            if loader is not None and hasattr(loader, "__len__") and len(loader) == 0 \
+                    and epochs > self.epochs_done:
+                raise _empty_loader_error(name, loader)
         extra = list(callbacks)
         self.add_callbacks(*extra)
         self.epochs, self.should_stop = epochs, False
@@ -237,22 +374,25 @@ class Learner:
         self.num_batches = len(batches) if hasattr(batches, "__len__") else 0
         phase = "train" if training else "validate"
         self.callback(f"before_{phase}")
+        seen = 0
         try:
             with set_grad_enabled(training):
                 for index, batch in enumerate(batches):
-                    self.batch_index, self.batch = index, batch
+                    self.batch_index, self.batch, seen = index, batch, index + 1
                     try:
                         self._one_batch()
                     except CancelBatchException:
                         pass
+            if seen == 0:  # a loader without __len__ that yielded nothing
+                raise _empty_loader_error("train_dl" if training else "valid_dl", batches)
         except CancelEpochException:
             pass
         self.callback(f"after_{phase}")
 
     def _one_batch(self) -> None:
         self.callback("before_batch")
-        *self.inputs, self.target = self.batch
-        self.output = self.model(*self.inputs)
+        self.inputs, self.target = _split_batch(self.batch)
+        self.output = _forward(self.model, self.inputs)
         self.loss = self.loss_fn(self.output, self.target)
         if self.training:
             self.callback("before_backward")
@@ -275,9 +415,12 @@ class Learner:
             for batch in batches:
                 if self.device is not None:
                     batch = move_to(batch, self.device)
-                *inputs, target = batch
-                outputs.append(self.model(*inputs).data.cpu())
+                inputs, target = _split_batch(batch)
+                outputs.append(_forward(self.model, inputs).data.cpu())
                 targets.append(getattr(target, "data", target).cpu())
+        if not outputs:
+            raise ValueError(f"Learner.predict: the batches yield no batch"
+                             f"{_describe_loader(batches)}")
         return torch.cat(outputs), torch.cat(targets)
 
     def evaluate(self, batches) -> dict[str, float]:
@@ -290,16 +433,19 @@ class Learner:
             for batch in batches:
                 if self.device is not None:
                     batch = move_to(batch, self.device)
-                *inputs, target = batch
-                output = self.model(*inputs)
-                n = _batch_size(target)
+                inputs, target = _split_batch(batch)
+                output = _forward(self.model, inputs)
+                n = batch_size(target)
                 values = {"loss": self.loss_fn(output, target).item()}
                 values.update((name, fn(output, target))
                               for name, fn in self.history.metrics.items())
                 for name, value in values.items():
                     totals[name] = totals.get(name, 0.0) + value * n
                 count += n
-        return {name: total / max(count, 1) for name, total in totals.items()}
+        if count == 0:
+            raise ValueError(f"Learner.evaluate: the batches yield no example"
+                             f"{_describe_loader(batches)}; there is nothing to measure")
+        return {name: total / count for name, total in totals.items()}
 
     # ------------------------------------------------------------------ checkpoints
     def _stateful_callbacks(self) -> dict[str, object]:

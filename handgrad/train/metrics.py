@@ -12,7 +12,10 @@ MAE: the same number a single pass over the whole set gives).
     confusion_matrix(pred, labels, C)   (C, C) counts, rows = true class, columns = predicted
 
 Metrics read the raw torch data (no graph is recorded) and accept handgrad Tensors or
-torch tensors. Left out: metrics that do not average over examples (F1, AUC, R^2);
+torch tensors. A metric of your own may return a 0-d handgrad or torch tensor instead of a
+float: `metric_value` (which the Learner applies) turns it into a float, and refuses
+anything that is not one number. `batch_size(target)` is how many examples a batch holds
+(the weight of its figures). Left out: metrics that do not average over examples (F1, AUC, R^2);
 compute those from the predictions with `predict()` in learner.py.
 """
 
@@ -22,7 +25,8 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["accuracy", "top_k_accuracy", "mse", "mae", "confusion_matrix", "metric_name"]
+__all__ = ["accuracy", "top_k_accuracy", "mse", "mae", "confusion_matrix", "metric_name",
+           "metric_value", "batch_size"]
 
 Metric = Callable[[object, object], float]
 
@@ -106,3 +110,32 @@ def confusion_matrix(predicted, target, num_classes: int) -> torch.Tensor:
 def metric_name(metric) -> str:
     """The name a metric is logged under: its `name` attribute, else its `__name__`."""
     return getattr(metric, "name", None) or getattr(metric, "__name__", type(metric).__name__)
+
+
+def metric_value(value, name: str = "metric") -> float:
+    """`value`, what a metric returned, as a Python float: a float or int, a numpy scalar,
+    or a handgrad / torch tensor holding one number (its `.item()`). Anything else raises
+    a TypeError naming the metric, since an epoch's figure is the mean of these numbers."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    data = getattr(value, "data", value)
+    if isinstance(data, torch.Tensor):
+        if data.numel() != 1:
+            raise TypeError(f"metric {name!r} returned a tensor of shape {tuple(data.shape)}; "
+                            f"a metric returns one number, the batch's mean (e.g. "
+                            f"`.mean()` of the per-example values)")
+        return float(data.item())
+    try:
+        return float(value)  # numpy scalars, Fractions, ...
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} returned a {type(value).__name__}; a metric returns "
+                        f"one number (a float or a 0-d tensor), the batch's mean") from None
+
+
+def batch_size(target) -> int:
+    """How many examples a batch holds: the first dimension of its target (a handgrad or
+    torch tensor, or anything with a shape), else `len(target)` (a list of labels)."""
+    shape = getattr(target, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(target)
