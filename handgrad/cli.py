@@ -3,6 +3,12 @@
 Each subcommand lives in the module that owns its work; that module provides
 `add_arguments(parser)` and `run(args) -> int` (the exit status). This file only wires
 them together, so adding a command is one line in COMMANDS.
+
+Bare `handgrad` lists the commands (exit status 0); `handgrad train` or `handgrad bench`
+without a subcommand lists that group's subcommands and exits with status 2, as argparse
+does for a missing required argument. `handgrad --version` prints the version. Ctrl-C
+ends any command with one line instead of a traceback, and exit status 130 (a command
+may print more first, e.g. `handgrad train mlp` says how to resume).
 """
 
 from __future__ import annotations
@@ -35,11 +41,37 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
 ]
 
 
+def _version() -> str:
+    """The installed distribution's version, else the package's own __version__."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("handgrad")
+    except metadata.PackageNotFoundError:
+        from handgrad import __version__
+
+        return __version__
+
+
+def _listing(group: str | None = None) -> str:
+    """The commands (or one group's subcommands), each with its one-line help."""
+    rows = [(" ".join(words if group is None else words[1:]), text)
+            for words, _, text in COMMANDS if group is None or words[0] == group]
+    width = max(len(name) for name, _ in rows)
+    head = ("usage: handgrad COMMAND [options]  (handgrad COMMAND --help for its options)"
+            if group is None else f"usage: handgrad {group} SUBCOMMAND [options]")
+    lines = [head, "", "commands:" if group is None else "subcommands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in rows]
+    return "\n".join(lines)
+
+
 def _build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="handgrad",
         description="handgrad: a deep-learning framework with hand-written gradients.",
     )
+    parser.add_argument("--version", action="version", version=f"handgrad {_version()}",
+                        help="print the version and exit")
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for words, module, help_text in COMMANDS:
@@ -59,6 +91,23 @@ def _build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParse
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print(_listing())
+        return 0
+    groups = {words[0] for words, _, _ in COMMANDS if len(words) == 2}
+    if len(argv) == 1 and argv[0] in groups:
+        print(_listing(argv[0]))
+        print(f"handgrad {argv[0]}: choose a subcommand", file=sys.stderr)
+        return 2
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print(f"handgrad {' '.join(a for a in argv[:2] if not a.startswith('-'))}: "
+              "interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str]) -> int:
     # Import only the module of the command being run (all of them for top-level --help).
     words = tuple(a for a in argv[:2] if not a.startswith("-"))
     parser = _build_parser(only=words if words else ("",))
