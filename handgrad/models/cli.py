@@ -12,7 +12,10 @@ figures, and writes into --out: `loss.png` and the metric's curve (train vs vali
 `results.json` (config, final train / valid / test figures, history, time).
 
 The test split is used once, after training, for the final figure; the per-epoch
-table shows the validation split.
+table shows the validation split. `--resume CKPT` writes into the checkpoint's own
+folder unless --out says otherwise, so the resumed run keeps one checkpoint and one
+results.json. Ctrl-C stops the run with one line that gives the exact command to resume
+from the last checkpoint (exit status 130), not a traceback.
 
 Left out: hyper-parameter search; models other than the MLP.
 """
@@ -20,9 +23,9 @@ Left out: hyper-parameter search; models other than the MLP.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -182,12 +185,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _write_json(path: Path, value) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    temporary.replace(path)
-
-
 def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: str | None = None,
           data_root: str | None = None, download: bool = False,
           progress: bool | None = None, table: bool = True, plots: bool = True,
@@ -209,6 +206,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
         lr_find,
         mae,
     )
+    from handgrad.train.checkpoint import write_json_atomic
 
     start = time.perf_counter()
     out = Path(out)
@@ -284,7 +282,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
         files += [str(p) for cb in callbacks if isinstance(cb, LearningCurves) for p in cb.paths]
         files += _result_plots(learner, data, test_dl, out, config.dataset, confusion_matrix)
     results["files"] = [str(f) for f in files]
-    _write_json(out / "results.json", results)
+    write_json_atomic(out / "results.json", results)
     return results
 
 
@@ -350,6 +348,27 @@ def _summary(results: dict) -> str:
     return ", ".join(parts)
 
 
+def _resume_hint(args: argparse.Namespace, out: Path) -> str:
+    """The one line Ctrl-C prints: the exact command that resumes from the last checkpoint
+    (the settings are in the checkpoint; the flags it does not hold are repeated)."""
+    checkpoint = out / "checkpoint.safetensors"
+    if not checkpoint.is_file():
+        return "interrupted before the first epoch ended; no checkpoint to resume from"
+    command = ["handgrad", "train", "mlp", "--resume", str(checkpoint)]
+    if args.epochs is not None:
+        command += ["--epochs", str(args.epochs)]
+    for flag, value, default in (("--device", args.device, "cpu"),
+                                 ("--threads", args.threads, 1),
+                                 ("--data-root", args.data_root, None)):
+        if value != default:
+            command += [flag, str(value)]
+    if args.out:
+        command += ["--out", args.out]
+    command += [flag for flag, on in (("--quiet", args.quiet), ("--no-plots", args.no_plots))
+                if on]
+    return f"interrupted; resume from the last checkpoint with: {shlex.join(command)}"
+
+
 def run(args: argparse.Namespace) -> int:
     from handgrad.train import CheckpointError, NonFiniteLossError, load_checkpoint
 
@@ -370,7 +389,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"handgrad train mlp: {error}", file=sys.stderr)
         return 2
-    out = Path(args.out or f"runs/mlp-{config.dataset}")
+    if args.out:
+        out = Path(args.out)
+    elif args.resume:  # the resumed run goes on in its own folder
+        out = Path(args.resume).parent
+    else:
+        out = Path(f"runs/mlp-{config.dataset}")
     print(f"training MLP{list(config.hidden)} on {config.dataset} "
           f"({config.optimizer}, lr {config.lr:g}, {config.scheduler}, {config.epochs} epochs, "
           f"batch {config.batch_size}) on {args.device}; writing to {out}/")
@@ -385,6 +409,9 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:  # e.g. MNIST files not found: the message says where
         print(f"handgrad train mlp: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"handgrad train mlp: {_resume_hint(args, out)}", file=sys.stderr)
+        return 130
     print(_summary(results))
     written = [Path(f).name for f in results["files"]] + ["checkpoint.safetensors",
                                                           "results.json"]
