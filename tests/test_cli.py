@@ -35,3 +35,39 @@ def test_python_dash_m_runs_the_same_command():
     assert done.returncode == 0
     for words, _, _ in COMMANDS:
         assert words[0] in done.stdout
+
+
+def test_version(capsys):
+    import handgrad
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"handgrad {handgrad.__version__}"
+
+
+def test_bare_handgrad_lists_every_command_and_exits_0(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for words, _, help_text in COMMANDS:
+        assert " ".join(words) in out and help_text in out
+
+
+@pytest.mark.parametrize("group", ["train", "bench"])
+def test_a_group_alone_lists_its_subcommands_and_exits_2(group, capsys):
+    assert main([group]) == 2
+    captured = capsys.readouterr()
+    for words, _, help_text in COMMANDS:
+        assert (help_text in captured.out) == (words[0] == group)
+    assert f"handgrad {group}: choose a subcommand" in captured.err
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_status_130(monkeypatch, capsys):
+    import handgrad.scalar.draw as draw
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(draw, "run", interrupted)
+    assert main(["graph", "--out", "-"]) == 130
+    assert capsys.readouterr().err.strip() == "handgrad graph: interrupted"
