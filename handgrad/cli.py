@@ -17,6 +17,8 @@ import argparse
 import importlib
 import sys
 
+from handgrad.models.registry import MODELS
+
 # (words, module, one-line help). Modules are imported only when their command runs
 # (or when --help needs their flags), so `handgrad graph` never imports torch.
 COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
@@ -32,8 +34,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "the moons training step, handgrad's Value vs micrograd's, median speed ratio"),
     (("bench", "mlp"), "handgrad.bench.mlp",
      "784-256-256-10 MLP training step vs PyTorch's nn + optim; FLOP rate vs matmuls"),
-    (("train", "mlp"), "handgrad.models.cli",
-     "train a reference MLP (clusters ... mnist) with the Learner: curves, checkpoint, results"),
+    # one `train NAME` per model of the registry (handgrad/models/registry.py)
+    *((("train", entry.name), entry.command, entry.help) for entry in MODELS.values()),
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",

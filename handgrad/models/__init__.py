@@ -5,24 +5,27 @@
              builders: prepare_data, build_model, build_loss, build_optimizer,
              build_scheduler
     cli.py   the `handgrad train mlp` command (train(config, out) does the whole run)
+    registry.py  MODELS: one small entry per model of `handgrad train NAME`
+
+The MLP's names are imported on first use (so that the `handgrad` command can read the
+registry without importing torch).
 
 Left out: convolutional and recurrent reference models (not yet written).
 """
 
-from handgrad.models.mlp import (
-    DATASETS,
-    REFERENCE_CONFIGS,
-    MLPConfig,
-    PreparedData,
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    prepare_data,
-    reference_config,
-)
+import importlib
 
-__all__ = [
+from handgrad.models.registry import MODELS, ModelEntry, entry_for, get_entry
+
+_MLP_NAMES = (
     "DATASETS", "REFERENCE_CONFIGS", "MLPConfig", "PreparedData", "build_loss", "build_model",
     "build_optimizer", "build_scheduler", "prepare_data", "reference_config",
-]
+)
+
+__all__ = [*_MLP_NAMES, "MODELS", "ModelEntry", "entry_for", "get_entry"]
+
+
+def __getattr__(name: str):
+    if name in _MLP_NAMES:
+        return getattr(importlib.import_module("handgrad.models.mlp"), name)
+    raise AttributeError(f"module 'handgrad.models' has no attribute {name!r}")

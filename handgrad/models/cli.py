@@ -37,7 +37,6 @@ from handgrad.models.mlp import (
     ACTIVATIONS,
     DATASETS,
     OPTIMIZERS,
-    REFERENCE_CONFIGS,
     SCHEDULERS,
     MLPConfig,
     build_loss,
@@ -46,6 +45,7 @@ from handgrad.models.mlp import (
     build_scheduler,
     prepare_data,
 )
+from handgrad.models.registry import get_entry
 
 __all__ = ["add_arguments", "run", "train", "config_from_args", "resolve_device"]
 
@@ -150,8 +150,8 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLP
                              + "; ".join(conflicts) + ". Leave these flags out, or start a "
                              "new run without --resume.")
         return MLPConfig.from_dict({**config.to_dict(), **given})
-    dataset = given.get("dataset", "clusters")
-    base = REFERENCE_CONFIGS.get(dataset, MLPConfig(dataset))
+    entry = get_entry("mlp")
+    base = entry.recipe(given.get("dataset", entry.default_dataset))  # the default recipe
     config = MLPConfig.from_dict({**base.to_dict(), **given})
     if "momentum" in given and config.optimizer not in _MOMENTUM_OPTIMIZERS:
         raise ValueError(f"--momentum applies to sgd and rmsprop only; {config.optimizer} "
