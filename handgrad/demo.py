@@ -41,12 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "checks that everything runs, not the figures")
     parser.add_argument("--out", default="runs/demo", metavar="DIR",
                         help="folder for every plot, checkpoint and results (default runs/demo)")
-    parser.add_argument("--device", default="cpu",
-                        help="where the tensor models train: cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: these models are small, and on a "
-                             "busy machine two threads can be 20x slower than one; 0: "
-                             "torch's default)")
+    from handgrad.models.options import add_common_arguments
+
+    add_common_arguments(parser, threads=1, device="where the tensor models train: cpu, "
+                         "cuda or cuda:N (default cpu)")
     parser.add_argument("--verbose", action="store_true",
                         help="print every run's per-epoch table")
 
@@ -109,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from handgrad.models.cli import resolve_device, set_threads
+    from handgrad.models.options import resolve_device, set_threads
 
     try:
         resolve_device(args.device)

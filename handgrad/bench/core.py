@@ -76,15 +76,15 @@ def run_matmul(device, size, rounds, inner) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    from handgrad.models.options import add_common_arguments
+
+    add_common_arguments(parser, device="cpu or cuda (default: cpu)")
     parser.add_argument("--size", type=int, default=2048,
                         help="side of the square matrices in the large matmul (default 2048)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads for both libraries (default: torch's "
-                             "own choice)")
+    add_common_arguments(parser, threads=None)
     parser.add_argument("--quick", action="store_true",
                         help="a few iterations only: checks the benchmark runs, not speed")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_common_arguments(parser, json="also write the figures as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

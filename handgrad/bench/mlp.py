@@ -140,17 +140,17 @@ def run_large(batch_size: int, device, rounds: int, inner: int, warmup: int = 5)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    from handgrad.models.options import add_common_arguments
+
+    add_common_arguments(parser, device="cpu or cuda (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=128,
                         help="batch of the step-time comparison (default 128)")
     parser.add_argument("--large-batch", type=int, default=4096,
                         help="batch of the FLOP-rate comparison (default 4096)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads for both libraries (default: torch's "
-                             "own choice)")
+    add_common_arguments(parser, threads=None)
     parser.add_argument("--quick", action="store_true",
                         help="a couple of iterations only: checks the benchmark runs, not speed")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    add_common_arguments(parser, json="also write the figures as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -151,13 +151,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=15,
                         help="timed steps per engine (default 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
-    parser.add_argument("--seed", type=int, default=1337, help="data and weights seed")
+    from handgrad.models.options import add_common_arguments
+
+    add_common_arguments(parser, seed=1337, seed_help="data and weights seed")
     parser.add_argument("--points", type=int, default=100,
                         help="moons points per step (default 100, as in micrograd's demo)")
     parser.add_argument("--quick", action="store_true",
                         help="CI mode: 20 points, 2 rounds after 1 warm-up step; checks that "
                              "it runs, not how fast")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    add_common_arguments(parser, json="also write the figures as JSON here")
 
 
 def run(args: argparse.Namespace) -> int:

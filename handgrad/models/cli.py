@@ -45,6 +45,7 @@ from handgrad.models.mlp import (
     build_scheduler,
     prepare_data,
 )
+from handgrad.models.options import add_common_arguments, resolve_device, set_threads
 from handgrad.models.registry import get_entry
 
 __all__ = ["add_arguments", "run", "train", "config_from_args", "resolve_device"]
@@ -100,13 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="examples per optimizer step")
     parser.add_argument("--clip-grad", type=float, metavar="MAX_NORM",
                         help="clip the gradients' joint norm to MAX_NORM (0: off)")
-    parser.add_argument("--seed", type=int,
-                        help="seed of the initial weights, batch order and dropout")
+    add_common_arguments(parser, seed=None,
+                         seed_help="seed of the initial weights, batch order and dropout")
     parser.add_argument("--data-seed", type=int,
                         help="seed of the train/valid/test split (default 0: the split "
                              "behind the documented figures)")
-    parser.add_argument("--device", default="cpu",
-                        help="where to train: cpu, cuda or cuda:N (default cpu)")
+    add_common_arguments(parser, device="where to train: cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--out", metavar="DIR",
                         help="folder for the plots, checkpoint and results.json "
                              "(default runs/mlp-DATASET)")
@@ -121,10 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download", action="store_true",
                         help="MNIST only: download the four IDX files (about 11 MB) when "
                              "they are not found")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: these models are small, and on a "
-                             "busy machine two threads can be 20x slower than one; 0: "
-                             "torch's default)")
+    add_common_arguments(parser, threads=1)
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch table")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
@@ -157,26 +154,6 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLP
         raise ValueError(f"--momentum applies to sgd and rmsprop only; {config.optimizer} "
                          f"would ignore it. Leave it out, or add --optimizer sgd")
     return config
-
-
-def resolve_device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"--device {name}: not a device torch knows; use cpu, cuda or "
-                         f"cuda:N ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available here (torch "
-                         f"{torch.__version__}, no GPU found); use --device cpu")
-    return device
-
-
-def set_threads(threads: int) -> None:
-    """--threads: torch's CPU threads (0 keeps torch's default); refuses a negative count."""
-    if threads < 0:
-        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {threads}")
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def _seed_everything(seed: int) -> None:
