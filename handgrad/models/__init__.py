@@ -6,6 +6,8 @@
              build_scheduler
     cli.py   the `handgrad train mlp` command (train(config, out) does the whole run)
     registry.py  MODELS: one small entry per model of `handgrad train NAME`
+    options.py   the options train, demo and bench share (--device, --threads, --seed,
+                 --json), set_threads and resolve_device
 
 The MLP's names are imported on first use (so that the `handgrad` command can read the
 registry without importing torch).
