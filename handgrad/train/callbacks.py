@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from handgrad.train.metrics import metric_name
+from handgrad.train.metrics import batch_size, metric_name
 
 __all__ = [
     "Callback", "DeviceCallback", "NaNGuard", "NonFiniteLossError", "History",
@@ -152,11 +152,6 @@ class NaNGuard(Callback):
 
 
 # --------------------------------------------------------------------------- history
-def _batch_size(target) -> int:
-    shape = getattr(target, "shape", None)
-    return int(shape[0]) if shape is not None and len(shape) else len(target)
-
-
 class History(Callback):
     """Loss and metrics per epoch, and the loss and learning rate of every step.
 
@@ -192,7 +187,7 @@ class History(Callback):
 
     def after_batch(self, learner) -> None:
         phase = "train" if learner.training else "valid"
-        n = _batch_size(learner.target)
+        n = batch_size(learner.target)
         loss = learner.loss.item()
         values = {"loss": loss}
         for name, metric in self.metrics.items():

@@ -51,7 +51,10 @@ What the loop accepts, and what it refuses before training anything:
 Checkpoints (`save_checkpoint` / `load_checkpoint`, through handgrad.train.checkpoint)
 hold the model, optimizer and scheduler state, the epoch and step, every random
 generator and the callbacks' state (the history), so that a run of 2 epochs equals
-1 epoch + save + load + 1 epoch, bit for bit on the CPU.
+1 epoch + save + load + 1 epoch, bit for bit on the CPU. Every tensor and the metadata
+carry a checksum; loading checks the file and then the whole state
+(`check_checkpoint_state`) before anything changes, so a refused load leaves the model,
+optimizer, scheduler, counters and random generators as they were.
 
 Left out: gradient accumulation, mixed precision, distributed training.
 """

@@ -33,7 +33,9 @@ Metric = Callable[[object, object], float]
 
 def _raw(x) -> torch.Tensor:
     """The torch tensor inside a handgrad Tensor (or x itself, as a tensor)."""
-    data = getattr(x, "data", x)
+    from handgrad._tensor import to_torch
+
+    data = to_torch(x)
     return data if isinstance(data, torch.Tensor) else torch.as_tensor(data)
 
 
