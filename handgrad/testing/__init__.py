@@ -14,7 +14,7 @@ oracle (which use torch.nn.functional and torch.autograd as the reference, the o
 in the package besides handgrad/bench that may) are imported on their own.
 
 Left out: benchmarks (handgrad/bench), hypothesis strategies for random shapes
-(tests/test_ops.py).
+(tests/tensor/test_ops.py).
 """
 
 from handgrad.testing.finite_differences import (

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from nn_helpers import assert_close, compare_modules
 
 import handgrad as hg
 from handgrad import nn
+from tests.torch_compare import assert_close, compare_modules
 
 
 def _randn(*shape, seed=0):

@@ -11,12 +11,12 @@ import itertools
 
 import pytest
 import torch
-from nn_helpers import assert_close
 
 import handgrad as hg
 import handgrad.nn.functional as F
 from handgrad import nn
 from handgrad.autograd import HandgradError
+from tests.torch_compare import assert_close
 
 
 def _gen(seed=0):

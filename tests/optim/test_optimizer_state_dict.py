@@ -7,10 +7,10 @@ import copy
 
 import pytest
 import torch
-from optim_helpers import Pair
 
 import handgrad
 from handgrad import optim
+from tests.optim.optim_helpers import Pair
 
 # One configuration per optimizer that fills every kind of state buffer.
 FULL_STATE = [

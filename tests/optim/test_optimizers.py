@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_helpers import Pair, initial_values
 
 import handgrad
 from handgrad import optim
+from tests.optim.optim_helpers import Pair, initial_values
 
 CASES = [
     ("SGD", {"lr": 0.1}),

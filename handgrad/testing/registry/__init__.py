@@ -7,7 +7,7 @@ value domains (log on positives, relu away from its kink...), non-differentiable
 arguments (index tensors, masks, dims), flags, and `covers`, the Function classes it
 exercises. A meta-test fails when a Function in handgrad has no entry covering it.
 Entries of fused Functions (handgrad/nn/functional) also carry `composed`, the same math
-written with handgrad primitives; a meta-test (tests/test_registry_composed.py) fails
+written with handgrad primitives; a meta-test (tests/testing/test_registry_composed.py) fails
 when one lacks it.
 
 Adding entries (for example fused layers in `nn.py`): create a module in this package;
@@ -37,7 +37,7 @@ as indices, are compared exactly). Leave `ref` out when one callable works on bo
 and gets fresh handgrad leaves.
 
 What this package leaves out: running the checks (handgrad/testing/oracle.py) and the
-hypothesis strategies for random shapes (tests/test_ops.py).
+hypothesis strategies for random shapes (tests/tensor/test_ops.py).
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ register("clamp_min_max", lambda x: x.clamp(min=-0.4) + x.clamp(max=0.6)
          + x.clamp_min(0.2) + x.clamp_max(-0.2) + x.clip(-1.0, 1.0), shapes=UNARY,
          covers=(ops.Clamp,), domains=odd_grid)
 # Tensor bounds that require grad: each bound gets the gradient where it wins, as
-# torch. Random bounds never sit exactly on x (ties: tests/test_autograd.py).
+# torch. Random bounds never sit exactly on x (ties: tests/autograd/test_autograd.py).
 register("clamp_tensor_bounds", lambda x, lo, hi: x.clamp(lo, hi) + x.clamp(min=lo)
          + x.clamp(max=hi) + x.clamp_min(lo) * x.clamp_max(hi),
          shapes=[((3, 4), (3, 4), (3, 4)), ((3, 4), (4,), ()), ((), (), ())],

@@ -21,27 +21,9 @@ import torch.nn.functional as TF
 
 import handgrad as hg
 from handgrad.autograd import Function
+from tests.torch_compare import same_as_torch
 
 NAN = float("nan")
-
-
-def same_as_torch(fn, *values, device="cpu", ref=None, dtype=torch.float64, seed=0):
-    """fn on handgrad leaves vs `ref` (default: fn) on torch leaves: output and grads."""
-    ref = fn if ref is None else ref
-    ours = [hg.tensor(v, dtype=dtype, device=device, requires_grad=True) for v in values]
-    theirs = [torch.tensor(v, dtype=dtype, device=device, requires_grad=True) for v in values]
-    out, expected = fn(*ours), ref(*theirs)
-    torch.testing.assert_close(out.data, expected.detach(), equal_nan=True)
-    gen = torch.Generator().manual_seed(seed)
-    upstream = (torch.rand(expected.shape, generator=gen, dtype=dtype) + 0.5).to(device)
-    out.backward(upstream.clone())
-    expected.backward(upstream)
-    for i, (x, t) in enumerate(zip(ours, theirs)):
-        want = torch.zeros_like(t) if t.grad is None else t.grad
-        got = torch.zeros_like(x.data) if x.grad is None else x.grad.data
-        torch.testing.assert_close(got, want, equal_nan=True,
-                                   msg=lambda m, i=i: f"gradient of input {i}: {m}")
-    return ours
 
 
 # ====================================================================== graph shapes

@@ -31,7 +31,7 @@ import pytest
 
 import handgrad as hg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GUIDES = ["docs/tensor.md", "docs/nn.md"]
 FENCE = re.compile(r"^```(\S*)(.*)$")
 

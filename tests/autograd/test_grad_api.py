@@ -17,6 +17,7 @@ import torch
 
 import handgrad as hg
 from handgrad import autograd
+from tests.torch_compare import assert_same_structure
 
 
 def _plain(value):
@@ -32,23 +33,10 @@ def _plain(value):
     return value
 
 
-def _same(got, want, where="result"):
-    if isinstance(want, torch.Tensor):
-        assert isinstance(got, torch.Tensor), f"{where}: handgrad gave {got!r}, torch {want}"
-        torch.testing.assert_close(got, want, msg=lambda m: f"{where}: {m}")
-    elif isinstance(want, list | tuple | dict):
-        assert type(got) is type(want) and len(got) == len(want), f"{where}: {got} vs {want}"
-        keys = want.keys() if isinstance(want, dict) else range(len(want))
-        for k in keys:
-            _same(got[k], want[k], f"{where}[{k!r}]")
-    else:
-        assert got == want, f"{where}: handgrad {got!r}, torch {want!r}"
-
-
 def on_both(scenario, device="cpu"):
     """Run scenario(lib, device) with lib = handgrad and lib = torch; compare the results."""
     got, want = _plain(scenario(hg, device)), _plain(scenario(torch, device))
-    _same(got, want)
+    assert_same_structure(got, want)
     return got
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "handgrad"
+PACKAGE = Path(__file__).resolve().parents[2] / "handgrad"
 EXEMPT = (PACKAGE / "bench", PACKAGE / "testing" / "oracle.py", PACKAGE / "testing" / "registry")
 
 FORBIDDEN_MODULES = ("torch.nn", "torch.autograd", "torch.optim", "torch.utils.data",

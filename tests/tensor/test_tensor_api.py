@@ -16,16 +16,7 @@ import torch
 
 import handgrad as hg
 from handgrad.autograd import HandgradError
-
-
-def same(ours, theirs):
-    """A handgrad Tensor equals a torch tensor: type, dtype, shape, device, values."""
-    assert isinstance(ours, hg.Tensor), type(ours)
-    assert ours.dtype == theirs.dtype, (ours.dtype, theirs.dtype)
-    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-    assert ours.device == theirs.device, (ours.device, theirs.device)
-    torch.testing.assert_close(ours.data, theirs, equal_nan=True)
-
+from tests.torch_compare import assert_close
 
 # ====================================================================== factories
 FACTORIES = {
@@ -58,7 +49,7 @@ FACTORIES = {
 
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_factories_match_torch(name, device):
-    same(FACTORIES[name](hg, device), FACTORIES[name](torch, device))
+    assert_close(FACTORIES[name](hg, device), FACTORIES[name](torch, device))
 
 
 @pytest.mark.parametrize("draw", [
@@ -75,7 +66,7 @@ def test_random_factories_draw_what_torch_draws(draw):
     hg.manual_seed(123)
     ours = draw(hg)
     torch.manual_seed(123)
-    same(ours, draw(torch))
+    assert_close(ours, draw(torch))
 
 
 def test_factories_set_requires_grad_and_make_leaves(device):
@@ -147,7 +138,8 @@ def test_to_and_dtype_shortcuts(device):
                            (lambda t: t.to(dtype=hg.float64), hg.float64),
                            (lambda t: t.to("cpu", hg.float64), hg.float64)]:
         converted = convert(x.detach())
-        same(converted, convert(torch.tensor([1.5, -2.5], device=device)).to(converted.device))
+        expected = convert(torch.tensor([1.5, -2.5], device=device))
+        assert_close(converted, expected.to(converted.device))
         assert converted.dtype == dtype
     assert x.type_as(hg.ones(1, dtype=hg.int8)).dtype == hg.int8
     y = x.double()
@@ -179,7 +171,7 @@ def test_dtype_promotion_matches_torch(a_dtype, b_dtype, shapes, device):
             with pytest.raises(RuntimeError):
                 op(hg.Tensor(a), hg.Tensor(b))
             continue
-        same(op(hg.Tensor(a), hg.Tensor(b)), expected)
+        assert_close(op(hg.Tensor(a), hg.Tensor(b)), expected)
 
 
 @pytest.mark.parametrize("number", [2, 2.5, True])
@@ -196,7 +188,7 @@ def test_python_numbers_do_not_change_a_float_tensor_dtype(number, dtype, device
                 with pytest.raises(RuntimeError):
                     op(*args)
                 continue
-            same(op(*args), expected)
+            assert_close(op(*args), expected)
 
 
 def test_gradients_keep_each_inputs_dtype_through_promotion(device):
@@ -224,10 +216,10 @@ def test_operators_and_reflected_operators_match_torch(symbol, device):
     a = torch.tensor([[0.5, 1.5, 2.0], [3.0, -1.0, 4.0]], device=device)
     b = torch.tensor([2.0, 0.5, 3.0], device=device)
     x, y = hg.Tensor(a.clone()), hg.Tensor(b.clone())
-    same(op(x, y), op(a, b))
-    same(op(x, 2.0), op(a, 2.0))
-    same(op(3.0, x), op(3.0, a))  # reflected: the number comes first
-    same(op(x, hg.tensor(2.0, device=device)), op(a, torch.tensor(2.0, device=device)))
+    assert_close(op(x, y), op(a, b))
+    assert_close(op(x, 2.0), op(a, 2.0))
+    assert_close(op(3.0, x), op(3.0, a))  # reflected: the number comes first
+    assert_close(op(x, hg.tensor(2.0, device=device)), op(a, torch.tensor(2.0, device=device)))
 
 
 def test_comparisons_and_logic_carry_no_gradient(device):
@@ -236,10 +228,10 @@ def test_comparisons_and_logic_carry_no_gradient(device):
                    (x > 0) ^ (x < 3), x.eq(0), x.ge(0), x.isnan(), x.isfinite(), x.sign(),
                    x.argmax(), x.argmin(0), (x > 0).any(), (x > 0).all()):
         assert not result.requires_grad and result.is_leaf
-    same(~(x > 0), ~(x.data > 0))
-    same(x.sign(), torch.sign(x.data))
-    same(True & (x > 0), True & (x.data > 0))
-    same(False | (x > 0), False | (x.data > 0))
+    assert_close(~(x > 0), ~(x.data > 0))
+    assert_close(x.sign(), torch.sign(x.data))
+    assert_close(True & (x > 0), True & (x.data > 0))
+    assert_close(False | (x > 0), False | (x.data > 0))
     assert x.equal(x.detach()) and x.allclose(x.detach() + 1e-9)
 
 
@@ -247,11 +239,11 @@ def test_matmul_operator_and_unary_operators(device):
     a = torch.randn(2, 3, device=device)
     b = torch.randn(3, 4, device=device)
     x, y = hg.Tensor(a.clone()), hg.Tensor(b.clone())
-    same(x @ y, a @ b)
-    same(y.__rmatmul__(x), a @ b)
-    same(-x, -a)
-    same(+x, +a)
-    same(abs(x), abs(a))
+    assert_close(x @ y, a @ b)
+    assert_close(y.__rmatmul__(x), a @ b)
+    assert_close(-x, -a)
+    assert_close(+x, +a)
+    assert_close(abs(x), abs(a))
     assert +x is x
 
 
@@ -329,10 +321,10 @@ def test_empty_tensors_flow_through_forward_and_backward(device):
     t = torch.zeros(0, 3, device=device, requires_grad=True)
     ours = (x * 2).sum(0) + (x @ hg.ones(3, 2, device=device)).sum()
     theirs = (t * 2).sum(0) + (t @ torch.ones(3, 2, device=device)).sum()
-    same(ours.detach(), theirs.detach())
+    assert_close(ours.detach(), theirs.detach())
     ours.sum().backward()
     theirs.sum().backward()
-    same(x.grad, t.grad)
+    assert_close(x.grad, t.grad)
 
 
 # ====================================================================== norm
@@ -343,11 +335,11 @@ def test_norm_at_zero_and_at_ties_has_torchs_gradient(p, device):
     x = hg.tensor(rows, dtype=hg.float64, device=device, requires_grad=True)
     t = torch.tensor(rows, dtype=torch.float64, device=device, requires_grad=True)
     ours, theirs = x.norm(p, dim=1), t.norm(p, dim=1)
-    same(ours.detach(), theirs.detach())
+    assert_close(ours.detach(), theirs.detach())
     ours.sum().backward()
     theirs.sum().backward()
     assert not torch.isnan(x.grad.data).any()
-    same(x.grad, t.grad)
+    assert_close(x.grad, t.grad)
 
 
 def test_norm_refuses_a_bad_p():

@@ -8,7 +8,7 @@ and the primitives that are fusions themselves, such as softmax, in core.py).
 * the oracle's fused-vs-composed check passes for every such entry, and it fails, naming
   the output or the input, when the values or the gradients disagree.
 
-Left out: the torch and finite-difference checks of the same entries (tests/test_ops.py).
+Left out: the torch and finite-difference checks of the same entries (tests/tensor/test_ops.py).
 """
 
 from __future__ import annotations
