@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 import handgrad as hg
+from handgrad.autograd import describe
 from handgrad.testing import gradcheck_report
 from handgrad.testing.registry import OpSpec, load
 
@@ -110,10 +111,6 @@ def _compare(actual: torch.Tensor, expected: torch.Tensor, tolerance) -> tuple[f
     return error, bool(torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True).all())
 
 
-def _describe(tensor) -> str:
-    return f"{tuple(tensor.shape)} {dtype_name(tensor.dtype)}"
-
-
 def case_seed(spec: OpSpec, case: int, seed: int = 0) -> int:
     """A seed that depends on the op and the case, stable across runs and processes."""
     return (zlib.crc32(spec.name.encode()) + 7919 * case + seed) % 2**31
@@ -159,17 +156,17 @@ def check_op(spec: OpSpec, dtype: torch.dtype, device: str, shapes: Sequence, se
         if not isinstance(a, hg.Tensor):
             return fail(f"output {k} is a {type(a).__name__}, not a handgrad Tensor")
         if a.shape != e.shape or a.dtype != e.dtype or a.device != e.device:
-            return fail(f"forward output {k}: handgrad {_describe(a)} on {a.device}, torch "
-                        f"{_describe(e)} on {e.device}")
+            return fail(f"forward output {k}: handgrad {describe(a)}, torch "
+                        f"{describe(e)}")
         if not e.is_floating_point():
             if not torch.equal(a.data, e):
-                return fail(f"forward output {k} ({_describe(e)}) differs from torch: "
+                return fail(f"forward output {k} ({describe(e)}) differs from torch: "
                             f"{a.data.tolist()} vs {e.tolist()}")
             continue
         error, ok = _compare(a.data, e, tolerance)
         result.forward_error = max(result.forward_error, error)
         if not ok:
-            return fail(f"forward output {k} ({_describe(e)}) differs from torch by {error:.3g}")
+            return fail(f"forward output {k} ({describe(e)}) differs from torch by {error:.3g}")
 
     # ---- 2. backward with a random non-uniform upstream gradient
     pairs = [(a, e) for a, e in zip(actual, expected) if e.requires_grad]
@@ -202,12 +199,12 @@ def check_op(spec: OpSpec, dtype: torch.dtype, device: str, shapes: Sequence, se
                 actual_grad = x.grad.data
             if actual_grad.shape != g.shape or actual_grad.dtype != g.dtype \
                     or actual_grad.device != g.device:
-                return fail(f"gradient of input {i}: handgrad {_describe(actual_grad)} on "
-                            f"{actual_grad.device}, torch {_describe(g)} on {g.device}")
+                return fail(f"gradient of input {i}: handgrad {describe(actual_grad)}"
+                            f", torch {describe(g)}")
             error, ok = _compare(actual_grad, g, tolerance)
             result.backward_error = max(result.backward_error, error)
             if not ok:
-                return fail(f"gradient of input {i} ({_describe(g)}) differs from "
+                return fail(f"gradient of input {i} ({describe(g)}) differs from "
                             f"torch.autograd by {error:.3g}")
 
     # ---- 3. fused against composed, float64 only
@@ -249,11 +246,11 @@ def _check_composed(spec: OpSpec, inputs: list, extras, fused: list, fused_input
         if not isinstance(c, hg.Tensor):
             return f"composed output {k} is a {type(c).__name__}, not a handgrad Tensor"
         if c.shape != f.shape or c.dtype != f.dtype:
-            return f"composed output {k} is {_describe(c)}, fused {_describe(f)}"
+            return f"composed output {k} is {describe(c)}, fused {describe(f)}"
         error, ok = _compare(f.data, c.data, tolerance)
         result.composed_error = max(result.composed_error, error)
         if not ok:
-            return f"fused output {k} ({_describe(f)}) differs from composed by {error:.3g}"
+            return f"fused output {k} ({describe(f)}) differs from composed by {error:.3g}"
     if not upstream:
         return ""
     differentiable = [c for c, f in zip(composed, fused) if f.requires_grad]
@@ -269,7 +266,7 @@ def _check_composed(spec: OpSpec, inputs: list, extras, fused: list, fused_input
         error, ok = _compare(got, want, tolerance)
         result.composed_error = max(result.composed_error, error)
         if not ok:
-            return (f"gradient of input {i} ({_describe(want)}): fused differs from composed "
+            return (f"gradient of input {i} ({describe(want)}): fused differs from composed "
                     f"by {error:.3g}")
     return ""
 

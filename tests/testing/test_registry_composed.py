@@ -118,7 +118,7 @@ def test_a_composed_reference_with_other_values_fails():
     result = oracle.check_op(_identity_spec(lambda x: x * 1.5), torch.float64, "cpu",
                              ((3, 4),), seed=0)
     assert not result.passed
-    assert "fused output 0 ((3, 4) float64) differs from composed" in result.message
+    assert "fused output 0 ((3, 4) float64 on cpu) differs from composed" in result.message
 
 
 def test_a_composed_reference_with_other_gradients_fails():
@@ -126,7 +126,7 @@ def test_a_composed_reference_with_other_gradients_fails():
     result = oracle.check_op(_identity_spec(lambda x: 2 * x - x.detach()), torch.float64,
                              "cpu", ((3, 4),), seed=0)
     assert not result.passed
-    assert "gradient of input 0 ((3, 4) float64): fused differs from composed" \
+    assert "gradient of input 0 ((3, 4) float64 on cpu): fused differs from composed" \
         in result.message
 
 
