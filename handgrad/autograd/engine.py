@@ -29,7 +29,6 @@ __all__ = ["run_backward", "unbroadcast", "accumulate"]
 
 _TorchTensor = torch.Tensor
 
-
 # --------------------------------------------------------------------------- helpers
 def unbroadcast(grad: torch.Tensor, shape: torch.Size | tuple) -> torch.Tensor:
     """Sum `grad` down to `shape`, undoing broadcasting.
@@ -299,12 +298,17 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
         for parent, input_grad in zip(node.parents, input_grads):
             if parent is None or input_grad is None:
                 continue
-            shape, dtype, device = parent.output_metadata  # a node's output, or a leaf
+            is_node = isinstance(parent, Function)
+            if is_node:  # checked against the parent node's output, or the leaf itself
+                shape, dtype, device = parent.output_metadata
+            else:
+                data = parent.data
+                shape, dtype, device = data.shape, data.dtype, data.device
             if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
                     or input_grad.shape != shape or input_grad.device != device:
                 input_grad = _checked_gradient(node, input_grads, input_grad,
                                                (shape, dtype, device))
-            if isinstance(parent, Function):
+            if is_node:
                 previous = grads.get(parent)
                 grads[parent] = input_grad if previous is None else previous + input_grad
             elif direct:
