@@ -20,7 +20,7 @@ gradcheck: $(VENV)/.installed
 	$(VENV)/bin/handgrad gradcheck
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check handgrad tests examples
+	$(VENV)/bin/ruff check handgrad tests examples tools
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
