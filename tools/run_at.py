@@ -7,15 +7,16 @@ the editable install, which would otherwise serve this working tree to both runs
 calls `handgrad.cli.main` with the remaining arguments.
 """
 
+import os
 import sys
 
-root, arguments = sys.argv[1], sys.argv[2:]
+root, arguments = os.path.abspath(sys.argv[1]), sys.argv[2:]
 sys.meta_path[:] = [finder for finder in sys.meta_path if "editable" not in repr(finder).lower()]
 sys.path.insert(0, root)
 
 import handgrad  # noqa: E402
 from handgrad.cli import main  # noqa: E402
 
-if not handgrad.__file__.startswith(str(root)):
+if not os.path.abspath(handgrad.__file__).startswith(root + os.sep):
     raise SystemExit(f"run_at: imported handgrad from {handgrad.__file__}, not from {root}")
 raise SystemExit(main(arguments))
