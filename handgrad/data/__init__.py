@@ -18,7 +18,7 @@ Distributed sharding and torch's DataPipes are not provided.
 """
 
 from handgrad.data.collate import default_collate, default_convert
-from handgrad.data.dataloader import DataLoader, WorkerInfo, get_worker_info
+from handgrad.data.dataloader import DataLoader, IndexTypeError, WorkerInfo, get_worker_info
 from handgrad.data.dataset import (
     ChainDataset,
     ConcatDataset,
@@ -39,7 +39,7 @@ from handgrad.data.sampler import (
 
 __all__ = [
     "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
-    "IterableDataset", "RandomSampler", "Sampler",
+    "IndexTypeError", "IterableDataset", "RandomSampler", "Sampler",
     "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
     "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
     "get_worker_info", "random_split",

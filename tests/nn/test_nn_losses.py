@@ -1,8 +1,8 @@
 """Losses: the modules against torch.nn with every option (value, input and target
-gradients, float32 and float64); each fused Function against the same loss composed
-from handgrad's primitives; the messages for bad targets.
+gradients, float32 and float64); the messages for bad targets.
 
-(The functional forms are also checked by the op registry, with finite differences.)
+(The functional forms are checked by the op registry: against torch, finite differences
+and, for each fused Function, the same math composed from primitives.)
 """
 
 from __future__ import annotations
@@ -194,152 +194,6 @@ def test_legacy_size_average_and_reduce_map_to_reduction():
         nn.MSELoss(reduction="average")
 
 
-# ------------------------------------------------------------------ fused vs composed
-def _grads_agree(fused, composed, *inputs):
-    """The fused and the composed handgrad computation give the same values and input
-    gradients (float64, random upstream)."""
-    leaves = [[hg.tensor(x, requires_grad=x.is_floating_point()) for x in inputs]
-              for _ in range(2)]
-    outs = [fn(*xs) for fn, xs in zip((fused, composed), leaves)]
-    assert_close(outs[0], outs[1].data, torch.float64, "fused vs composed value")
-    upstream = torch.randn(outs[0].shape, generator=_gen(9), dtype=torch.float64)
-    for out in outs:
-        out.backward(upstream)
-    for a, b in zip(*leaves):
-        if a.requires_grad:
-            assert_close(a.grad, b.grad.data, torch.float64, "fused vs composed gradient")
-
-
-def _composed_cross_entropy(x, y, weight, ignore_index, smoothing):
-    log_p = x.log_softmax(1)
-    valid = (y != ignore_index)
-    safe = hg.where(valid, y, 0)
-    w_y = weight.index_select(0, safe.reshape(-1)).reshape(safe.shape) * valid
-    nll = -log_p.gather(1, safe.unsqueeze(1)).squeeze(1) * w_y
-    smooth = -(log_p * weight.reshape(1, -1)).sum(1) * valid
-    classes = x.shape[1]
-    return ((1 - smoothing) * nll + smoothing / classes * smooth).sum() / w_y.sum()
-
-
-def test_fused_cross_entropy_matches_its_composition():
-    x, y = _randn(6, 4), _classes((6,), 4, ignore=3)
-    weight = hg.tensor(_randn(4, seed=2).abs())
-    _grads_agree(lambda x, y: F.cross_entropy(x, y, weight=weight, ignore_index=3,
-                                              label_smoothing=0.1),
-                 lambda x, y: _composed_cross_entropy(x, y, weight, 3, 0.1), x, y)
-
-
-def test_fused_cross_entropy_with_probabilities_matches_its_composition():
-    weight = hg.tensor(_randn(4, seed=2).abs())
-
-    def composed(x, t):  # q = w ((1 - eps) t + eps / C), l = -sum_c q log p, mean over N
-        q = ((1 - 0.2) * t + 0.2 / 4) * weight.reshape(1, -1, 1)
-        return -(q * x.log_softmax(1)).sum(1).mean()
-
-    _grads_agree(lambda x, t: F.cross_entropy(x, t, weight=weight, label_smoothing=0.2),
-                 composed, _randn(5, 4, 3), _randn(5, 4, 3, seed=1).softmax(1))
-
-
-def test_fused_nll_loss_matches_its_composition():
-    weight = hg.tensor(_randn(4, seed=2).abs())
-
-    def composed(x, y):
-        valid = y != 3
-        safe = hg.where(valid, y, 0)
-        w_y = weight.index_select(0, safe.reshape(-1)).reshape(safe.shape) * valid
-        return -(x.gather(1, safe.unsqueeze(1)).squeeze(1) * w_y).sum() / w_y.sum()
-
-    _grads_agree(lambda x, y: F.nll_loss(x, y, weight=weight, ignore_index=3), composed,
-                 _randn(6, 4, 2), _classes((6, 2), 4, ignore=3))
-
-
-@pytest.mark.parametrize("bias", [True, False])
-def test_fused_linear_matches_its_composition(bias):
-    if bias:
-        _grads_agree(F.linear, lambda x, w, b: x @ w.T + b, _randn(2, 3, 5), _randn(4, 5),
-                     _randn(4))
-    else:
-        _grads_agree(F.linear, lambda x, w: x @ w.T, _randn(2, 3, 5), _randn(4, 5))
-
-
-def test_linear_module_and_function_share_one_check_and_message():
-    """nn.Linear.forward is F.linear (torch's shape): one check, naming the layer, the
-    expected features, both shapes and what to do."""
-    layer = nn.Linear(5, 4)
-    for call in (lambda x: layer(x), lambda x: F.linear(x, layer.weight, layer.bias)):
-        with pytest.raises(HandgradError, match=r"Linear: expected an input with 5 features "
-                           r"in its last dim, got shape \(2, 3\) \(weight of shape \(4, 5\)\)"
-                           r"\. Reshape the input"):
-            call(hg.randn(2, 3))
-        with pytest.raises(HandgradError, match=r"got shape \(\)"):
-            call(hg.tensor(1.0))
-    x = hg.randn(2, 5)
-    assert torch.equal(layer(x).data, F.linear(x, layer.weight, layer.bias).data)
-
-
-def test_fused_batch_norm_matches_its_composition():
-    def composed(x, w, b):
-        mean = x.mean(dim=(0, 2), keepdim=True)
-        var = x.var(dim=(0, 2), keepdim=True, correction=0)
-        return (x - mean) / (var + 1e-5).sqrt() * w.reshape(1, -1, 1) + b.reshape(1, -1, 1)
-
-    _grads_agree(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), composed,
-                 _randn(4, 3, 5), _randn(3), _randn(3))
-
-
-def test_fused_batch_norm_in_evaluation_matches_its_composition():
-    mean, var = hg.tensor(_randn(3, seed=3)), hg.tensor(_randn(3, seed=4).abs() + 0.5)
-
-    def composed(x, w, b):
-        scale = (var + 1e-5).rsqrt() * w
-        return (x - mean.reshape(1, -1, 1)) * scale.reshape(1, -1, 1) + b.reshape(1, -1, 1)
-
-    _grads_agree(lambda x, w, b: F.batch_norm(x, mean, var, w, b, training=False), composed,
-                 _randn(4, 3, 5), _randn(3), _randn(3))
-
-
-def test_fused_layer_norm_matches_its_composition():
-    def composed(x, w, b):
-        mean = x.mean(dim=(-2, -1), keepdim=True)
-        var = x.var(dim=(-2, -1), keepdim=True, correction=0)
-        return (x - mean) * (var + 1e-5).rsqrt() * w + b
-
-    _grads_agree(lambda x, w, b: F.layer_norm(x, (3, 4), w, b), composed,
-                 _randn(2, 3, 4), _randn(3, 4), _randn(3, 4))
-
-
-@pytest.mark.parametrize("fused, composed", [
-    (F.mse_loss, lambda x, t: ((x - t) ** 2).mean()),
-    (F.l1_loss, lambda x, t: (x - t).abs().mean()),
-    (lambda x, t: F.smooth_l1_loss(x, t, beta=0.5),
-     lambda x, t: hg.where((x - t).abs() < 0.5, 0.5 * (x - t) ** 2 / 0.5,
-                           (x - t).abs() - 0.25).mean()),
-    (F.binary_cross_entropy_with_logits,
-     lambda x, t: -(t * x.sigmoid().log() + (1 - t) * (1 - x.sigmoid()).log()).mean()),
-    (lambda x, t: F.binary_cross_entropy(x.sigmoid(), t),
-     lambda x, t: -(t * x.sigmoid().log() + (1 - t) * (1 - x.sigmoid()).log()).mean()),
-], ids=["mse", "l1", "smooth_l1", "bce_with_logits", "bce"])
-def test_fused_losses_match_their_composition(fused, composed):
-    _grads_agree(fused, composed, _randn(4, 3), _randn(4, 3, seed=1).sigmoid())
-
-
-def test_fused_bce_with_logits_and_both_weights_matches_its_composition():
-    weight, pos_weight = hg.tensor(_randn(3, seed=2).abs()), hg.tensor(_randn(3, seed=3).abs())
-
-    def composed(x, t):  # -w (pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))
-        return -(weight * (pos_weight * t * x.sigmoid().log()
-                           + (1 - t) * (1 - x.sigmoid()).log())).mean()
-
-    _grads_agree(lambda x, t: F.binary_cross_entropy_with_logits(x, t, weight=weight,
-                                                                 pos_weight=pos_weight),
-                 composed, _randn(4, 3), _randn(4, 3, seed=1).sigmoid())
-
-
-def test_fused_hinge_loss_matches_its_composition():
-    labels = torch.randint(0, 2, (4, 3), generator=_gen(1)).double() * 2 - 1
-    _grads_agree(F.hinge_loss, lambda s, y: (1 - y * s).relu().mean(), _randn(4, 3), labels)
-
-
 # ------------------------------------------------------------------ bad input
 def test_cross_entropy_target_out_of_range_says_so():
     x = hg.randn(3, 5)
@@ -354,7 +208,7 @@ def test_cross_entropy_target_of_the_wrong_dtype_or_shape_says_so():
     x = hg.randn(3, 5)
     with pytest.raises(HandgradError, match=r"must be integers.*float32.*target.long\(\)"):
         F.cross_entropy(x, hg.tensor([1.0, 0.0, 2.0]))
-    with pytest.raises(HandgradError, match=r"needs a target of shape \(3,\), got shape \(3, 1\)"):
+    with pytest.raises(HandgradError, match=r"needs a target of shape \(3,\), got \(3, 1\) int64"):
         F.cross_entropy(x, hg.tensor([[1], [0], [2]]))
     with pytest.raises(HandgradError, match="must be integers"):
         F.nll_loss(x, hg.tensor([True, False, True]))

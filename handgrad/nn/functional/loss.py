@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from handgrad.autograd import Function, HandgradError, unbroadcast
+from handgrad.autograd import Function, HandgradError, describe, unbroadcast
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -54,10 +54,6 @@ def _scale(g, reduction, n):
     return g / n if reduction == "mean" else g
 
 
-def _describe(x) -> str:
-    return f"shape {tuple(x.shape)} ({str(x.dtype).replace('torch.', '')})"
-
-
 # ============================================================== class-index targets
 def _class_targets(target, ignore_index):
     """(index, valid) for class-index targets: the target as an int64 index of shape
@@ -83,7 +79,7 @@ def _pick(op: str, x, index, target, ignore_index):
         raise HandgradError(
             f"{op}: target values must be class indices in [0, {x.shape[1]}) (or "
             f"ignore_index={ignore_index}); got {bad.flatten()[0].item()} (input "
-            f"{_describe(x)}, target {_describe(target)})") from None
+            f"{describe(x)}, target {describe(target)})") from None
 
 
 def _nonzero(denominator):
@@ -299,7 +295,7 @@ def _class_index_checks(op: str, input, target, weight=None) -> None:
     of the class weights)."""
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise HandgradError(
-            f"{op}: class-index targets must be integers (int64), got {_describe(target)}; "
+            f"{op}: class-index targets must be integers (int64), got {describe(target)}; "
             f"use target.long(). (Probability targets must have the input's shape, "
             f"{tuple(input.shape)}.)")
     expected = tuple(input.shape[:1]) + tuple(input.shape[2:]) if input.ndim != 1 else ()
@@ -308,7 +304,7 @@ def _class_index_checks(op: str, input, target, weight=None) -> None:
         raise HandgradError(
             f"{op}: input of shape {tuple(input.shape)} (classes on dim "
             f"{0 if input.ndim == 1 else 1}) needs a target of shape {expected}, got "
-            f"{_describe(target)}")
+            f"{describe(target)}")
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
@@ -327,7 +323,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if target.dtype != input.dtype:
             raise HandgradError(
                 f"cross_entropy: probability targets must have the input's dtype, input "
-                f"{_describe(input)}, target {_describe(target)}")
+                f"{describe(input)}, target {describe(target)}")
         _check_class_weight("cross_entropy", input, weight)
         return CrossEntropyProbabilities.apply(input, target, weight, label_smoothing,
                                                reduction)
@@ -632,6 +628,6 @@ def hinge_loss(scores, targets, margin=1.0, reduction="mean"):
     _check_reduction("hinge_loss", reduction)
     if targets.device.type == "cpu" and not targets.data.all():
         raise HandgradError(
-            f"hinge_loss: labels must be -1 or +1, got 0 (targets {_describe(targets)}); "
+            f"hinge_loss: labels must be -1 or +1, got 0 (targets {describe(targets)}); "
             "for 0/1 labels y pass 2 * y - 1")
     return HingeLoss.apply(scores, targets, margin, reduction)
