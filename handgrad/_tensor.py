@@ -842,8 +842,11 @@ class Tensor(TensorBase):
                     f"{op}: the result is {result.dtype} and cannot be written into a "
                     f"{self.dtype} tensor in place. Convert the target first, e.g. "
                     "x = x.float().")
+        retained = self.retains_grad
         self.data, self._ctx, self._requires_grad = result.data, result._ctx, True
         autograd.unlink_aliases(self)
+        if retained:  # retain_grad() follows the tensor to its new node, as in torch
+            autograd.tensor_hooks(self).retained = weakref.ref(self)
         return self
 
     def add_(self, other, alpha=1):
@@ -964,6 +967,9 @@ def _from_numpy(x, device):
             return x.item()  # a NumPy scalar: np.float64(0.5), np.sqrt(2.)
         return Tensor._make(torch.as_tensor(x, device=device), False, None)
     return x
+
+
+Tensor._result_type = Tensor  # ops on a Tensor, or on a Parameter, give a Tensor
 
 
 def is_tensor(x) -> bool:

@@ -10,13 +10,15 @@
                    backward returns, unbroadcast, accumulation into .grad
     api.py         torch's API on the engine: grad(), backward()
 
-Imports point down this list only. What this package leaves out: the Tensor class
+Imports point down this list only. Besides the public names in `__all__`, the package
+gives the rest of handgrad its internal helpers (accumulate, describe, link_aliases, ...),
+hence the `noqa: F401` on the imports. What this package leaves out: the Tensor class
 (handgrad/_tensor.py) and the ops (handgrad/ops/).
 """
 
-from handgrad.autograd.api import backward, backward_inputs, grad
-from handgrad.autograd.engine import accumulate, run_backward, unbroadcast
-from handgrad.autograd.function import (
+from handgrad.autograd.api import backward, backward_inputs, grad  # noqa: F401
+from handgrad.autograd.engine import accumulate, run_backward, unbroadcast  # noqa: F401
+from handgrad.autograd.function import (  # noqa: F401
     Function,
     HandgradError,
     TensorBase,
@@ -27,13 +29,9 @@ from handgrad.autograd.function import (
     unlink_aliases,
 )
 from handgrad.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from handgrad.autograd.hooks import RemovableHandle, register_hook, tensor_hooks
+from handgrad.autograd.hooks import RemovableHandle, register_hook, tensor_hooks  # noqa: F401
 
 __all__ = [
     "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "unbroadcast", "backward", "grad", "HandgradError", "RemovableHandle",
 ]
-
-# Names used across the package (not re-exported as handgrad.<name>).
-_internal = (accumulate, backward_inputs, describe, link_aliases, live_aliases, op_name,
-             register_hook, run_backward, tensor_hooks, unlink_aliases, TensorBase)

@@ -59,6 +59,8 @@ def _output_gradients(who: str, outputs: tuple, grad_outputs) -> list:
                 gradient = gradient.data
             elif not isinstance(gradient, torch.Tensor):
                 gradient = torch.as_tensor(gradient, dtype=out.dtype, device=out.device)
+            if gradient.dtype != out.data.dtype:  # torch casts it to the output's dtype
+                gradient = gradient.to(out.data.dtype)
             if gradient.shape != out.data.shape:
                 raise RuntimeError(
                     f"{who}: Mismatch in shape: grad_output[{i}] has a shape of "
@@ -143,8 +145,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                     "used in the graph. Set allow_unused=True if this is the desired "
                     "behavior (its gradient is then None, or zeros with "
                     "materialize_grads=True).")
-            results.append(type(t)._make(torch.zeros_like(t.data), False, None)
+            results.append(t._result_type._make(torch.zeros_like(t.data), False, None)
                            if materialize_grads else None)
         else:
-            results.append(type(t)._make(gradient, False, None))
+            results.append(t._result_type._make(gradient, False, None))
     return tuple(results)

@@ -66,7 +66,7 @@ def accumulate(tensor, grad: torch.Tensor, leaf_storages: set) -> None:
         if _storage(grad) in leaf_storages or not grad.is_contiguous():
             grad = grad.contiguous() if not grad.is_contiguous() else grad.clone()
         leaf_storages.add(_storage(grad))
-        tensor._grad = type(tensor)._make(grad, False, None)
+        tensor._grad = tensor._result_type._make(grad, False, None)
     else:
         tensor._grad.data = tensor._grad.data + grad
 
@@ -83,21 +83,18 @@ def _gradient_count(node, grads: tuple) -> tuple:
         "for an input that needs none.")
 
 
-def _checked_gradient(node, grads: tuple, grad, metadata) -> torch.Tensor:
-    """`grad` (one of `grads`, what `node`'s backward returned) made to fit its input, of
-    `metadata` (shape, dtype, device), as torch makes it fit; or an error naming the
-    Function, the input's index and both shapes / dtypes / devices."""
+def _checked_gradient(node, parent, grads: tuple, grad, metadata) -> torch.Tensor:
+    """`grad` (what `node`'s backward returned, in `grads`, for `parent`) made to fit its
+    input, of `metadata` (shape, dtype, device), as torch's validate_outputs makes it fit;
+    or an error naming the Function, the input's index and both shapes / dtypes / devices."""
     name = f"{type(node).__name__}.backward"
-    index = next(i for i, g in enumerate(grads) if g is grad)
+    index = next(i for i, (p, g) in enumerate(zip(node.parents, grads))
+                 if p is parent and g is grad)
     shape, dtype, device = metadata
     if not isinstance(grad, torch.Tensor):
         raise TypeError(f"{name} returned {type(grad).__name__} as the gradient of input "
                         f"{index}; return a torch.Tensor (computed with raw torch ops) or "
                         "None.")
-    if grad.device != device:
-        raise RuntimeError(
-            f"{name}: invalid gradient at index {index} - expected device {device} but got "
-            f"{grad.device}; compute the gradient on the input's device.")
     if grad.shape != shape:
         if not _broadcasts_to(shape, grad.shape):
             raise RuntimeError(
@@ -106,6 +103,12 @@ def _checked_gradient(node, grads: tuple, grad, metadata) -> torch.Tensor:
                 "gradient of the input's shape (or of a shape the input was broadcast to, "
                 "which is then summed down).")
         grad = unbroadcast(grad, shape)
+    if grad.device != device:
+        if grad.ndim:  # torch moves only a 0-d gradient (a CPU scalar's) to its input
+            raise RuntimeError(
+                f"{name}: invalid gradient at index {index} - expected device {device} but "
+                f"got {grad.device}; compute the gradient on the input's device.")
+        grad = grad.to(device)
     if grad.dtype is not dtype:  # torch casts a gradient to its input's dtype
         if not (grad.is_floating_point() or grad.is_complex()):
             raise RuntimeError(
@@ -306,7 +309,7 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
                 shape, dtype, device = data.shape, data.dtype, data.device
             if type(input_grad) is not _TorchTensor or input_grad.dtype is not dtype \
                     or input_grad.shape != shape or input_grad.device != device:
-                input_grad = _checked_gradient(node, input_grads, input_grad,
+                input_grad = _checked_gradient(node, parent, input_grads, input_grad,
                                                (shape, dtype, device))
             if is_node:
                 previous = grads.get(parent)

@@ -10,13 +10,17 @@ result, and records a graph node when some input requires grad and grad mode is 
 The node of an operation *is* its context object: an instance of the Function class
 that holds the saved tensors, `needs_input_grad`, the edges to its inputs (the input's
 own node, or the input itself when it is a leaf that requires grad) and the shape,
-dtype and device of its output. Against those (a leaf's own, for a leaf) the engine
-checks, and where torch does sums down, every gradient a backward returns.
+dtype and device of its output. The engine checks every gradient a backward returns
+against the metadata of the input it is for (a node's recorded output, or a leaf's own
+data), and sums it down where torch does. Only floating-point (and complex) results are
+recorded, as in torch: `x.long()` or `x.argmax()` has no gradient.
 
 `TensorBase` holds the slots the core reads and writes (data, grad, requires_grad, the
 node); `handgrad.Tensor` subclasses it with operators and methods, as torch.Tensor
-subclasses its C base. The core makes results of the class of its inputs, so it never
-needs to import or be told about the Tensor module above it.
+subclasses its C base. Each tensor class names the class of the tensors made from it
+(`_result_type`: handgrad.Tensor for a Tensor and for a Parameter, as torch gives a plain
+Tensor for an op on a Parameter), so the core makes results, gradients and hook
+arguments without importing or being told about the Tensor module above it.
 
 Also here: `HandgradError` and the op error messages, and the alias groups that let
 in-place ops know which tensors share storage.
@@ -58,13 +62,9 @@ class TensorBase:
 
     __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "_alias", "_hooks",
                  "__weakref__")
-
-    @property
-    def output_metadata(self) -> tuple:
-        """(shape, dtype, device) of a leaf, read as a Function node's is: what the engine
-        checks a gradient for this tensor against."""
-        data = self.data
-        return data.shape, data.dtype, data.device
+    # The class of tensors made from this one (op results, .grad, hook arguments);
+    # handgrad.Tensor sets it to itself, and its subclasses (Parameter) inherit that.
+    _result_type: type
 
     @classmethod
     def _make(cls, data: torch.Tensor, requires_grad, ctx):
@@ -149,7 +149,7 @@ class Function:
         raw = []
         needs = []
         any_needs = False
-        made = None  # an input Tensor: results are made of its class
+        made = None  # an input Tensor: results are of its _result_type
         for a in args:
             if isinstance(a, TensorBase):
                 raw.append(a.data)
@@ -173,13 +173,17 @@ class Function:
         except (RuntimeError, IndexError, ValueError, TypeError) as e:
             raise op_error(cls, raw, e) from None
         extra = None
-        if type(out) is tuple:
+        if isinstance(out, tuple):  # (result, indices...), torch.return_types included
             out, *extra = out
-        make = type(made)._make
+        make = made._result_type._make
         if record:
-            ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
-            ctx.output_metadata = (out.shape, out.dtype, out.device)
-            result = make(out, True, ctx)
+            dtype = out.dtype
+            if dtype.is_floating_point or dtype.is_complex:
+                ctx.parents = tuple((a._ctx or a) if n else None for a, n in zip(args, needs))
+                ctx.output_metadata = (out.shape, dtype, out.device)
+                result = make(out, True, ctx)
+            else:  # integer and bool results have no gradient, as in torch
+                result = make(out, False, None)
         else:
             result = make(out, False, None)
         if extra is not None:
@@ -206,7 +210,8 @@ def op_error(cls: type, raw: list, error: Exception) -> Exception:
     It keeps torch's exception type (an index out of range stays an IndexError, a bad
     argument a TypeError or ValueError, a dtype torch has no kernel for a
     NotImplementedError, so `except IndexError:` keeps working); torch's
-    RuntimeErrors become HandgradError, a RuntimeError."""
+    plain RuntimeErrors become HandgradError, a RuntimeError; torch's own subclasses, such
+    as torch.OutOfMemoryError, are raised unchanged, so `except` clauses for them work."""
     described = ", ".join(describe(x) for x in raw if isinstance(x, torch.Tensor))
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     devices = {x.device for x in raw if isinstance(x, torch.Tensor) and x.ndim > 0}
@@ -227,7 +232,9 @@ def op_error(cls: type, raw: list, error: Exception) -> Exception:
     kind = type(error)
     if kind in (IndexError, ValueError, TypeError, NotImplementedError):
         return kind(text)
-    return HandgradError(text)
+    if kind is RuntimeError:
+        return HandgradError(text)
+    return error  # torch's own kinds (OutOfMemoryError, ...) stay what they are
 
 
 # --------------------------------------------------------------------------- aliases

@@ -130,11 +130,11 @@ def tensor_hooks(tensor) -> TensorHooks:
     node = tensor._ctx
     if node is not None:
         if node._hooks is None:
-            node._hooks = TensorHooks(type(tensor))
+            node._hooks = TensorHooks(tensor._result_type)
         return node._hooks
     hooks = getattr(tensor, "_hooks", None)
     if hooks is None:
-        hooks = tensor._hooks = TensorHooks(type(tensor))
+        hooks = tensor._hooks = TensorHooks(tensor._result_type)
     return hooks
 
 

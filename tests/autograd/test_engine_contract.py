@@ -105,3 +105,74 @@ def test_a_training_step_with_a_leaf_hook_leaves_no_reference_cycle():
     finally:
         gc.enable()
         handle.remove()
+
+
+# ------------------------------------------------------------ found in review, as torch
+def test_ops_on_a_parameter_give_plain_tensors_and_its_grad_is_a_tensor():
+    w = hg.nn.Parameter(hg.randn(3))
+    y = w * 2
+    assert type(y) is hg.Tensor and type(w.exp()) is hg.Tensor
+    seen = []
+    w.register_hook(lambda g: seen.append(type(g)))
+    y.sum().backward()
+    assert type(w.grad) is hg.Tensor and seen == [hg.Tensor]
+    (g,) = hg.autograd.grad((w * 3).sum(), w)
+    assert type(g) is hg.Tensor
+    m = hg.nn.Linear(2, 2)
+    m.last = m(hg.randn(1, 2))  # an activation is no parameter (torch: a plain attribute)
+    assert "last" not in dict(m.named_parameters())
+
+
+def test_an_integer_upstream_gradient_is_cast_to_the_output_dtype():
+    c = hg.tensor([1.0, 2.0], requires_grad=True)
+    (c * 2).backward(hg.tensor([1, 1]))
+    assert c.grad.dtype == torch.float32 and c.grad.tolist() == [2.0, 2.0]
+
+
+def test_integer_results_have_no_gradient():
+    x = hg.tensor([1.5, 2.5], requires_grad=True)
+    for result in (x.long(), x.bool(), x.sum(dtype=hg.int64), x > 1):
+        assert not result.requires_grad and result.grad_fn is None
+
+
+def test_a_cpu_scalar_gradient_is_moved_to_a_0d_input_on_another_device():
+    scalar = _function(lambda ctx, g: torch.tensor(3.0))  # a 0-d gradient on the CPU
+    x = hg.Tensor(torch.tensor(2.0, device="meta"), requires_grad=True)
+    scalar.apply(x).backward()
+    assert x.grad.device.type == "meta"  # moved, as torch moves it (no error)
+    vector = _function(lambda ctx, g: torch.ones(3))
+    with pytest.raises(RuntimeError, match="expected device meta but got cpu"):
+        vector.apply(hg.Tensor(torch.ones(3, device="meta"), requires_grad=True)).sum() \
+            .backward()
+
+
+def test_torchs_own_runtime_error_kinds_pass_through_unchanged():
+    def forward(ctx, x):
+        raise torch.OutOfMemoryError("out of memory (simulated)")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        _function(lambda ctx, g: g, forward=forward).apply(hg.ones(2))
+
+
+def test_retain_grad_follows_a_tensor_through_an_in_place_op():
+    x = hg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.add_(1)
+    (y * y).sum().backward()
+    assert y.grad is not None and y.grad.tolist() == [6.0, 10.0]  # 2 * (2x + 1)
+
+
+def test_the_error_names_the_index_of_the_wrong_gradient_when_two_are_one_object():
+    two = _function(lambda ctx, g: (g, g), forward=lambda ctx, a, b: a + b.sum())
+    with pytest.raises(RuntimeError, match="index 1"):
+        two.apply(hg.ones(3, requires_grad=True), hg.ones(2, requires_grad=True)).sum() \
+            .backward()
+
+
+def test_a_forward_returning_a_torch_structseq_is_a_tuple_of_results():
+    def forward(ctx, x):
+        return x.max(dim=0)  # torch.return_types.max: (values, indices)
+
+    values, indices = _function(lambda ctx, g: None, forward=forward).apply(hg.randn(3, 2))
+    assert values.shape == (2,) and indices.dtype == torch.int64
