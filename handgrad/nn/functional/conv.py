@@ -1,0 +1,353 @@
+"""Convolution as im2col + one matmul: `unfold` (im2col), `fold` (col2im, its adjoint),
+and `conv1d` / `conv2d`, each one fused graph node with a hand-derived backward.
+
+The shared geometry (N spatial dims, N = 1 or 2 here): a kernel of size k with dilation
+d and stride s over a padded length P = S + lo + hi gives out = (P - d (k - 1) - 1) // s + 1
+positions; position o of kernel offset i reads padded index o s + i d.
+
+    im2col  (N, C, *S) -> (N, C, *k, *out)   a strided view of the padded input
+                                              (Tensor.as_strided), no copy until reshape
+    col2im  (N, C, *k, *out) -> (N, C, *S)   one strided add per kernel offset into a
+                                              zero canvas, then the padding cropped off
+
+col2im is im2col's adjoint (<im2col(x), c> = <x, col2im(c)>), so each one's backward is
+the other, and conv's input gradient is col2im of W^T g.
+
+Left out: conv3d, conv_transpose*, padding modes other than zeros in the functional form
+(nn.Conv1d / nn.Conv2d pad with reflect / replicate / circular before calling these).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from handgrad.autograd import Function, HandgradError
+
+__all__ = ["Unfold", "Fold", "ConvNd", "unfold", "fold", "conv1d", "conv2d"]
+
+
+# ======================================================== geometry on raw torch tensors
+def _output_size(spatial, kernel, dilation, pads, stride) -> tuple[int, ...]:
+    """Number of kernel positions per spatial dim."""
+    return tuple((size + lo + hi - d * (k - 1) - 1) // s + 1
+                 for size, k, d, (lo, hi), s in zip(spatial, kernel, dilation, pads, stride))
+
+
+def _pad(x: torch.Tensor, pads) -> torch.Tensor:
+    """Zero padding of the trailing len(pads) dims, pads = ((lo, hi), ...)."""
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    n = len(pads)
+    spatial = x.shape[-n:]
+    out = x.new_zeros(*x.shape[:-n], *(s + lo + hi for s, (lo, hi) in zip(spatial, pads)))
+    out[(..., *(slice(lo, lo + s) for s, (lo, _) in zip(spatial, pads)))] = x
+    return out
+
+
+def _im2col(x, kernel, dilation, pads, stride) -> torch.Tensor:
+    """(N, C, *S) -> (N, C, *kernel, *out): element [n, c, i.., o..] is the padded
+    x[n, c, o s + i d ..]. A view (as_strided of the padded input)."""
+    padded = _pad(x, pads)
+    out = _output_size(x.shape[2:], kernel, dilation, pads, stride)
+    strides = padded.stride()
+    spatial_strides = strides[2:]
+    return padded.as_strided(
+        (*padded.shape[:2], *kernel, *out),
+        (*strides[:2], *(st * d for st, d in zip(spatial_strides, dilation)),
+         *(st * s for st, s in zip(spatial_strides, stride))),
+        padded.storage_offset())
+
+
+def _col2im(cols, spatial, dilation, pads, stride) -> torch.Tensor:
+    """(N, C, *kernel, *out) -> (N, C, *spatial): the sum, over kernel offsets i, of each
+    offset's slab added at padded rows i d, i d + s, ...; then the padding is cropped.
+    The loop runs over kernel offsets only (k_h k_w strided adds)."""
+    n = len(spatial)
+    kernel, out = cols.shape[2:2 + n], cols.shape[2 + n:]
+    padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
+    canvas = cols.new_zeros(*cols.shape[:2], *padded)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = tuple(slice(i * d, i * d + s * (o - 1) + 1, s)
+                       for i, d, s, o in zip(offset, dilation, stride, out))
+        canvas[(..., *window)] += cols[(slice(None), slice(None), *offset)]
+    if not any(lo or hi for lo, hi in pads):
+        return canvas
+    return canvas[(..., *(slice(lo, lo + size) for size, (lo, _) in zip(spatial, pads)))]
+
+
+# ============================================================== the fused Functions
+class Unfold(Function):
+    """im2col: x (N, C, H, W) -> cols (N, C kh kw, L), L = out_h out_w, with
+    cols[n, (c, i, j), (p, q)] = x_padded[n, c, p s_h + i d_h, q s_w + j d_w].
+
+    A linear map that copies each input element into every column that sees it, so
+    its gradient adds those copies back: dx = col2im(g), i.e. fold of g."""
+
+    name = "unfold"
+
+    @staticmethod
+    def forward(ctx, x, kernel, dilation, pads, stride):
+        ctx.unbatched = x.ndim == 3
+        if ctx.unbatched:
+            x = x.unsqueeze(0)
+        ctx.spatial, ctx.geometry = x.shape[2:], (dilation, pads, stride)
+        view = _im2col(x, kernel, dilation, pads, stride)  # (N, C, kh, kw, oh, ow)
+        ctx.view_shape = view.shape[1:]
+        cols = view.reshape(x.shape[0], x.shape[1] * math.prod(kernel), -1)
+        return cols[0] if ctx.unbatched else cols
+
+    @staticmethod
+    def backward(ctx, g):
+        dx = _col2im(g.reshape(-1, *ctx.view_shape), ctx.spatial, *ctx.geometry)
+        return (dx[0] if ctx.unbatched else dx), None, None, None, None
+
+
+class Fold(Function):
+    """col2im: cols (N, C kh kw, L) -> out (N, C, H, W), the adjoint of unfold:
+    out[n, c, y, x] = sum of cols[n, (c, i, j), (p, q)] over the (i, j, p, q) with
+    p s_h + i d_h - pad_h = y and q s_w + j d_w - pad_w = x (overlaps add up).
+
+    Its gradient gathers those positions back: dcols = im2col(g), i.e. unfold of g."""
+
+    name = "fold"
+
+    @staticmethod
+    def forward(ctx, cols, output_size, kernel, dilation, pads, stride):
+        ctx.unbatched = cols.ndim == 2
+        if ctx.unbatched:
+            cols = cols.unsqueeze(0)
+        ctx.kernel, ctx.geometry = kernel, (dilation, pads, stride)
+        out = _output_size(output_size, kernel, dilation, pads, stride)
+        channels = cols.shape[1] // math.prod(kernel)
+        image = _col2im(cols.reshape(cols.shape[0], channels, *kernel, *out), output_size,
+                        dilation, pads, stride)
+        return image[0] if ctx.unbatched else image
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.unbatched:
+            g = g.unsqueeze(0)
+        view = _im2col(g, ctx.kernel, *ctx.geometry)
+        dcols = view.reshape(g.shape[0], g.shape[1] * math.prod(ctx.kernel), -1)
+        return (dcols[0] if ctx.unbatched else dcols), None, None, None, None, None
+
+
+class ConvNd(Function):
+    """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G.
+
+    With X = im2col(x) grouped as (N, G, Cg K, L) (K = prod(kernel), L = prod(out)),
+    W as (G, Og, Cg K) and g = d loss / d out as (N, G, Og, L):
+        out = W X + b                       one batched matmul
+        dW  = sum_n g_n X_n^T               (G, Og, Cg K)
+        dx  = col2im(W^T g)                 the adjoint of im2col
+        db  = sum of g over N and the spatial dims.
+    The columns X are saved only when W needs a gradient; W only when x needs one.
+    """
+
+    name = "conv"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
+        need_x, need_w = ctx.needs_input_grad[:2]
+        spatial_dims = weight.ndim - 2
+        ctx.unbatched = x.ndim == spatial_dims + 1
+        if ctx.unbatched:
+            x = x.unsqueeze(0)
+        kernel = weight.shape[2:]
+        view = _im2col(x, kernel, dilation, pads, stride)  # (N, C, *k, *out)
+        batch, channels = x.shape[:2]
+        out_channels, out = weight.shape[0], view.shape[2 + spatial_dims:]
+        cols = view.reshape(batch, groups, -1, math.prod(out))  # (N, G, Cg K, L)
+        y = torch.matmul(weight.reshape(groups, out_channels // groups, -1), cols)
+        y = y.reshape(batch, out_channels, *out)  # (N, O, *out)
+        if bias is not None:
+            y += bias.reshape(out_channels, *(1,) * spatial_dims)
+        ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
+        ctx.shapes = (x.shape, weight.shape, view.shape)
+        ctx.geometry = (dilation, pads, stride)
+        ctx.groups = groups
+        return y[0] if ctx.unbatched else y
+
+    @staticmethod
+    def backward(ctx, g):
+        cols, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        x_shape, w_shape, view_shape = ctx.shapes
+        groups = ctx.groups
+        if ctx.unbatched:
+            g = g.unsqueeze(0)
+        g4 = g.reshape(x_shape[0], groups, w_shape[0] // groups, -1)  # (N, G, Og, L)
+        dx = dw = db = None
+        if need_x:
+            w3 = weight.reshape(groups, w_shape[0] // groups, -1)  # (G, Og, Cg K)
+            dcols = torch.matmul(w3.transpose(1, 2), g4)  # (N, G, Cg K, L)
+            dx = _col2im(dcols.reshape(view_shape), x_shape[2:], *ctx.geometry)
+            if ctx.unbatched:
+                dx = dx[0]
+        if need_w:
+            dw = torch.einsum("ngol,ngkl->gok", g4, cols).reshape(w_shape)
+        if need_b:
+            db = g.sum((0, *range(2, g.ndim)))
+        return dx, dw, db, None, None, None, None
+
+
+# ================================================================ argument handling
+def _tuple(op: str, name: str, value, n: int) -> tuple[int, ...]:
+    """An int or a sequence of 1 or n ints, as n ints (torch's expand_param_if_needed)."""
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise HandgradError(
+            f"{op}: expected {name} to be a single integer value or a list of {n} values "
+            f"to match the convolution dimensions, but got {name}={list(value)}")
+    return value
+
+
+def _shape(t) -> list[int]:
+    return list(t.shape)
+
+
+def _unfold_geometry(op, input, kernel_size, dilation, padding, stride):
+    kernel = _tuple(op, "kernel_size", kernel_size, 2)
+    dilation = _tuple(op, "dilation", dilation, 2)
+    padding = _tuple(op, "padding", padding, 2)
+    stride = _tuple(op, "stride", stride, 2)
+    for name, values, low in [("kernel_size", kernel, 1), ("dilation", dilation, 1),
+                              ("padding", padding, 0), ("stride", stride, 1)]:
+        if min(values) < low:
+            raise HandgradError(f"{op}: {name} should be at least {low}, got {values}")
+    return kernel, dilation, tuple((p, p) for p in padding), stride
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's nn.functional.unfold (im2col) for (N, C, H, W) or unbatched (C, H, W)
+    input: (N, C kh kw, L), one fused node."""
+    if input.ndim not in (3, 4):
+        raise HandgradError(
+            f"unfold: expected 3D (unbatched) or 4D (batched) input, got input of size "
+            f"{_shape(input)}; only 4-D (N, C, H, W) images are supported")
+    kernel, dilation, pads, stride = _unfold_geometry("unfold", input, kernel_size,
+                                                      dilation, padding, stride)
+    out = _output_size(input.shape[-2:], kernel, dilation, pads, stride)
+    if min(out) < 1:
+        raise HandgradError(
+            f"unfold: input of size {_shape(input)} with padding {[p for p, _ in pads]} is "
+            f"too small for kernel_size {kernel} with dilation {dilation}: it gives "
+            f"{out} sliding blocks; use a smaller kernel or more padding")
+    return Unfold.apply(input, kernel, dilation, pads, stride)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's nn.functional.fold (col2im) for (N, C kh kw, L) or unbatched
+    (C kh kw, L) input: (N, C, *output_size), overlapping values summed; one fused node."""
+    if input.ndim not in (2, 3):
+        raise HandgradError(
+            f"fold: expected 2D (unbatched) or 3D (batched) input, got input of size "
+            f"{_shape(input)}")
+    output_size = _tuple("fold", "output_size", output_size, 2)
+    kernel, dilation, pads, stride = _unfold_geometry("fold", input, kernel_size,
+                                                      dilation, padding, stride)
+    columns, blocks = input.shape[-2], input.shape[-1]
+    if columns % math.prod(kernel):
+        raise HandgradError(
+            f"fold: expected size of input's dimension {input.ndim - 2} to be divisible "
+            f"by the product of kernel_size, but got input.size({input.ndim - 2})="
+            f"{columns} and kernel_size={kernel}")
+    out = _output_size(output_size, kernel, dilation, pads, stride)
+    if min(out) < 1 or math.prod(out) != blocks:
+        raise HandgradError(
+            f"fold: given output_size={output_size}, kernel_size={kernel}, dilation="
+            f"{dilation}, padding={tuple(p for p, _ in pads)}, stride={stride}, expected "
+            f"size of input's dimension {input.ndim - 1} to match the calculated number "
+            f"of sliding blocks {' * '.join(map(str, out))} = {math.prod(out)}, but got "
+            f"input.size({input.ndim - 1})={blocks}")
+    return Fold.apply(input, output_size, kernel, dilation, pads, stride)
+
+
+def _conv_pads(op, padding, kernel, dilation, stride, n):
+    """padding (int, tuple, 'valid', 'same') as ((lo, hi), ...) per spatial dim. 'same'
+    splits d (k - 1) as torch does: the odd one out goes to the right (hi) side."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding != "same":
+            raise HandgradError(f"{op}: Invalid padding string: {padding!r}; use 'valid', "
+                                "'same', an int or a tuple of ints")
+        if any(s != 1 for s in stride):
+            raise HandgradError(f"{op}: padding='same' is not supported for strided "
+                                f"convolutions (stride={stride}); pad explicitly instead")
+        totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+        return tuple((t // 2, t - t // 2) for t in totals)
+    padding = _tuple(op, "padding", padding, n)
+    if min(padding) < 0:
+        raise HandgradError(f"{op}: negative padding is not supported, got {padding}")
+    return tuple((p, p) for p in padding)
+
+
+def _conv(op, n, input, weight, bias, stride, padding, dilation, groups):
+    """The checks of conv1d / conv2d (and of nn.Conv1d / nn.Conv2d, whose forward is
+    this call), then one ConvNd node."""
+    if input.ndim not in (n + 1, n + 2):
+        raise HandgradError(
+            f"{op}: Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, but "
+            f"got input of size: {_shape(input)}")
+    if weight.ndim != n + 2:
+        raise HandgradError(
+            f"{op}: expected a {n + 2}-D weight (out_channels, in_channels / groups, "
+            f"{', '.join('k' + str(i) for i in range(n))}), got weight of size "
+            f"{_shape(weight)}")
+    for name, t in [("weight", weight), ("bias", bias)]:
+        if t is not None and (t.dtype != input.dtype or t.device != input.device):
+            raise HandgradError(
+                f"{op}: input ({input.dtype}, {input.device}) and {name} ({t.dtype}, "
+                f"{t.device}) should have the same dtype and device; convert one with "
+                f".to()")
+    stride = _tuple(op, "stride", stride, n)
+    dilation = _tuple(op, "dilation", dilation, n)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise HandgradError(f"{op}: stride and dilation should be positive, got "
+                            f"stride={stride}, dilation={dilation}")
+    if groups < 1:
+        raise HandgradError(f"{op}: non-positive groups is not supported, got {groups}")
+    out_channels, channels = weight.shape[0], input.shape[-n - 1]
+    if out_channels % groups:
+        raise HandgradError(
+            f"{op}: Given groups={groups}, expected weight to be divisible by {groups} at "
+            f"dimension 0, but got weight of size {_shape(weight)} instead")
+    if channels != weight.shape[1] * groups:
+        raise HandgradError(
+            f"{op}: Given groups={groups}, weight of size {_shape(weight)}, expected "
+            f"input{_shape(input)} to have {weight.shape[1] * groups} channels, but got "
+            f"{channels} channels instead")
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise HandgradError(
+            f"{op}: expected bias of size [{out_channels}] (one per output channel), got "
+            f"{_shape(bias)}")
+    kernel = tuple(weight.shape[2:])
+    pads = _conv_pads(op, padding, kernel, dilation, stride, n)
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(input.shape[-n:], pads))
+    reach = tuple(d * (k - 1) + 1 for d, k in zip(dilation, kernel))
+    if any(r > p for r, p in zip(reach, padded)):
+        raise HandgradError(
+            f"{op}: Calculated padded input size per channel: ({' x '.join(map(str, padded))})."
+            f" Kernel size: ({' x '.join(map(str, reach))}). Kernel size can't be greater "
+            f"than actual input size (input of size {_shape(input)}, weight of size "
+            f"{_shape(weight)}); use more padding or a smaller kernel or dilation")
+    return ConvNd.apply(input, weight, bias, stride, pads, dilation, groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's nn.functional.conv1d on (N, C, L) or unbatched (C, L): one fused node."""
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's nn.functional.conv2d on (N, C, H, W) or unbatched (C, H, W): one fused
+    node."""
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
