@@ -33,6 +33,7 @@ from handgrad.nn.functional.activation import (
     softplus,
     tanh,
 )
+from handgrad.nn.functional.conv import ConvNd, Fold, Unfold, conv1d, conv2d, fold, unfold
 from handgrad.nn.functional.dropout import Dropout, dropout
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, linear
@@ -72,4 +73,6 @@ __all__ = [
     "CrossEntropyProbabilities", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
     "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "HingeLoss", "BackwardHookGate",
     "BackwardHookSlot",
+    # convolution
+    "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
 ]
