@@ -33,6 +33,7 @@ from handgrad.nn.activation import (
     Tanh,
 )
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
+from handgrad.nn.conv import Conv1d, Conv2d
 from handgrad.nn.dropout import Dropout
 from handgrad.nn.hooks import RemovableHandle
 from handgrad.nn.linear import Flatten, Identity, Linear
@@ -57,5 +58,5 @@ __all__ = [
     "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
-    "functional",
+    "functional", "Conv1d", "Conv2d",
 ]
