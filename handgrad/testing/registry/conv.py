@@ -86,12 +86,12 @@ def _composed_conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y[0] if unbatched else y
 
 
-def _composed_unfold(x, kernel, dilation=1, padding=0, stride=1):
+def _composed_unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """cols[n, (c, i), block] = x_padded[n, c, block's origin + i d], stacked over i."""
     unbatched = x.ndim == 3
     if unbatched:
         x = x.unsqueeze(0)
-    kernel, dilation, stride = (_as_tuple(v, 2) for v in (kernel, dilation, stride))
+    kernel, dilation, stride = (_as_tuple(v, 2) for v in (kernel_size, dilation, stride))
     pads = _spatial_pads(padding, kernel, dilation)
     out = _out_size(x.shape[2:], kernel, dilation, pads, stride)
     slabs = [s for _, s in _offset_slices(_zero_pad(x, pads), kernel, dilation, stride, out)]
@@ -113,13 +113,13 @@ def _scatter_matrix(output_size, kernel, dilation, pads, stride, like):
     return hg.Tensor(matrix), padded
 
 
-def _composed_fold(cols, output_size, kernel, dilation=1, padding=0, stride=1):
+def _composed_fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """image_padded = cols @ M (overlaps add up), then the padding is cut away."""
     unbatched = cols.ndim == 2
     if unbatched:
         cols = cols.unsqueeze(0)
     output_size, kernel, dilation, stride = (_as_tuple(v, 2) for v in
-                                             (output_size, kernel, dilation, stride))
+                                             (output_size, kernel_size, dilation, stride))
     pads = _spatial_pads(padding, kernel, dilation)
     matrix, padded = _scatter_matrix(output_size, kernel, dilation, pads, stride, cols.data)
     batch, channels = cols.shape[0], cols.shape[1] // math.prod(kernel)
