@@ -138,12 +138,15 @@ class Fold(Function):
 class ConvNd(Function):
     """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G.
 
-    With X = im2col(x) grouped as (N, G, Cg K, L) (K = prod(kernel), L = prod(out)),
-    W as (G, Og, Cg K) and g = d loss / d out as (N, G, Og, L):
-        out = W X + b                       one batched matmul
-        dW  = sum_n g_n X_n^T               (G, Og, Cg K)
+    With X = im2col(x) laid out as (G, Cg K, N L) (K = prod(kernel), L = prod(out): every
+    image's columns side by side), W as (G, Og, Cg K) and g = d loss / d out as
+    (G, Og, N L):
+        out = W X + b                       one matmul per group (bmm over G)
+        dW  = g X^T                         (G, Og, Cg K), the sum over images included
         dx  = col2im(W^T g)                 the adjoint of im2col
         db  = sum of g over N and the spatial dims.
+    Batching over G only keeps each matmul large (one (O, C K) @ (C K, N L) product
+    without groups); batching over N too ran 1000s of tiny products for depthwise convs.
     The columns X are saved only when W needs a gradient; W only when x needs one.
     """
 
@@ -152,19 +155,21 @@ class ConvNd(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
         need_x, need_w = ctx.needs_input_grad[:2]
-        spatial_dims = weight.ndim - 2
-        ctx.unbatched = x.ndim == spatial_dims + 1
+        n = weight.ndim - 2  # spatial dims
+        ctx.unbatched = x.ndim == n + 1
         if ctx.unbatched:
             x = x.unsqueeze(0)
-        kernel = weight.shape[2:]
-        view = _im2col(x, kernel, dilation, pads, stride)  # (N, C, *k, *out)
-        batch, channels = x.shape[:2]
-        out_channels, out = weight.shape[0], view.shape[2 + spatial_dims:]
-        cols = view.reshape(batch, groups, -1, math.prod(out))  # (N, G, Cg K, L)
-        y = torch.matmul(weight.reshape(groups, out_channels // groups, -1), cols)
-        y = y.reshape(batch, out_channels, *out)  # (N, O, *out)
+        view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
+        batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
+        # (C, *k, N, *out) -> (G, Cg K, N L): the one copy of the input's columns
+        cols = view.permute(1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
+        cols = cols.reshape(groups, -1, batch * math.prod(out))
+        y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
+        y = y.reshape(out_channels, batch, *out).transpose(0, 1)  # (N, O, *out)
         if bias is not None:
-            y += bias.reshape(out_channels, *(1,) * spatial_dims)
+            y = y + bias.reshape(out_channels, *(1,) * n)  # also makes y contiguous
+        else:
+            y = y.contiguous()
         ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
         ctx.shapes = (x.shape, weight.shape, view.shape)
         ctx.geometry = (dilation, pads, stride)
@@ -176,19 +181,22 @@ class ConvNd(Function):
         cols, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         x_shape, w_shape, view_shape = ctx.shapes
-        groups = ctx.groups
+        groups, n = ctx.groups, len(w_shape) - 2
         if ctx.unbatched:
             g = g.unsqueeze(0)
-        g4 = g.reshape(x_shape[0], groups, w_shape[0] // groups, -1)  # (N, G, Og, L)
+        g3 = g.transpose(0, 1).reshape(groups, w_shape[0] // groups, -1)  # (G, Og, N L)
         dx = dw = db = None
         if need_x:
             w3 = weight.reshape(groups, w_shape[0] // groups, -1)  # (G, Og, Cg K)
-            dcols = torch.matmul(w3.transpose(1, 2), g4)  # (N, G, Cg K, L)
-            dx = _col2im(dcols.reshape(view_shape), x_shape[2:], *ctx.geometry)
+            dcols = torch.bmm(w3.transpose(1, 2), g3)  # (G, Cg K, N L)
+            # back to (N, C, *k, *out) as a view, which col2im reads strided
+            dcols = dcols.reshape(view_shape[1:2 + n] + view_shape[:1] + view_shape[2 + n:])
+            dcols = dcols.permute(1 + n, 0, *range(1, 1 + n), *range(2 + n, 2 + 2 * n))
+            dx = _col2im(dcols, x_shape[2:], *ctx.geometry)
             if ctx.unbatched:
                 dx = dx[0]
         if need_w:
-            dw = torch.einsum("ngol,ngkl->gok", g4, cols).reshape(w_shape)
+            dw = torch.bmm(g3, cols.transpose(1, 2)).reshape(w_shape)
         if need_b:
             db = g.sum((0, *range(2, g.ndim)))
         return dx, dw, db, None, None, None, None
