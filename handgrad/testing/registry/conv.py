@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as TF
@@ -129,6 +130,14 @@ def _composed_fold(cols, output_size, kernel_size, dilation=1, padding=0, stride
     return image[0] if unbatched else image
 
 
+def _quiet(reference, *args, **options):
+    """torch's conv, without its UserWarning that 'same' with an even kernel copies the
+    input (a note about its speed, not about the values compared)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using padding='same'", UserWarning)
+        return reference(*args, **options)
+
+
 # ==================================================================== conv entries
 # (name, shapes of (x, weight, bias), options): bias-free entries drop the third shape.
 CONV2D = [
@@ -156,7 +165,7 @@ for functional, reference, entries in [(HF.conv2d, TF.conv2d, CONV2D),
         register(
             name,
             fn=lambda x, w, b, f=functional, o=options: f(x, w, b, **o),
-            ref=lambda x, w, b, f=reference, o=options: f(x, w, b, **o),
+            ref=lambda x, w, b, f=reference, o=options: _quiet(f, x, w, b, **o),
             composed=lambda x, w, b, o=options: _composed_conv(x, w, b, **o),
             shapes=shapes,
             covers=(HF.ConvNd,),
