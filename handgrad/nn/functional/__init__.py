@@ -57,6 +57,17 @@ from handgrad.nn.functional.loss import (
     smooth_l1_loss,
 )
 from handgrad.nn.functional.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
+from handgrad.nn.functional.pooling import (
+    AdaptiveAvgPool,
+    AvgPool,
+    MaxPool,
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
 from handgrad.nn.functional.sparse import Embedding, embedding
 
 __all__ = [
@@ -75,4 +86,7 @@ __all__ = [
     "BackwardHookSlot",
     # convolution
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
+    # pooling
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
 ]

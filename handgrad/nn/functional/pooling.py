@@ -1,0 +1,358 @@
+"""Pooling: max, average and adaptive-average pooling over 1 or 2 spatial dims, each one
+fused graph node with a hand-derived backward.
+
+The shared geometry (as torch's pooling_output_shape): a kernel of size k with dilation d
+and stride s over a length S padded by p on both sides gives
+    out = floor((S + 2p - d (k - 1) - 1 (+ s - 1 with ceil_mode)) / s) + 1
+positions, less one with ceil_mode when the last window would start at or past S + p
+(in the right padding). Position o of kernel offset i reads padded index o s + i d.
+The windows are a strided view of the padded input (Tensor.as_strided):
+
+    windows  (N, C, *S) -> (N, C, *out, *k)   padded with -inf (max) or 0 (average),
+                                              and on the right by what ceil_mode's last
+                                              window reaches past the padding
+
+    max      out = max over the window; the first maximum (row-major in the window) is
+             the argmax, saved as a flat index into the input plane (torch's indices);
+             dx = g scattered to those indices (scatter_add_: overlapping windows add)
+    average  out = window sum / divisor, the divisor per output position as torch's
+             (count_include_pad, divisor_override, windows cut at the padding's edge);
+             dx = the transposed window sum of g / divisor (one strided add per kernel
+             offset, the loop running over kernel offsets only)
+    adaptive out = P_h x P_w^T with the pooling matrix P[o, j] = 1 / (end_o - start_o)
+             for start_o = floor(o In / Out) <= j < end_o = ceil((o + 1) In / Out);
+             dx = P_h^T g P_w
+
+Left out: 3-d pooling, lp_pool, fractional and adaptive max pooling, max_unpool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+
+from handgrad.autograd import Function, HandgradError
+
+__all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "max_pool1d", "max_pool2d", "avg_pool1d",
+           "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d"]
+
+
+# ======================================================== geometry on raw torch tensors
+def _output_length(size, kernel, stride, pad, dilation, ceil_mode) -> int:
+    """torch's pooling_output_shape for one spatial dim."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = span // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # the last window must start inside the input or the left padding
+    return out
+
+
+def _windows(x, kernel, stride, padding, dilation, out, fill) -> torch.Tensor:
+    """(N, C, *S) -> (N, C, *out, *kernel): element [n, c, o.., i..] is the padded
+    x[n, c, o s + i d ..]. A view (as_strided) of x, or of one padded copy of it."""
+    spatial = x.shape[2:]
+    highs = [max(0, (o - 1) * s + d * (k - 1) + 1 - size - p)
+             for size, k, s, p, d, o in zip(spatial, kernel, stride, padding, dilation, out)]
+    if any(padding) or any(highs):
+        padded = x.new_full((*x.shape[:2], *(size + p + h for size, p, h in
+                                             zip(spatial, padding, highs))), fill)
+        padded[(..., *(slice(p, p + size) for size, p in zip(spatial, padding)))] = x
+        x = padded
+    strides = x.stride()[2:]
+    return x.as_strided(
+        (*x.shape[:2], *out, *kernel),
+        (*x.stride()[:2], *(st * s for st, s in zip(strides, stride)),
+         *(st * d for st, d in zip(strides, dilation))),
+        x.storage_offset())
+
+
+def _window_sum_transposed(g, spatial, kernel, stride, padding) -> torch.Tensor:
+    """The adjoint of summing windows: (N, C, *out) -> (N, C, *spatial), each output's
+    value added to every input position its window covers (padding cropped off). One
+    strided add per kernel offset (dilation 1, as average pooling has)."""
+    out = g.shape[2:]
+    canvas_size = [max(size + p, (o - 1) * s + k)
+                   for size, k, s, p, o in zip(spatial, kernel, stride, padding, out)]
+    canvas = g.new_zeros(*g.shape[:2], *canvas_size)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = tuple(slice(i, i + s * (o - 1) + 1, s) for i, s, o in zip(offset, stride, out))
+        canvas[(..., *window)] += g
+    return canvas[(..., *(slice(p, p + size) for size, p in zip(spatial, padding)))]
+
+
+def _divisor(spatial, kernel, stride, padding, out, count_include_pad, like):
+    """torch's avg_pool divisor for every output position, shape (*out): the window cut
+    at the padding's far edge (count_include_pad) or at the input's (not)."""
+    divisor = None
+    for axis, (size, k, s, p, o) in enumerate(zip(spatial, kernel, stride, padding, out)):
+        start = torch.arange(o, device=like.device) * s - p
+        end = torch.clamp(start + k, max=size + p)
+        if count_include_pad:
+            count = end - start
+        else:
+            count = end.clamp(max=size) - start.clamp(min=0)
+        count = count.reshape(-1, *(1,) * (len(out) - axis - 1)).to(like.dtype)
+        divisor = count if divisor is None else divisor * count
+    return divisor
+
+
+def _pooling_matrix(size, out, like) -> torch.Tensor:
+    """(out, size): row o averages positions floor(o size / out) .. ceil((o+1) size / out) - 1."""
+    o = torch.arange(out, device=like.device)
+    start = (o * size) // out
+    end = ((o + 1) * size + out - 1) // out
+    j = torch.arange(size, device=like.device)
+    inside = (j >= start[:, None]) & (j < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+# ============================================================== the fused Functions
+class MaxPool(Function):
+    """out[n, c, o] = max over kernel offsets i of x_padded[n, c, o s + i d] (padding is
+    -inf), for 1 or 2 spatial dims; also the argmax as a flat index into x's plane.
+
+    Only the first maximum of each window (row-major) gets its output's gradient, as in
+    torch; windows overlap when s < k d, so the scatter adds:
+        dx.flat[n, c, index[n, c, o]] += g[n, c, o]      (scatter_add_ over the plane).
+    Only the int64 indices are saved."""
+
+    name = "max_pool"
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, out):
+        ctx.unbatched = x.ndim == len(kernel) + 1
+        if ctx.unbatched:
+            x = x.unsqueeze(0)
+        n = len(kernel)
+        view = _windows(x, kernel, stride, padding, dilation, out, float("-inf"))
+        values, argmax = view.reshape(*view.shape[:2 + n], -1).max(-1)  # (N, C, *out)
+        # argmax (row-major offset in the window) -> flat index into the input plane
+        index = torch.zeros_like(argmax)
+        rest = argmax
+        for axis in reversed(range(n)):
+            rest, offset = rest.div(kernel[axis], rounding_mode="floor"), rest % kernel[axis]
+            position = torch.arange(out[axis], device=x.device) * stride[axis]
+            position = position.reshape(-1, *(1,) * (n - axis - 1))
+            coordinate = position + offset * dilation[axis] - padding[axis]
+            index += coordinate * math.prod(x.shape[3 + axis:])
+        ctx.save_for_backward(index)
+        ctx.x_shape = x.shape
+        if ctx.unbatched:
+            return values[0], index[0]
+        return values, index
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        shape = ctx.x_shape
+        planes = shape[0] * shape[1]
+        dx = g.new_zeros(planes, math.prod(shape[2:]))
+        dx.scatter_add_(1, index.reshape(planes, -1), g.reshape(planes, -1))
+        dx = dx.reshape(shape)
+        return (dx[0] if ctx.unbatched else dx), None, None, None, None, None
+
+
+class AvgPool(Function):
+    """out[n, c, o] = (sum over kernel offsets i of x_padded[n, c, o s + i]) / D[o], for 1
+    or 2 spatial dims (padding is 0), D as torch: divisor_override, else the window's size
+    cut at the padding's edge (count_include_pad) or at the input's edge.
+
+    A linear map, so its gradient is the transposed window sum of the scaled upstream:
+        dx[n, c, j] = sum over the windows o that cover j of g[n, c, o] / D[o].
+    Nothing is saved but the geometry."""
+
+    name = "avg_pool"
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, out, count_include_pad, divisor_override):
+        ctx.unbatched = x.ndim == len(kernel) + 1
+        if ctx.unbatched:
+            x = x.unsqueeze(0)
+        n = len(kernel)
+        view = _windows(x, kernel, stride, padding, (1,) * n, out, 0.0)
+        total = view.sum(tuple(range(2 + n, 2 + 2 * n)))  # (N, C, *out)
+        if divisor_override:
+            divisor = divisor_override
+        else:
+            divisor = _divisor(x.shape[2:], kernel, stride, padding, out, count_include_pad,
+                               x)
+        ctx.divisor, ctx.spatial = divisor, x.shape[2:]
+        ctx.geometry = (kernel, stride, padding)
+        y = total / divisor
+        return y[0] if ctx.unbatched else y
+
+    @staticmethod
+    def backward(ctx, g):
+        if ctx.unbatched:
+            g = g.unsqueeze(0)
+        dx = _window_sum_transposed(g / ctx.divisor, ctx.spatial, *ctx.geometry)
+        return (dx[0] if ctx.unbatched else dx), None, None, None, None, None, None
+
+
+class AdaptiveAvgPool(Function):
+    """out = x P^T over the last dim (1-d), out = P_h x P_w^T over the last two (2-d),
+    with the pooling matrices P (out, in) of torch's adaptive windows (module docstring).
+
+    Linear in x:   dx = g P   (1-d),   dx = P_h^T g P_w   (2-d).
+    Only the small pooling matrices are saved."""
+
+    name = "adaptive_avg_pool"
+
+    @staticmethod
+    def forward(ctx, x, output_size):
+        n = len(output_size)
+        matrices = [_pooling_matrix(size, o, x) for size, o in zip(x.shape[-n:], output_size)]
+        ctx.save_for_backward(*matrices)
+        if n == 1:
+            return torch.matmul(x, matrices[0].t())
+        rows, cols = matrices
+        return torch.matmul(torch.matmul(rows, x), cols.t())
+
+    @staticmethod
+    def backward(ctx, g):
+        matrices = ctx.saved_tensors
+        if len(matrices) == 1:
+            return torch.matmul(g, matrices[0]), None
+        rows, cols = matrices
+        return torch.matmul(torch.matmul(rows.t(), g), cols), None
+
+
+# ================================================================ argument handling
+def _tuple(op: str, name: str, value, n: int) -> tuple[int, ...]:
+    """An int or a sequence of 1 or n ints, as n ints."""
+    if isinstance(value, int):
+        return (value,) * n
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * n
+    if len(value) != n:
+        raise HandgradError(f"{op}: {name} must either be a single int, or a tuple of {n} "
+                            f"ints, got {name}={value}")
+    return value
+
+
+def _check_input(op: str, input, n: int) -> None:
+    if input.ndim not in (n + 1, n + 2) or 0 in input.shape[-n - 1:]:
+        raise HandgradError(
+            f"{op}: Expected {n + 1}D or {n + 2}D (batch mode) tensor with optional 0 dim "
+            f"batch size for input, but got: {list(input.shape)}; pass (N, C, "
+            f"{'H, W' if n == 2 else 'L'}) or an unbatched (C, {'H, W' if n == 2 else 'L'})")
+    if not input.dtype.is_floating_point:
+        raise HandgradError(f"{op}: expected a floating-point input, got {input.dtype}; "
+                            "convert it with .float()")
+
+
+def _geometry(op, input, n, kernel_size, stride, padding, dilation, ceil_mode):
+    """The checks of torch's pool shape check; returns the tuples and the output size."""
+    kernel = _tuple(op, "kernel_size", kernel_size, n)
+    stride = kernel if stride is None or stride == [] or stride == () else _tuple(
+        op, "stride", stride, n)
+    padding, dilation = _tuple(op, "padding", padding, n), _tuple(op, "dilation", dilation, n)
+    if min(kernel) <= 0:
+        raise HandgradError(f"{op}: kernel_size should be greater than zero, but got "
+                            f"kernel_size={kernel}")
+    if min(stride) <= 0:
+        raise HandgradError(f"{op}: stride should not be zero (or negative), got "
+                            f"stride={stride}")
+    if min(dilation) <= 0:
+        raise HandgradError(f"{op}: dilation should be greater than zero, got "
+                            f"dilation={dilation}")
+    if min(padding) < 0 or any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise HandgradError(
+            f"{op}: pad should be at most half of effective kernel size, but got "
+            f"padding={padding}, kernel_size={kernel} and dilation={dilation}; use less "
+            "padding or a larger kernel")
+    spatial = tuple(input.shape[-n:])
+    out = tuple(_output_length(size, k, s, p, d, ceil_mode)
+                for size, k, s, p, d in zip(spatial, kernel, stride, padding, dilation))
+    if min(out) < 1:
+        channels = input.shape[-n - 1]
+        raise HandgradError(
+            f"{op}: Given input size: ({'x'.join(map(str, (channels, *spatial)))}). "
+            f"Calculated output size: ({'x'.join(map(str, (channels, *out)))}). Output "
+            f"size is too small; use a smaller kernel_size, dilation or stride, or more "
+            "padding")
+    return kernel, stride, padding, dilation, out
+
+
+def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode,
+              return_indices):
+    _check_input(op, input, n)
+    kernel, stride, padding, dilation, out = _geometry(op, input, n, kernel_size, stride,
+                                                       padding, dilation, ceil_mode)
+    values, indices = MaxPool.apply(input, kernel, stride, padding, dilation, out)
+    return (values, indices) if return_indices else values
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """PyTorch's nn.functional.max_pool1d on (N, C, L) or unbatched (C, L): one fused node.
+    With return_indices, also the argmax of each window as an index into L."""
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation,
+                     ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """PyTorch's nn.functional.max_pool2d on (N, C, H, W) or unbatched (C, H, W): one fused
+    node. With return_indices, also the argmax of each window as a flat index into H W."""
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation,
+                     ceil_mode, return_indices)
+
+
+def _avg_pool(op, n, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    _check_input(op, input, n)
+    kernel, stride, padding, _, out = _geometry(op, input, n, kernel_size, stride, padding,
+                                                1, ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise HandgradError(f"{op}: divisor must be not zero (divisor_override=0); pass "
+                            "None to divide by the window size")
+    return AvgPool.apply(input, kernel, stride, padding, out, count_include_pad,
+                         divisor_override)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """PyTorch's nn.functional.avg_pool1d on (N, C, L) or unbatched (C, L): one fused node."""
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """PyTorch's nn.functional.avg_pool2d on (N, C, H, W) or unbatched (C, H, W): one
+    fused node."""
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def _adaptive_avg_pool(op, n, input, output_size):
+    _check_input(op, input, n)
+    if n == 1:
+        sizes = _tuple(op, "output_size", output_size, 1)
+    else:
+        if output_size is None or isinstance(output_size, int):
+            output_size = (output_size, output_size)
+        if len(tuple(output_size)) != 2:
+            raise HandgradError(f"{op}: output_size must be 2, got {output_size}")
+        sizes = tuple(input.shape[-2 + i] if o is None else int(o)
+                      for i, o in enumerate(output_size))
+    if min(sizes) < 1:
+        raise HandgradError(f"{op}: elements of output_size must be greater than or equal "
+                            f"to 1, but got output_size={sizes}")
+    return AdaptiveAvgPool.apply(input, sizes)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """PyTorch's nn.functional.adaptive_avg_pool1d on (N, C, L) or (C, L): one fused node
+    (a matmul with the pooling matrix)."""
+    return _adaptive_avg_pool("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """PyTorch's nn.functional.adaptive_avg_pool2d on (N, C, H, W) or (C, H, W); an entry
+    of output_size may be None (keep that size). One fused node (two matmuls)."""
+    return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
