@@ -50,6 +50,14 @@ from handgrad.nn.loss import (
 from handgrad.nn.mlp import MLP
 from handgrad.nn.module import Module, Parameter
 from handgrad.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from handgrad.nn.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
 from handgrad.nn.sparse import Embedding
 
 __all__ = [
@@ -59,4 +67,6 @@ __all__ = [
     "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
     "functional", "Conv1d", "Conv2d",
+    "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
 ]

@@ -1,0 +1,121 @@
+"""Pooling layers, named, argued and printed as torch.nn's: MaxPool1d, MaxPool2d,
+AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d. They hold no parameters;
+each forward is the functional form (handgrad/nn/functional/pooling.py), which holds the
+checks.
+
+Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool, MaxUnpool.
+"""
+
+from __future__ import annotations
+
+from handgrad.nn import functional as F
+from handgrad.nn.module import Module
+
+__all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+           "AdaptiveAvgPool2d"]
+
+
+def _single(value) -> tuple[int, ...]:
+    """torch's _single: an int as a 1-tuple."""
+    return (value,) if isinstance(value, int) else tuple(value)
+
+
+class _MaxPoolNd(Module):
+    functional = staticmethod(F.max_pool2d)
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices: bool = False, ceil_mode: bool = False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, input):
+        return self.functional(input, self.kernel_size, self.stride, self.padding,
+                               self.dilation, ceil_mode=self.ceil_mode,
+                               return_indices=self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding="
+                f"{self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxPool1d(_MaxPoolNd):
+    """The max of each window of (N, C, L) or (C, L) input."""
+
+    functional = staticmethod(F.max_pool1d)
+
+
+class MaxPool2d(_MaxPoolNd):
+    """The max of each window of (N, C, H, W) or (C, H, W) input."""
+
+    functional = staticmethod(F.max_pool2d)
+
+
+class AvgPool1d(Module):
+    """The mean of each window of (N, C, L) or (C, L) input. As torch, it keeps its sizes
+    as 1-tuples (its repr reads kernel_size=(3,))."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True):
+        super().__init__()
+        self.kernel_size = _single(kernel_size)
+        self.stride = _single(stride if stride is not None else kernel_size)
+        self.padding = _single(padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding,
+                            self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """The mean of each window of (N, C, H, W) or (C, H, W) input (or the sum divided by
+    divisor_override)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
+                            self.ceil_mode, self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class _AdaptiveAvgPoolNd(Module):
+    functional = staticmethod(F.adaptive_avg_pool2d)
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return self.functional(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """Average pooling of (N, C, L) or (C, L) input to output_size positions, windows
+    chosen as torch's (floor(i L / out) .. ceil((i + 1) L / out))."""
+
+    functional = staticmethod(F.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """Average pooling of (N, C, H, W) or (C, H, W) input to output_size (an int, or a
+    pair whose None entries keep the input's size)."""
+
+    functional = staticmethod(F.adaptive_avg_pool2d)
