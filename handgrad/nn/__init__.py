@@ -53,6 +53,7 @@ from handgrad.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from handgrad.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
     MaxPool1d,
@@ -68,5 +69,5 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
     "functional", "Conv1d", "Conv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
 ]

@@ -1,9 +1,9 @@
 """Pooling layers, named, argued and printed as torch.nn's: MaxPool1d, MaxPool2d,
-AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d. They hold no parameters;
-each forward is the functional form (handgrad/nn/functional/pooling.py), which holds the
-checks.
+AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d. They hold
+no parameters; each forward is the functional form (handgrad/nn/functional/pooling.py),
+which holds the checks.
 
-Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool, MaxUnpool.
+Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool1d, MaxUnpool.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from handgrad.nn import functional as F
 from handgrad.nn.module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-           "AdaptiveAvgPool2d"]
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
 
 
 def _single(value) -> tuple[int, ...]:
@@ -119,3 +119,18 @@ class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     pair whose None entries keep the input's size)."""
 
     functional = staticmethod(F.adaptive_avg_pool2d)
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling of (N, C, H, W) or (C, H, W) input to output_size over torch's adaptive
+    windows; with return_indices, also each window's argmax (a flat index into H W)."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

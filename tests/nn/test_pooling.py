@@ -1,9 +1,9 @@
-"""Pooling against torch: F.max_pool1d/2d (values, indices, input gradients), F.avg_pool1d/2d
-and F.adaptive_avg_pool1d/2d over a grid of kernel, stride, padding, dilation, ceil_mode,
-count_include_pad and divisor_override (float32 and float64, a random upstream gradient),
-inputs full of ties (integer-valued floats: the first maximum of a window gets the
-gradient, as in torch), non-contiguous and channels-last inputs, unbatched inputs, the
-modules against torch.nn (outputs, gradients, repr), and the errors.
+"""Pooling against torch: F.max_pool1d/2d (values, indices, input gradients), F.avg_pool1d/2d,
+F.adaptive_avg_pool1d/2d and F.adaptive_max_pool2d over a grid of kernel, stride, padding,
+dilation, ceil_mode, count_include_pad and divisor_override (float32 and float64, a random
+upstream gradient), inputs full of ties (integer-valued floats: the first maximum of a
+window gets the gradient, as in torch), non-contiguous and channels-last inputs, unbatched
+inputs, the modules against torch.nn (outputs, gradients, repr), and the errors.
 
 Left out: finite differences and the fused-vs-composed proof (the registry entries in
 handgrad/testing/registry/pooling.py, run by tests/tensor/test_ops.py and
@@ -139,6 +139,22 @@ def test_adaptive_avg_pool1d_matches_torch(output_size, dtype):
                    dtype)
 
 
+@pytest.mark.parametrize("output_size", [1, 2, 3, 5, 7, 9, (3, None), (None, 2), (4, 6)],
+                         ids=str)
+def test_adaptive_max_pool2d_matches_torch_with_ties(output_size, dtype):
+    _against_torch(lambda x: F.adaptive_max_pool2d(x, output_size, return_indices=True),
+                   lambda x: TF.adaptive_max_pool2d(x, output_size, return_indices=True),
+                   _ties(2, 3, 7, 5), dtype)
+
+
+def test_adaptive_pools_to_an_empty_output_as_torch():
+    """torch allows an output size of 0 (its own backward then refuses the empty grad)."""
+    x = _randn(2, 3, 4, 4)
+    for ours, theirs in [(F.adaptive_avg_pool2d, TF.adaptive_avg_pool2d),
+                         (F.adaptive_max_pool2d, TF.adaptive_max_pool2d)]:
+        assert ours(hg.Tensor(x), (2, 0)).shape == theirs(x, (2, 0)).shape == (2, 3, 2, 0)
+
+
 # ============================================== layouts, unbatched inputs, one node
 POOLS_2D = {
     "max": (lambda f: lambda x: f.max_pool2d(x, 3, 2, 1, ceil_mode=True,
@@ -146,12 +162,14 @@ POOLS_2D = {
     "avg": (lambda f: lambda x: f.avg_pool2d(x, 3, 2, 1, ceil_mode=True,
                                             count_include_pad=False)),
     "adaptive": (lambda f: lambda x: f.adaptive_avg_pool2d(x, (3, 4))),
+    "adaptive_max": (lambda f: lambda x: f.adaptive_max_pool2d(x, (3, 4), True)),
 }
 POOLS_1D = {
     "max": (lambda f: lambda x: f.max_pool1d(x, 3, 2, 1, ceil_mode=True,
                                             return_indices=True)),
     "avg": (lambda f: lambda x: f.avg_pool1d(x, 3, 2, 1, ceil_mode=True)),
     "adaptive": (lambda f: lambda x: f.adaptive_avg_pool1d(x, 4)),
+    "adaptive_max": (lambda f: lambda x: f.max_pool1d(x, 2)),  # (no adaptive_max_pool1d)
 }
 
 
@@ -176,6 +194,7 @@ def test_pooling_is_one_graph_node():
     assert type(F.max_pool2d(x, 2)._ctx) is F.MaxPool
     assert type(F.avg_pool2d(x, 2)._ctx) is F.AvgPool
     assert type(F.adaptive_avg_pool2d(x, 3)._ctx) is F.AdaptiveAvgPool
+    assert type(F.adaptive_max_pool2d(x, 3)._ctx) is F.AdaptiveMaxPool
     values, indices = F.max_pool2d(x, 2, return_indices=True)
     assert indices.dtype == torch.int64 and not indices.requires_grad
 
@@ -192,6 +211,8 @@ MODULES = [  # (class name, args, kwargs, input shape)
     ("AdaptiveAvgPool1d", (4,), {}, (2, 3, 10)),
     ("AdaptiveAvgPool2d", ((2, None),), {}, (2, 3, 7, 5)),
     ("AdaptiveAvgPool2d", (1,), {}, (2, 3, 7, 5)),
+    ("AdaptiveMaxPool2d", ((3, None),), {}, (2, 3, 7, 5)),
+    ("AdaptiveMaxPool2d", (2,), {}, (3, 5, 5)),
 ]
 
 
@@ -222,6 +243,8 @@ ERRORS = [  # (function name, input shape, kwargs, words of the message)
     ("max_pool2d", (3, 3), {"kernel_size": 2}, "3D or 4D"),
     ("max_pool1d", (2, 2, 2, 3), {"kernel_size": 2}, "2D or 3D"),
     ("avg_pool2d", (1, 1, 4, 4), {"kernel_size": 2, "divisor_override": 0}, "divisor"),
+    ("adaptive_max_pool2d", (1, 1, 4, 4), {"output_size": (2, -1)}, "greater than"),
+    ("adaptive_avg_pool2d", (1, 1, 4, 4), {"output_size": (2, 2, 2)}, "output_size"),
 ]
 
 

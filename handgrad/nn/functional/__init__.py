@@ -59,10 +59,12 @@ from handgrad.nn.functional.loss import (
 from handgrad.nn.functional.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
 from handgrad.nn.functional.pooling import (
     AdaptiveAvgPool,
+    AdaptiveMaxPool,
     AvgPool,
     MaxPool,
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
+    adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
     max_pool1d,
@@ -88,5 +90,6 @@ __all__ = [
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
+    "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
 ]

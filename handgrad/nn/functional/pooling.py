@@ -1,5 +1,5 @@
-"""Pooling: max, average and adaptive-average pooling over 1 or 2 spatial dims, each one
-fused graph node with a hand-derived backward.
+"""Pooling: max, average and adaptive-average pooling over 1 or 2 spatial dims, and
+adaptive max pooling over 2, each one fused graph node with a hand-derived backward.
 
 The shared geometry (as torch's pooling_output_shape): a kernel of size k with dilation d
 and stride s over a length S padded by p on both sides gives
@@ -22,8 +22,10 @@ The windows are a strided view of the padded input (Tensor.as_strided):
     adaptive out = P_h x P_w^T with the pooling matrix P[o, j] = 1 / (end_o - start_o)
              for start_o = floor(o In / Out) <= j < end_o = ceil((o + 1) In / Out);
              dx = P_h^T g P_w
+    adaptive max: the same windows gathered through index tables (the widest window's
+             size, short rows repeating their last index), then as max pooling
 
-Left out: 3-d pooling, lp_pool, fractional and adaptive max pooling, max_unpool.
+Left out: 3-d pooling, lp_pool, fractional pooling, adaptive_max_pool1d, max_unpool.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ import torch
 
 from handgrad.autograd import Function, HandgradError
 
-__all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "max_pool1d", "max_pool2d", "avg_pool1d",
-           "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d"]
+__all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "max_pool1d",
+           "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+           "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
 
 # ======================================================== geometry on raw torch tensors
@@ -98,6 +101,25 @@ def _divisor(spatial, kernel, stride, padding, out, count_include_pad, like):
     return divisor
 
 
+def _window_table(size, out, device) -> torch.Tensor:
+    """(out, K): row o lists torch's adaptive window floor(o size / out) ..
+    ceil((o + 1) size / out) - 1, its tail repeating the last index (K: the widest)."""
+    o = torch.arange(out, device=device)
+    start = (o * size) // out
+    end = ((o + 1) * size + out - 1) // out
+    widest = int((end - start).max()) if out else 1
+    table = start[:, None] + torch.arange(widest, device=device)
+    return torch.minimum(table, end[:, None] - 1)
+
+
+def _scatter_to_planes(g, index, shape) -> torch.Tensor:
+    """dx of shape (N, C, *S) with g[n, c, o] added at the flat plane index[n, c, o]."""
+    planes = shape[0] * shape[1]
+    dx = g.new_zeros(planes, math.prod(shape[2:]))
+    dx.scatter_add_(1, index.reshape(planes, -1), g.reshape(planes, -1))
+    return dx.reshape(shape)
+
+
 def _pooling_matrix(size, out, like) -> torch.Tensor:
     """(out, size): row o averages positions floor(o size / out) .. ceil((o+1) size / out) - 1."""
     o = torch.arange(out, device=like.device)
@@ -146,12 +168,48 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        shape = ctx.x_shape
-        planes = shape[0] * shape[1]
-        dx = g.new_zeros(planes, math.prod(shape[2:]))
-        dx.scatter_add_(1, index.reshape(planes, -1), g.reshape(planes, -1))
-        dx = dx.reshape(shape)
+        dx = _scatter_to_planes(g, index, ctx.x_shape)
         return (dx[0] if ctx.unbatched else dx), None, None, None, None, None
+
+
+class AdaptiveMaxPool(Function):
+    """out[n, c, oh, ow] = max of x[n, c, h, w] over torch's adaptive window
+    floor(oh H / Oh) <= h < ceil((oh + 1) H / Oh) (and so for w); also its argmax as a
+    flat index h W + w into the plane.
+
+    The windows, of varying size, are gathered as (Oh, Kh) and (Ow, Kw) index tables
+    (K: the largest window), each row's tail repeating its last index: a repeat comes
+    after the original, so the first maximum stays the first. As for max pooling,
+        dx.flat[n, c, index[n, c, o]] += g[n, c, o]      (scatter_add_ over the plane)."""
+
+    name = "adaptive_max_pool"
+
+    @staticmethod
+    def forward(ctx, x, output_size):
+        ctx.unbatched = x.ndim == 3
+        if ctx.unbatched:
+            x = x.unsqueeze(0)
+        rows, cols = (_window_table(size, o, x.device)
+                      for size, o in zip(x.shape[2:], output_size))  # (O, K) each
+        view = x[:, :, rows[:, :, None, None], cols[None, None]]  # (N, C, Oh, Kh, Ow, Kw)
+        view = view.permute(0, 1, 2, 4, 3, 5)
+        window = rows.shape[1] * cols.shape[1]
+        values, argmax = view.reshape(*view.shape[:4], window).max(-1)  # (N, C, Oh, Ow)
+        i, j = argmax.div(cols.shape[1], rounding_mode="floor"), argmax % cols.shape[1]
+        oh = torch.arange(rows.shape[0], device=x.device)[:, None]  # (Oh, 1)
+        ow = torch.arange(cols.shape[0], device=x.device)  # (Ow,)
+        index = rows[oh, i] * x.shape[3] + cols[ow, j]  # (N, C, Oh, Ow)
+        ctx.save_for_backward(index)
+        ctx.x_shape = x.shape
+        if ctx.unbatched:
+            return values[0], index[0]
+        return values, index
+
+    @staticmethod
+    def backward(ctx, g):
+        (index,) = ctx.saved_tensors
+        dx = _scatter_to_planes(g, index, ctx.x_shape)
+        return (dx[0] if ctx.unbatched else dx), None
 
 
 class AvgPool(Function):
@@ -329,7 +387,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                      count_include_pad, divisor_override)
 
 
-def _adaptive_avg_pool(op, n, input, output_size):
+def _adaptive_sizes(op, n, input, output_size) -> tuple[int, ...]:
+    """The checks of the adaptive pools; output_size as n ints (None: the input's)."""
     _check_input(op, input, n)
     if n == 1:
         sizes = _tuple(op, "output_size", output_size, 1)
@@ -340,10 +399,23 @@ def _adaptive_avg_pool(op, n, input, output_size):
             raise HandgradError(f"{op}: output_size must be 2, got {output_size}")
         sizes = tuple(input.shape[-2 + i] if o is None else int(o)
                       for i, o in enumerate(output_size))
-    if min(sizes) < 1:
+    if min(sizes) < 0:
         raise HandgradError(f"{op}: elements of output_size must be greater than or equal "
-                            f"to 1, but got output_size={sizes}")
-    return AdaptiveAvgPool.apply(input, sizes)
+                            f"to 0, but got output_size={sizes}")
+    return sizes
+
+
+def _adaptive_avg_pool(op, n, input, output_size):
+    return AdaptiveAvgPool.apply(input, _adaptive_sizes(op, n, input, output_size))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """PyTorch's nn.functional.adaptive_max_pool2d on (N, C, H, W) or (C, H, W); an entry
+    of output_size may be None (keep that size). One fused node; with return_indices,
+    also the argmax of each window as a flat index into H W."""
+    sizes = _adaptive_sizes("adaptive_max_pool2d", 2, input, output_size)
+    values, indices = AdaptiveMaxPool.apply(input, sizes)
+    return (values, indices) if return_indices else values
 
 
 def adaptive_avg_pool1d(input, output_size):

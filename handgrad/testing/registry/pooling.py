@@ -1,7 +1,7 @@
 """Registry entries for the pooling family of handgrad.nn.functional: max_pool1d/2d (with
-and without return_indices), avg_pool1d/2d and adaptive_avg_pool1d/2d, over a grid of
-kernel / stride / padding / dilation / ceil_mode / count_include_pad / divisor_override
-and unbatched inputs.
+and without return_indices), avg_pool1d/2d, adaptive_avg_pool1d/2d and
+adaptive_max_pool2d, over a grid of kernel / stride / padding / dilation / ceil_mode /
+count_include_pad / divisor_override and unbatched inputs.
 
 Each entry calls the public functional API with torch.nn.functional as the reference.
 The composed references never build the strided window view the fused way:
@@ -10,7 +10,8 @@ The composed references never build the strided window view the fused way:
   * average: the same slices of the zero-padded input, summed, divided by the same
     window sum of a ones-plane padded with ones (count_include_pad) or zeros (not), so
     the divisor is counted, not computed from torch's formula;
-  * adaptive average: one slice and mean per output position (the outputs are small).
+  * adaptive average / max: one slice and mean / max per output position (the outputs
+    are small).
 Max pooling entries draw `distinct` values: no ties, so finite differences hold.
 
 Left out: the modules (tests/nn/test_pooling.py compares them with torch.nn).
@@ -107,6 +108,28 @@ def _composed_avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False,
         count = sum(slices[1:], slices[0])
         y = total / count.detach()
     return y[0] if unbatched else y
+
+
+def _composed_adaptive_max_pool(x, output_size, return_indices=False):
+    """One slice per output position, flattened, and its max (and argmax as a plane
+    index): torch's windows floor(i In / Out) .. ceil((i + 1) In / Out)."""
+    (height, width), lead = x.shape[-2:], x.shape[:-2]
+    if isinstance(output_size, int):
+        output_size = (output_size,) * 2
+    output_size = [s if o is None else o for s, o in zip((height, width), output_size)]
+    ranges = [[(i * size // o, -(-(i + 1) * size // o)) for i in range(o)]
+              for size, o in zip((height, width), output_size)]
+    values, indices = [], []
+    for (top, bottom), (left, right) in itertools.product(*ranges):
+        value, offset = x[..., top:bottom, left:right].reshape(*lead, -1).max(-1)
+        values.append(value)
+        offset = offset.data
+        indices.append((top + offset // (right - left)) * width + left
+                       + offset % (right - left))
+    values = hg.stack(values, -1).reshape(*lead, *output_size)
+    if not return_indices:
+        return values
+    return values, hg.Tensor(torch.stack(indices, -1).reshape(*lead, *output_size))
 
 
 def _composed_adaptive_avg_pool(x, output_size, n=2):
@@ -209,4 +232,23 @@ for name, functional, reference, n, shapes, size in ADAPTIVE:
         composed=lambda x, s=size, n=n: _composed_adaptive_avg_pool(x, s, n=n),
         shapes=[(s,) for s in shapes],
         covers=(HF.AdaptiveAvgPool,),
+    )
+
+# =========================================================== adaptive max pooling
+ADAPTIVE_MAX = [
+    ("adaptive_max_pool2d", [(2, 3, 7, 5), (3, 6, 6)], (3,), {}),
+    ("adaptive_max_pool2d_pair_none_indices", [(2, 2, 5, 9)], ((2, None),),
+     {"return_indices": True}),
+    ("adaptive_max_pool2d_upsample_indices", [(1, 2, 3, 2)], ((4, 5),),
+     {"return_indices": True}),
+]
+for name, shapes, args, options in ADAPTIVE_MAX:
+    register(
+        name,
+        fn=lambda x, a=args, o=options: HF.adaptive_max_pool2d(x, *a, **o),
+        ref=lambda x, a=args, o=options: TF.adaptive_max_pool2d(x, *a, **o),
+        composed=lambda x, a=args, o=options: _composed_adaptive_max_pool(x, *a, **o),
+        shapes=[(s,) for s in shapes],
+        domains=distinct,
+        covers=(HF.AdaptiveMaxPool,),
     )
