@@ -9,6 +9,8 @@
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm
     dropout.py        Dropout
     sparse.py         Embedding
+    conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular)
+    pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d
     loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
                       BCEWithLogitsLoss, HingeLoss
     mlp.py            MLP (the builder)
@@ -16,7 +18,8 @@
     utils.py          nn.utils: clip_grad_norm_, clip_grad_value_
     functional/       nn.functional (F): the fused Functions behind the layers
 
-Left out here: convolution, pooling, recurrent layers and attention (not yet written).
+Left out here: transposed and 3-d convolution, recurrent layers and attention (not yet
+written).
 """
 
 from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)

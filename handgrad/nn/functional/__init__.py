@@ -9,6 +9,8 @@ and hand-derived backward side by side:
     normalization.py  batch norm, layer norm
     dropout.py        dropout
     sparse.py         embedding
+    conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
+    pooling.py        max, average and adaptive pooling, 1-d and 2-d
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
 
@@ -18,7 +20,7 @@ that is registered (a test fails for a Function without a registry entry).
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them PyTorch's functional API's spelling.
 
-Left out: convolution, pooling, recurrent layers and attention (not yet written).
+Left out: transposed and 3-d convolution, recurrent layers and attention (not yet written).
 """
 
 from handgrad.nn.functional.activation import (
