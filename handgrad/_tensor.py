@@ -151,6 +151,17 @@ class Tensor(TensorBase):
         A scalar needs no `gradient` (it defaults to 1); any other tensor needs one of
         its own shape, as in torch. create_graph=True (higher-order gradients) is not
         supported."""
+        node, data = self._ctx, self.data
+        if node is not None and inputs is None and not create_graph:  # loss.backward()
+            # The usual call, already valid, goes straight to the engine; anything else
+            # goes through autograd.backward, the one place with the checks and messages.
+            if gradient is None and data.numel() == 1:
+                gradient = torch.ones_like(data)
+            elif isinstance(gradient, Tensor):
+                gradient = gradient.data
+            if type(gradient) is torch.Tensor and gradient.dtype is data.dtype \
+                    and gradient.shape == data.shape and gradient.device == data.device:
+                return autograd.run_backward((self,), (gradient,), bool(retain_graph))
         autograd.backward(self, None if gradient is None else (gradient,), retain_graph,
                           create_graph, inputs)
 

@@ -59,9 +59,8 @@ def _storage(t: torch.Tensor) -> int:
 
 
 def accumulate(tensor, grad: torch.Tensor, leaf_storages: set) -> None:
-    """tensor.grad += grad, without ever letting two .grad tensors share storage."""
-    if grad.dtype != tensor.data.dtype:
-        grad = grad.to(tensor.data.dtype)
+    """tensor.grad += grad, without ever letting two .grad tensors share storage. (The
+    engine has already made `grad` fit the tensor: shape, dtype, device.)"""
     if tensor._grad is None:
         if _storage(grad) in leaf_storages or not grad.is_contiguous():
             grad = grad.contiguous() if not grad.is_contiguous() else grad.clone()
