@@ -51,9 +51,7 @@ def test_interleaved_no_grad_blocks_in_two_threads_leave_grad_mode_on():
     for t in threads:
         t.join()
     assert hg.is_grad_enabled()
-    seen = []
-    threading.Thread(target=lambda: seen.append(hg.is_grad_enabled())).start()
-    with block:
+    with block:  # the shared object still works in this thread afterwards
         assert not hg.is_grad_enabled()
     assert hg.is_grad_enabled()
 

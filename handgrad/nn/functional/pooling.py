@@ -159,17 +159,28 @@ class MaxPool(Function):
             position = position.reshape(-1, *(1,) * (n - axis - 1))
             coordinate = position + offset * dilation[axis] - padding[axis]
             index += coordinate * math.prod(x.shape[3 + axis:])
-        ctx.save_for_backward(index)
-        ctx.x_shape = x.shape
-        if ctx.unbatched:
-            return values[0], index[0]
-        return values, index
+        return _max_outputs(ctx, x, values, index)
 
     @staticmethod
     def backward(ctx, g):
-        (index,) = ctx.saved_tensors
-        dx = _scatter_to_planes(g, index, ctx.x_shape)
-        return (dx[0] if ctx.unbatched else dx), None, None, None, None, None
+        return _max_input_gradient(ctx, g), None, None, None, None, None
+
+
+def _max_outputs(ctx, x, values, index):
+    """Max pooling's results (values and flat indices, unbatched again if the input was);
+    saves the indices, all its backward needs."""
+    ctx.save_for_backward(index)
+    ctx.x_shape = x.shape
+    if ctx.unbatched:
+        return values[0], index[0]
+    return values, index
+
+
+def _max_input_gradient(ctx, g):
+    """dx.flat[n, c, index[n, c, o]] += g[n, c, o], for both max poolings."""
+    (index,) = ctx.saved_tensors
+    dx = _scatter_to_planes(g, index, ctx.x_shape)
+    return dx[0] if ctx.unbatched else dx
 
 
 class AdaptiveMaxPool(Function):
@@ -199,17 +210,11 @@ class AdaptiveMaxPool(Function):
         oh = torch.arange(rows.shape[0], device=x.device)[:, None]  # (Oh, 1)
         ow = torch.arange(cols.shape[0], device=x.device)  # (Ow,)
         index = rows[oh, i] * x.shape[3] + cols[ow, j]  # (N, C, Oh, Ow)
-        ctx.save_for_backward(index)
-        ctx.x_shape = x.shape
-        if ctx.unbatched:
-            return values[0], index[0]
-        return values, index
+        return _max_outputs(ctx, x, values, index)
 
     @staticmethod
     def backward(ctx, g):
-        (index,) = ctx.saved_tensors
-        dx = _scatter_to_planes(g, index, ctx.x_shape)
-        return (dx[0] if ctx.unbatched else dx), None
+        return _max_input_gradient(ctx, g), None
 
 
 class AvgPool(Function):
