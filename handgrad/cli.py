@@ -36,6 +36,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "784-256-256-10 MLP training step vs PyTorch's nn + optim; FLOP rate vs matmuls"),
     # one `train NAME` per model of the registry (handgrad/models/registry.py)
     *((("train", entry.name), entry.command, entry.help) for entry in MODELS.values()),
+    (("bench", "cnn"), "handgrad.bench.cnn",
+     "conv2d / max_pool2d forward+backward and a LeNet-5 training step vs torch's kernels"),
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
