@@ -10,6 +10,7 @@ and hand-derived backward side by side:
     dropout.py        dropout
     sparse.py         embedding
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
+    conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
     pooling.py        max, average and adaptive pooling, 1-d and 2-d
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
@@ -20,7 +21,7 @@ that is registered (a test fails for a Function without a registry entry).
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them PyTorch's functional API's spelling.
 
-Left out: transposed and 3-d convolution, recurrent layers and attention (not yet written).
+Left out: 3-d convolution, recurrent layers and attention (not yet written).
 """
 
 from handgrad.nn.functional.activation import (
@@ -36,6 +37,11 @@ from handgrad.nn.functional.activation import (
     tanh,
 )
 from handgrad.nn.functional.conv import ConvNd, Fold, Unfold, conv1d, conv2d, fold, unfold
+from handgrad.nn.functional.conv_transpose import (
+    ConvTransposeNd,
+    conv_transpose1d,
+    conv_transpose2d,
+)
 from handgrad.nn.functional.dropout import Dropout, dropout
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, linear
@@ -90,6 +96,7 @@ __all__ = [
     "BackwardHookSlot",
     # convolution
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
+    "conv_transpose1d", "conv_transpose2d", "ConvTransposeNd",
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
