@@ -2,9 +2,11 @@
 
 The names and meanings follow PyTorch's data utilities, so habits carry over:
 
-- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``, and
-  the iterable-style (streaming) ``IterableDataset`` and ``ChainDataset``
-  (``dataset.py``);
+- ``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``,
+  ``TransformDataset`` (a transform per item), and the iterable-style (streaming)
+  ``IterableDataset`` and ``ChainDataset`` (``dataset.py``);
+- ``handgrad.data.transforms``: torchvision's image transforms on (C, H, W) tensors
+  (Compose, ToTensor, Normalize, RandomCrop, RandomAffine), imported as a module;
 - ``SequentialSampler``, ``RandomSampler``, ``SubsetRandomSampler``,
   ``WeightedRandomSampler``, ``BatchSampler`` (``sampler.py``) -- the same random
   draws as torch's, so orders match for the same generator seed;
@@ -17,6 +19,7 @@ The names and meanings follow PyTorch's data utilities, so habits carry over:
 Distributed sharding and torch's DataPipes are not provided.
 """
 
+from handgrad.data import transforms
 from handgrad.data.collate import default_collate, default_convert
 from handgrad.data.dataloader import DataLoader, IndexTypeError, WorkerInfo, get_worker_info
 from handgrad.data.dataset import (
@@ -26,6 +29,7 @@ from handgrad.data.dataset import (
     IterableDataset,
     Subset,
     TensorDataset,
+    TransformDataset,
     random_split,
 )
 from handgrad.data.sampler import (
@@ -40,7 +44,7 @@ from handgrad.data.sampler import (
 __all__ = [
     "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
     "IndexTypeError", "IterableDataset", "RandomSampler", "Sampler",
-    "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset",
+    "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "TransformDataset",
     "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",
-    "get_worker_info", "random_split",
+    "get_worker_info", "random_split", "transforms",
 ]

@@ -1,5 +1,5 @@
-"""Datasets: map-style (Dataset, TensorDataset, Subset, ConcatDataset, random_split) and
-iterable-style (IterableDataset, ChainDataset).
+"""Datasets: map-style (Dataset, TensorDataset, Subset, ConcatDataset, random_split,
+TransformDataset) and iterable-style (IterableDataset, ChainDataset).
 
 A map-style dataset is anything with ``__len__`` and ``__getitem__(i)`` (a plain list
 works too). An iterable-style dataset is an ``IterableDataset`` subclass with
@@ -12,6 +12,9 @@ dataset is split between DataLoader workers (``get_worker_info``) is described i
 ``TensorDataset`` keeps raw torch tensors inside and hands out rows wrapped as handgrad
 Tensors; it also offers ``collated_batch(indices)``, which the DataLoader uses to build a
 whole batch with one gather instead of ``batch_size`` row lookups and a stack.
+``TransformDataset(dataset, transform, target_transform)`` applies a transform (such as
+those of ``transforms.py``) to each item's input and target as it is read, so random
+augmentation runs per sample, in the DataLoader's workers when there are any.
 """
 
 from __future__ import annotations
@@ -152,6 +155,44 @@ class Subset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class TransformDataset(Dataset):
+    """The items of ``dataset`` with ``transform`` applied to the input (the first
+    element of a tuple item, or the whole item otherwise) and ``target_transform`` to the
+    target (the second element), each time an item is read: the ``transform=`` /
+    ``target_transform=`` arguments of torchvision's datasets, for any dataset.
+
+    Random transforms draw from torch's global generator, which DataLoader workers seed
+    per worker (``base_seed + worker_id``), so augmentation differs between workers and
+    epochs and repeats exactly for a seeded run."""
+
+    def __init__(self, dataset, transform=None, target_transform=None) -> None:
+        for name, value in (("transform", transform), ("target_transform", target_transform)):
+            if value is not None and not callable(value):
+                raise TypeError(f"TransformDataset: {name} must be callable (or None), got "
+                                f"{type(value).__name__}")
+        self.dataset = dataset
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __getitem__(self, index):
+        item = self.dataset[index]
+        if not isinstance(item, tuple | list):
+            return self.transform(item) if self.transform is not None else item
+        item = list(item)
+        if self.transform is not None and item:
+            item[0] = self.transform(item[0])
+        if self.target_transform is not None and len(item) > 1:
+            item[1] = self.target_transform(item[1])
+        return tuple(item)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({type(self.dataset).__name__} of {len(self)}, "
+                f"transform={self.transform!r}, target_transform={self.target_transform!r})")
 
 
 class ConcatDataset(Dataset):
