@@ -6,7 +6,7 @@
     linear.py         Linear, Identity, Flatten
     activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
                       LogSoftmax
-    normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm
+    normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
     dropout.py        Dropout
     sparse.py         Embedding
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular)
@@ -52,7 +52,14 @@ from handgrad.nn.loss import (
 )
 from handgrad.nn.mlp import MLP
 from handgrad.nn.module import Module, Parameter
-from handgrad.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from handgrad.nn.normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
 from handgrad.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -73,4 +80,5 @@ __all__ = [
     "functional", "Conv1d", "Conv2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
 ]

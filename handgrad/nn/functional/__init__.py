@@ -6,7 +6,7 @@ and hand-derived backward side by side:
 
     linear.py         the affine map x W^T + b
     loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, BCE, hinge)
-    normalization.py  batch norm, layer norm
+    normalization.py  batch norm, layer norm, group norm, instance norm
     dropout.py        dropout
     sparse.py         embedding
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
@@ -64,7 +64,16 @@ from handgrad.nn.functional.loss import (
     nll_loss,
     smooth_l1_loss,
 )
-from handgrad.nn.functional.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
+from handgrad.nn.functional.normalization import (
+    BatchNorm,
+    GroupNorm,
+    InstanceNorm,
+    LayerNorm,
+    batch_norm,
+    group_norm,
+    instance_norm,
+    layer_norm,
+)
 from handgrad.nn.functional.pooling import (
     AdaptiveAvgPool,
     AdaptiveMaxPool,
@@ -101,4 +110,6 @@ __all__ = [
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
     "AdaptiveMaxPool",
+    # group / instance normalisation
+    "group_norm", "instance_norm", "GroupNorm", "InstanceNorm",
 ]

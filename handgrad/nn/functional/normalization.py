@@ -1,14 +1,21 @@
-"""Batch and layer normalisation, each one fused Function with a hand-derived backward.
+"""Batch, layer, group and instance normalisation, each one fused Function with a
+hand-derived backward.
 
-Both normalise, x_hat = (x - mean) / sqrt(var + eps) with the biased variance, then
+All normalise, x_hat = (x - mean) / sqrt(var + eps) with the biased variance, then
 apply an optional per-feature affine map y = weight * x_hat + bias. They differ in
 which values share a mean: batch norm pools each channel over the batch (and any
-spatial dims), layer norm pools each sample over its trailing `normalized_shape` dims.
+spatial dims), layer norm pools each sample over its trailing `normalized_shape` dims,
+group norm pools each (sample, group of channels), and instance norm each (sample,
+channel): group norm with one channel per group, plus torch's running statistics
+(their batch average) when asked. Instance norm with the running statistics
+(use_input_stats=False) is exactly batch norm in evaluation, and goes through it.
 
-Left out: group and instance norm; the modules (handgrad/nn/normalization.py).
+Left out: RMS norm, local response norm; the modules (handgrad/nn/normalization.py).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -123,6 +130,107 @@ class LayerNorm(Function):
         return dx, None, dw, db, None
 
 
+def _group_forward(ctx, x, groups, weight, bias, eps):
+    """Normalise x (N, C, *) over each (sample, group of C / groups channels), apply the
+    per-channel affine map, save what the backward needs; returns (y, mean, var), the
+    statistics of shape (N, groups, 1)."""
+    n, c = x.shape[:2]
+    shape = (1, c) + (1,) * (x.ndim - 2)  # a per-channel vector, broadcastable
+    x_hat, rstd, mean, var = _normalize(x.reshape(n, groups, -1), (2,), eps)  # (N, G, M)
+    x_hat = x_hat.view(x.shape)
+    w = None if weight is None else weight.view(shape)
+    ctx.save_for_backward(x_hat, rstd, w)
+    ctx.groups = groups
+    return _affine(x_hat, w, None if bias is None else bias.view(shape)), mean, var
+
+
+def _group_backward(ctx, g, need_x, need_w, need_b):
+    """(dx, dweight, dbias) of _group_forward for the upstream gradient g."""
+    x_hat, rstd, w = ctx.saved_tensors
+    n, groups = g.shape[0], ctx.groups
+    dims = (0, *range(2, g.ndim))
+    dx = dw = db = None
+    if need_x:
+        gw = (g if w is None else g * w).reshape(n, groups, -1)  # (N, G, M)
+        x_hat_grouped = x_hat.view(n, groups, -1)
+        dx = (gw - gw.mean(2, keepdim=True)
+              - x_hat_grouped * (gw * x_hat_grouped).mean(2, keepdim=True)).mul_(rstd)
+        dx = dx.view(g.shape)
+    if need_w:
+        dw = (g * x_hat).sum(dims)
+    if need_b:
+        db = g.sum(dims)
+    return dx, dw, db
+
+
+class GroupNorm(Function):
+    """Group normalisation of x: (N, C, *), the C channels split into G groups of C / G;
+    each (sample, group) is normalised over its m = C / G * prod(*) values, then every
+    channel c gets its own affine map:
+        x_hat = (x - mean) / sqrt(var + eps),   y = weight_c x_hat + bias_c.
+    This is layer norm over each (sample, group), so its backward is layer norm's with
+    the per-channel weight folded into the upstream gradient: with gw = g weight_c and
+    means over the m values of a group,
+        dx = (gw - mean(gw) - x_hat mean(gw x_hat)) / sqrt(var + eps),
+        dweight_c = sum over N and * of g x_hat,   dbias_c = sum over N and * of g.
+    """
+
+    name = "group_norm"
+
+    @staticmethod
+    def forward(ctx, x, num_groups, weight=None, bias=None, eps=1e-5):
+        y, _, _ = _group_forward(ctx, x, num_groups, weight, bias, eps)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, _, need_w, need_b = ctx.needs_input_grad[:4]
+        dx, dw, db = _group_backward(ctx, g, need_x, need_w, need_b)
+        return dx, None, dw, db, None
+
+
+class InstanceNorm(Function):
+    """Instance normalisation of x: (N, C, *) with its own statistics: each (sample,
+    channel) normalised over its m = prod(*) values, y = weight_c x_hat + bias_c; group
+    norm with one channel per group, and the same backward:
+        dx = (gw - mean(gw) - x_hat mean(gw x_hat)) / sqrt(var + eps),  gw = g weight_c,
+        dweight_c = sum over N and * of g x_hat,   dbias_c = sum over N and * of g.
+    The running statistics, when given, take the batch average of the instances'
+    statistics, as torch does (constants: no gradient flows into them):
+        running_mean = (1 - momentum) running_mean + momentum mean_n(mean_nc),
+        running_var  = (1 - momentum) running_var + momentum mean_n(var_nc m / (m - 1)).
+    """
+
+    name = "instance_norm"
+
+    @staticmethod
+    def forward(ctx, x, running_mean=None, running_var=None, weight=None, bias=None,
+                momentum=0.1, eps=1e-5):
+        n, c = x.shape[:2]
+        y, mean, var = _group_forward(ctx, x, c, weight, bias, eps)
+        m = x.numel() // max(n * c, 1)  # values per instance
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(mean.view(n, c).mean(0), alpha=momentum)
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_(var.view(n, c).mean(0),
+                                                alpha=momentum * m / (m - 1))
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, _, _, need_w, need_b = ctx.needs_input_grad[:5]
+        dx, dw, db = _group_backward(ctx, g, need_x, need_w, need_b)
+        return dx, None, None, dw, db, None, None
+
+
+def _check_channel_vector(op, name, vector, input):
+    if vector is not None and tuple(vector.shape) != (input.shape[1],):
+        raise HandgradError(
+            f"{op}: expected {name} to be a vector of size equal to the number of channels "
+            f"in input ({input.shape[1]}), but got {name} of shape {tuple(vector.shape)} and "
+            f"input of shape {tuple(input.shape)}")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """PyTorch's nn.functional.batch_norm: normalise each channel (dim 1) of an (N, C, *)
@@ -152,3 +260,49 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
             f"layer_norm: normalized_shape {normalized_shape} must match the last dims of "
             f"the input, got input of shape {tuple(input.shape)}")
     return LayerNorm.apply(input, normalized_shape, weight, bias, eps)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """PyTorch's nn.functional.group_norm: split the C channels of an (N, C, *) input into
+    num_groups groups and normalise each (sample, group); weight and bias are per
+    channel, shape (C,)."""
+    if input.ndim < 2:
+        raise HandgradError(f"group_norm: expected at least 2 dimensions for input tensor "
+                            f"but received {input.ndim} (shape {tuple(input.shape)})")
+    n, c = input.shape[:2]
+    if num_groups <= 0:
+        raise ValueError(f"group_norm: num_groups must be positive, got {num_groups}")
+    if n * c // num_groups * math.prod(input.shape[2:]) == 1:
+        raise ValueError(f"group_norm: expected more than 1 value per channel when training, "
+                         f"got input size {[n * c // num_groups, num_groups, *input.shape[2:]]}")
+    if c % num_groups:
+        raise HandgradError(
+            f"group_norm: expected number of channels in input to be divisible by num_groups, "
+            f"but got input of shape {tuple(input.shape)} and num_groups={num_groups}")
+    _check_channel_vector("group_norm", "weight", weight, input)
+    _check_channel_vector("group_norm", "bias", bias, input)
+    return GroupNorm.apply(input, num_groups, weight, bias, eps)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """PyTorch's nn.functional.instance_norm: normalise each (sample, channel) of an
+    (N, C, *) input over its spatial dims with its own statistics (use_input_stats=True,
+    folding their batch average into running_mean / running_var when given), or with
+    the running statistics (use_input_stats=False: batch norm in evaluation)."""
+    if input.ndim < 2:
+        raise HandgradError(f"instance_norm: expected an input of shape (N, C, *), got "
+                            f"shape {tuple(input.shape)}")
+    for name, vector in [("running_mean", running_mean), ("running_var", running_var),
+                         ("weight", weight), ("bias", bias)]:
+        _check_channel_vector("instance_norm", name, vector, input)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise HandgradError("instance_norm: expected running_mean and running_var to be "
+                                "defined when use_input_stats is false")
+        return BatchNorm.apply(input, running_mean, running_var, weight, bias, False,
+                               momentum, eps)
+    if math.prod(input.shape[2:]) == 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element when "
+                         f"training, got input size {list(input.shape)}")
+    return InstanceNorm.apply(input, running_mean, running_var, weight, bias, momentum, eps)
