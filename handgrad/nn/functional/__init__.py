@@ -11,6 +11,8 @@ and hand-derived backward side by side:
     sparse.py         embedding
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
     conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
+    padding.py        pad with modes constant, reflect, replicate, circular (composed
+                      from slices, Pad and index_select; no Function of its own)
     pooling.py        max, average and adaptive pooling, 1-d and 2-d
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
@@ -45,6 +47,7 @@ from handgrad.nn.functional.conv_transpose import (
 from handgrad.nn.functional.dropout import Dropout, dropout
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, linear
+from handgrad.nn.functional.padding import pad
 from handgrad.nn.functional.loss import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
@@ -105,7 +108,7 @@ __all__ = [
     "BackwardHookSlot",
     # convolution
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
-    "conv_transpose1d", "conv_transpose2d", "ConvTransposeNd",
+    "conv_transpose1d", "conv_transpose2d", "ConvTransposeNd", "pad",
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
