@@ -1,8 +1,9 @@
-"""Dropout: while training, zero each element with probability p and scale the others
-by 1 / (1 - p); in evaluation, the identity. The mask is drawn from torch's random
-generator (seed it with handgrad.manual_seed), or from the `generator` you give.
+"""Dropout: while training, zero each element (Dropout) or each whole channel
+(Dropout1d, Dropout2d) with probability p and scale the others by 1 / (1 - p); in
+evaluation, the identity. The mask is drawn from torch's random generator (seed it
+with handgrad.manual_seed), or from the `generator` you give.
 
-Left out: Dropout1d/2d/3d (whole channels), AlphaDropout.
+Left out: Dropout3d, AlphaDropout, FeatureAlphaDropout.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from handgrad.nn import functional as F
 from handgrad.nn.module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 
 
 class Dropout(Module):
@@ -29,3 +30,19 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Randomly zeroes whole channels of (N, C, L) or (C, L) inputs with probability p
+    while training (identity in eval)."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training, self.inplace, self.generator)
+
+
+class Dropout2d(Dropout):
+    """Randomly zeroes whole channels of (N, C, H, W) inputs with probability p while
+    training (identity in eval); a 3-d input is read as (N, C, L), as in torch."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace, self.generator)
