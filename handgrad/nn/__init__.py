@@ -9,7 +9,8 @@
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
     dropout.py        Dropout
     sparse.py         Embedding
-    conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular)
+    conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
+                      ConvTranspose1d, ConvTranspose2d
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d
     loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
                       BCEWithLogitsLoss, HingeLoss
@@ -18,7 +19,7 @@
     utils.py          nn.utils: clip_grad_norm_, clip_grad_value_
     functional/       nn.functional (F): the fused Functions behind the layers
 
-Left out here: transposed and 3-d convolution, recurrent layers and attention (not yet
+Left out here: 3-d convolution, recurrent layers and attention (not yet
 written).
 """
 
@@ -36,7 +37,7 @@ from handgrad.nn.activation import (
     Tanh,
 )
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
-from handgrad.nn.conv import Conv1d, Conv2d
+from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from handgrad.nn.dropout import Dropout
 from handgrad.nn.hooks import RemovableHandle
 from handgrad.nn.linear import Flatten, Identity, Linear
@@ -77,7 +78,7 @@ __all__ = [
     "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
-    "functional", "Conv1d", "Conv2d",
+    "functional", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
