@@ -147,59 +147,192 @@ class ConvNd(Function):
         db  = sum of g over N and the spatial dims.
     Batching over G only keeps each matmul large (one (O, C K) @ (C K, N L) product
     without groups); batching over N too ran 1000s of tiny products for depthwise convs.
-    The columns X are saved only when W needs a gradient; W only when x needs one.
+
+    Stride 1 without groups has a cheaper layout, the padded grid: x zero-padded and laid
+    out channels first, xf = (C, M) with M = N * prod(padded). Kernel offset i then reads
+    xf shifted by one flat amount s_i = sum_a i_a d_a stride_a(grid), so the output on the
+    whole padded grid is
+        y_grid = sum_i W_i xf[:, s_i : s_i + M']       (W_i = W[:, :, i], (O, C))
+    and the true output is its corner [:O_h, :O_w] of every image (positions past it read
+    across rows or images and are dropped; M' = M - s_last keeps every read in range).
+    With g_grid = g placed in that corner of a zero grid (O, M), the gradients are
+        dW_i = g_grid[:, :M'] xf[:, s_i : s_i + M']^T
+        dxf[:, s_i : s_i + M'] += W_i^T g_grid[:, :M']
+    then dx is dxf's unpadded interior. Two ways to run it, chosen by conv_strategy():
+      * "shift": one matmul per kernel offset straight on shifted views of xf, no
+        column buffer at all (wins when C is large enough to keep each product big);
+      * "grid": the columns X_grid[(c, i), m] = xf[c, s_i + m] as one copy (rows are
+        contiguous runs of xf), then one matmul each for out, dW and W^T g, and dxf as
+        K contiguous 2-d adds (wins for few input channels, e.g. an RGB or grey input).
+    The padded grid computes prod(padded) / prod(out) times the needed outputs, so
+    conv_strategy() keeps im2col when that exceeds 1.5 (e.g. 5x5 unpadded on 14x14).
+    What backward needs is saved only when some gradient needs it.
     """
 
     name = "conv"
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
-        need_x, need_w = ctx.needs_input_grad[:2]
         n = weight.ndim - 2  # spatial dims
         ctx.unbatched = x.ndim == n + 1
         if ctx.unbatched:
             x = x.unsqueeze(0)
-        view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
-        batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
-        # (C, *k, N, *out) -> (G, Cg K, N L): the one copy of the input's columns
-        cols = view.permute(1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
-        cols = cols.reshape(groups, -1, batch * math.prod(out))
-        y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
-        y = y.reshape(out_channels, batch, *out).transpose(0, 1)  # (N, O, *out)
+        ctx.strategy = conv_strategy(x.shape, weight.shape, stride, pads, dilation, groups)
+        ctx.groups, ctx.geometry = groups, (dilation, pads, stride)
+        forward = _im2col_forward if ctx.strategy == "im2col" else _grid_forward
+        y = forward(ctx, x, weight, stride, pads, dilation, groups)
         if bias is not None:
-            y = y + bias.reshape(out_channels, *(1,) * n)  # also makes y contiguous
+            y = y + bias.reshape(weight.shape[0], *(1,) * n)  # also makes y contiguous
         else:
             y = y.contiguous()
-        ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
-        ctx.shapes = (x.shape, weight.shape, view.shape)
-        ctx.geometry = (dilation, pads, stride)
-        ctx.groups = groups
         return y[0] if ctx.unbatched else y
 
     @staticmethod
     def backward(ctx, g):
-        cols, weight = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        x_shape, w_shape, view_shape = ctx.shapes
-        groups, n = ctx.groups, len(w_shape) - 2
+        need_b = ctx.needs_input_grad[2]
         if ctx.unbatched:
             g = g.unsqueeze(0)
-        g3 = g.transpose(0, 1).reshape(groups, w_shape[0] // groups, -1)  # (G, Og, N L)
-        dx = dw = db = None
-        if need_x:
-            w3 = weight.reshape(groups, w_shape[0] // groups, -1)  # (G, Og, Cg K)
-            dcols = torch.bmm(w3.transpose(1, 2), g3)  # (G, Cg K, N L)
-            # back to (N, C, *k, *out) as a view, which col2im reads strided
-            dcols = dcols.reshape(view_shape[1:2 + n] + view_shape[:1] + view_shape[2 + n:])
-            dcols = dcols.permute(1 + n, 0, *range(1, 1 + n), *range(2 + n, 2 + 2 * n))
-            dx = _col2im(dcols, x_shape[2:], *ctx.geometry)
-            if ctx.unbatched:
-                dx = dx[0]
-        if need_w:
-            dw = torch.bmm(g3, cols.transpose(1, 2)).reshape(w_shape)
-        if need_b:
-            db = g.sum((0, *range(2, g.ndim)))
+        backward = _im2col_backward if ctx.strategy == "im2col" else _grid_backward
+        dx, dw = backward(ctx, g)
+        db = g.sum((0, *range(2, g.ndim))) if need_b else None
+        if dx is not None and ctx.unbatched:
+            dx = dx[0]
         return dx, dw, db, None, None, None, None
+
+
+def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
+    """Which of ConvNd's layouts runs: "im2col", "grid" or "shift" (ConvNd's docstring).
+    The thresholds come from `handgrad bench cnn` on a 2-core CPU."""
+    if groups != 1 or any(s != 1 for s in stride):
+        return "im2col"
+    spatial = x_shape[2:]
+    padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
+    out = [p - d * (k - 1) for p, d, k in zip(padded, dilation, w_shape[2:])]
+    if math.prod(padded) > 1.5 * math.prod(out):
+        return "im2col"
+    return "shift" if w_shape[1] >= 8 else "grid"
+
+
+def _im2col_forward(ctx, x, weight, stride, pads, dilation, groups):
+    need_x, need_w = ctx.needs_input_grad[:2]
+    n = weight.ndim - 2
+    view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
+    batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
+    # (C, *k, N, *out) -> (G, Cg K, N L): the one copy of the input's columns
+    cols = view.permute(1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
+    cols = cols.reshape(groups, -1, batch * math.prod(out))
+    y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
+    ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
+    ctx.shapes = (x.shape, weight.shape, view.shape)
+    return y.reshape(out_channels, batch, *out).transpose(0, 1)  # (N, O, *out)
+
+
+def _im2col_backward(ctx, g):
+    cols, weight = ctx.saved_tensors
+    need_x, need_w = ctx.needs_input_grad[:2]
+    x_shape, w_shape, view_shape = ctx.shapes
+    groups, n = ctx.groups, len(w_shape) - 2
+    g3 = g.transpose(0, 1).reshape(groups, w_shape[0] // groups, -1)  # (G, Og, N L)
+    dx = dw = None
+    if need_x:
+        w3 = weight.reshape(groups, w_shape[0] // groups, -1)  # (G, Og, Cg K)
+        dcols = torch.bmm(w3.transpose(1, 2), g3)  # (G, Cg K, N L)
+        # back to (N, C, *k, *out) as a view, which col2im reads strided
+        dcols = dcols.reshape(view_shape[1:2 + n] + view_shape[:1] + view_shape[2 + n:])
+        dcols = dcols.permute(1 + n, 0, *range(1, 1 + n), *range(2 + n, 2 + 2 * n))
+        dx = _col2im(dcols, x_shape[2:], *ctx.geometry)
+    if need_w:
+        dw = torch.bmm(g3, cols.transpose(1, 2)).reshape(w_shape)
+    return dx, dw
+
+
+def _grid_shifts(padded, kernel, dilation) -> list[int]:
+    """The flat shift s_i of every kernel offset i (row-major) on the padded grid."""
+    grid_strides = [math.prod(padded[a + 1:]) for a in range(len(padded))]
+    return [sum(i * d * st for i, d, st in zip(offset, dilation, grid_strides))
+            for offset in itertools.product(*(range(k) for k in kernel))]
+
+
+def _grid_forward(ctx, x, weight, stride, pads, dilation, groups):
+    need_x, need_w = ctx.needs_input_grad[:2]
+    n = weight.ndim - 2
+    batch, channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
+    out_channels, kernel = weight.shape[0], weight.shape[2:]
+    padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
+    out = [p - d * (k - 1) for p, d, k in zip(padded, dilation, kernel)]
+    shifts = _grid_shifts(padded, kernel, dilation)
+    # xf: (C, N, *padded) flattened to (C, M), the one copy of the input
+    grid = x.new_zeros(channels, batch, *padded)
+    grid[(slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in
+                                      zip(spatial, pads)))] = x.transpose(0, 1)
+    xf = grid.view(channels, -1)
+    m = xf.shape[1]
+    valid = m - shifts[-1]  # M'
+    y_grid = x.new_empty(out_channels, m)
+    y_valid = y_grid[:, :valid]
+    if ctx.strategy == "shift":
+        w_offsets = weight.permute(*range(2, 2 + n), 0, 1).reshape(-1, out_channels, channels)
+        torch.mm(w_offsets[0], xf[:, :valid], out=y_valid)
+        for w_i, s in zip(w_offsets[1:], shifts[1:]):
+            y_valid.addmm_(w_i, xf[:, s:s + valid])
+        saved = xf if need_w else None
+        ctx.save_for_backward(saved, w_offsets if need_x else None)
+    else:
+        cols = _grid_columns(xf, kernel, dilation, padded, valid)  # (C K, M')
+        w2 = weight.reshape(out_channels, -1)  # (O, C K)
+        torch.mm(w2, cols, out=y_valid)
+        ctx.save_for_backward(cols if need_w else None, w2 if need_x else None)
+    ctx.grid = (x.shape, weight.shape, padded, out, shifts, valid)
+    y = y_grid.view(out_channels, batch, *padded)
+    return y[(slice(None), slice(None), *(slice(0, o) for o in out))].transpose(0, 1)
+
+
+def _grid_columns(xf, kernel, dilation, padded, valid) -> torch.Tensor:
+    """(C, M) -> (C K, M'): row (c, i) is xf[c, s_i : s_i + M'], the shifts s_i those of
+    _grid_shifts; a strided view of xf (offset axis a steps d_a grid rows), one copy."""
+    grid_strides = [math.prod(padded[a + 1:]) for a in range(len(padded))]
+    view = xf.as_strided((xf.shape[0], *kernel, valid),
+                         (xf.stride(0), *(d * st for d, st in zip(dilation, grid_strides)), 1),
+                         xf.storage_offset())
+    return view.reshape(xf.shape[0] * math.prod(kernel), valid)
+
+
+def _grid_backward(ctx, g):
+    saved_x, saved_w = ctx.saved_tensors
+    need_x, need_w = ctx.needs_input_grad[:2]
+    x_shape, w_shape, padded, out, shifts, valid = ctx.grid
+    n = len(w_shape) - 2
+    batch, channels, out_channels = x_shape[0], x_shape[1], w_shape[0]
+    g_grid = g.new_zeros(out_channels, batch, *padded)
+    g_grid[(slice(None), slice(None), *(slice(0, o) for o in out))] = g.transpose(0, 1)
+    g_valid = g_grid.view(out_channels, -1)[:, :valid]  # (O, M')
+    m = g_grid.numel() // out_channels
+    dx = dw = None
+    dxf = g.new_zeros(channels, m) if need_x else None
+    if ctx.strategy == "shift":
+        if need_w:
+            dw = g.new_empty(len(shifts), out_channels, channels)
+            for dw_i, s in zip(dw, shifts):
+                torch.mm(g_valid, saved_x[:, s:s + valid].t(), out=dw_i)
+            dw = dw.reshape(*w_shape[2:], out_channels, channels)
+            dw = dw.permute(n, n + 1, *range(n)).contiguous()
+        if need_x:
+            for w_i, s in zip(saved_w, shifts):
+                dxf[:, s:s + valid].addmm_(w_i.t(), g_valid)
+    else:
+        if need_w:
+            dw = torch.mm(g_valid, saved_x.t()).reshape(w_shape)
+        if need_x:
+            dcols = torch.mm(saved_w.t(), g_valid).view(channels, len(shifts), valid)
+            for i, s in enumerate(shifts):
+                dxf[:, s:s + valid] += dcols[:, i]
+    if need_x:
+        (dilation, pads, _) = ctx.geometry
+        dx = dxf.view(channels, batch, *padded)
+        dx = dx[(slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in
+                                             zip(x_shape[2:], pads)))]
+        dx = dx.transpose(0, 1).contiguous()
+    return dx, dw
 
 
 # ================================================================ argument handling
