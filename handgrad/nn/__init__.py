@@ -3,12 +3,13 @@
     module.py         Module, Parameter
     hooks.py          RemovableHandle and the bookkeeping of module backward hooks
     container.py      Sequential, ModuleList, ModuleDict
-    linear.py         Linear, Identity, Flatten
+    linear.py         Linear, Identity, Flatten, Unflatten
     activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
                       LogSoftmax
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
-    dropout.py        Dropout
+    dropout.py        Dropout, Dropout1d, Dropout2d
     sparse.py         Embedding
+    upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
                       ConvTranspose1d, ConvTranspose2d
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d
@@ -38,9 +39,9 @@ from handgrad.nn.activation import (
 )
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
 from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
-from handgrad.nn.dropout import Dropout
+from handgrad.nn.dropout import Dropout, Dropout1d, Dropout2d
 from handgrad.nn.hooks import RemovableHandle
-from handgrad.nn.linear import Flatten, Identity, Linear
+from handgrad.nn.linear import Flatten, Identity, Linear, Unflatten
 from handgrad.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -71,6 +72,7 @@ from handgrad.nn.pooling import (
     MaxPool2d,
 )
 from handgrad.nn.sparse import Embedding
+from handgrad.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity",
@@ -78,8 +80,9 @@ __all__ = [
     "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
     "Embedding", "MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss",
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
-    "functional", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
+    "functional", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Unflatten",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
-    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+    "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",
+    "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
 ]

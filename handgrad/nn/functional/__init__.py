@@ -7,8 +7,9 @@ and hand-derived backward side by side:
     linear.py         the affine map x W^T + b
     loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, BCE, hinge)
     normalization.py  batch norm, layer norm, group norm, instance norm
-    dropout.py        dropout
+    dropout.py        dropout, dropout1d / dropout2d (whole channels)
     sparse.py         embedding
+    upsampling.py     interpolate (nearest, linear, bilinear)
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
     conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
@@ -44,10 +45,9 @@ from handgrad.nn.functional.conv_transpose import (
     conv_transpose1d,
     conv_transpose2d,
 )
-from handgrad.nn.functional.dropout import Dropout, dropout
+from handgrad.nn.functional.dropout import Dropout, FeatureDropout, dropout, dropout1d, dropout2d
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, linear
-from handgrad.nn.functional.padding import pad
 from handgrad.nn.functional.loss import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
@@ -77,6 +77,7 @@ from handgrad.nn.functional.normalization import (
     instance_norm,
     layer_norm,
 )
+from handgrad.nn.functional.padding import pad
 from handgrad.nn.functional.pooling import (
     AdaptiveAvgPool,
     AdaptiveMaxPool,
@@ -91,6 +92,7 @@ from handgrad.nn.functional.pooling import (
     max_pool2d,
 )
 from handgrad.nn.functional.sparse import Embedding, embedding
+from handgrad.nn.functional.upsampling import UpsampleLinear, UpsampleNearest, interpolate
 
 __all__ = [
     # activations
@@ -115,4 +117,8 @@ __all__ = [
     "AdaptiveMaxPool",
     # group / instance normalisation
     "group_norm", "instance_norm", "GroupNorm", "InstanceNorm",
+    # channel dropout
+    "dropout1d", "dropout2d", "FeatureDropout",
+    # resampling
+    "interpolate", "UpsampleNearest", "UpsampleLinear",
 ]
