@@ -1,11 +1,13 @@
-"""Linear (the fully connected layer), Identity and Flatten: with the activations, what
-an MLP is made of.
+"""Linear (the fully connected layer), Identity, Flatten and Unflatten: with the
+activations, what an MLP is made of (and Unflatten what turns a vector back into an
+image, in a decoder).
 
 Linear's weight is (out_features, in_features), initialised as torch does it:
 W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), and the same range
 for the bias.
 
-Left out: Bilinear, LazyLinear, Unflatten.
+Left out: Bilinear, LazyLinear, Unflatten over named dims (handgrad has no named
+tensors).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from handgrad.nn import init
 from handgrad.nn.functional.linear import linear
 from handgrad.nn.module import Module, Parameter
 
-__all__ = ["Linear", "Identity", "Flatten"]
+__all__ = ["Linear", "Identity", "Flatten", "Unflatten"]
 
 
 class Identity(Module):
@@ -78,3 +80,30 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits dim `dim` into `unflattened_size` (one entry may be -1), the inverse of
+    Flatten: (N, 12) with Unflatten(1, (3, 2, 2)) -> (N, 3, 2, 2). A view (Reshape)."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        if isinstance(dim, str):
+            raise TypeError(f"Unflatten: dim={dim!r} names a dim, but handgrad has no "
+                            "named tensors; give the dim as an int")
+        if not isinstance(unflattened_size, tuple | list):
+            raise TypeError("Unflatten: unflattened_size must be tuple of ints, but found "
+                            f"type {type(unflattened_size).__name__}")
+        for i, size in enumerate(unflattened_size):
+            if not isinstance(size, int):
+                raise TypeError(
+                    f"Unflatten: unflattened_size must be tuple of ints, but found element "
+                    f"of type {type(size).__name__} at pos {i}")
+        self.dim = dim
+        self.unflattened_size = unflattened_size
+
+    def forward(self, input):
+        return input.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
