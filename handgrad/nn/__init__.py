@@ -13,6 +13,7 @@
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
                       ConvTranspose1d, ConvTranspose2d
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d
+    padding.py        ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d)
     loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
                       BCEWithLogitsLoss, HingeLoss
     mlp.py            MLP (the builder)
@@ -62,6 +63,18 @@ from handgrad.nn.normalization import (
     InstanceNorm2d,
     LayerNorm,
 )
+from handgrad.nn.padding import (
+    CircularPad1d,
+    CircularPad2d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ZeroPad1d,
+    ZeroPad2d,
+)
 from handgrad.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -83,6 +96,8 @@ __all__ = [
     "functional", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Unflatten",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
+    "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
 ]
