@@ -149,6 +149,9 @@ class MaxPool(Function):
             x = x.unsqueeze(0)
         n = len(kernel)
         view = _windows(x, kernel, stride, padding, dilation, out, float("-inf"))
+        if math.prod(kernel) <= _OFFSET_SCAN_LIMIT:
+            return _max_outputs(ctx, x, *_max_offset_scan(view, x.shape, kernel, stride,
+                                                          padding, dilation))
         values, argmax = view.reshape(*view.shape[:2 + n], -1).max(-1)  # (N, C, *out)
         # argmax (row-major offset in the window) -> flat index into the input plane
         index = torch.zeros_like(argmax)
@@ -164,6 +167,43 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, g):
         return _max_input_gradient(ctx, g), None, None, None, None, None
+
+
+# kernels up to 4x4 scan their offsets (under 256 for uint8 ordinals); larger ones copy
+_OFFSET_SCAN_LIMIT = 16
+
+
+def _max_offset_scan(view, x_shape, kernel, stride, padding, dilation):
+    """Max pooling's values and flat plane indices by one pass per kernel offset over
+    the window view (N, C, *out, *k), no copy of the windows: offset i's slab replaces
+    the running maximum where it is larger or NaN (torch's CPU rule), so the first
+    maximum in row-major order wins. The plane index of window o, offset i is linear,
+    base(o) + delta(i), with base(o) = sum_a (o_a s_a - p_a) W_a and
+    delta(i) = sum_a i_a d_a W_a (W_a: the plane's stride along axis a)."""
+    n = len(kernel)
+    out = view.shape[2:2 + n]
+    plane_strides = [math.prod(x_shape[3 + a:]) for a in range(n)]
+    offsets = list(itertools.product(*(range(k) for k in kernel)))
+    deltas = torch.tensor([sum(i * d * w for i, d, w in zip(offset, dilation, plane_strides))
+                           for offset in offsets], dtype=torch.int64, device=view.device)
+    values = code = None  # the running maximum and the ordinal of its offset (uint8)
+    for ordinal, offset in enumerate(offsets):
+        slab = view[(slice(None), slice(None), *(slice(None),) * n, *offset)]
+        if values is None:
+            values = slab.clone()
+            code = torch.zeros(slab.shape, dtype=torch.uint8, device=slab.device)
+            continue
+        better = (slab > values) | slab.isnan()
+        code.masked_fill_(better, ordinal)
+        values = torch.maximum(values, slab)  # NaN stays NaN, as torch.max keeps it
+    index = deltas[code.long()] if len(offsets) > 1 else deltas[0].expand(values.shape)
+    base = None
+    for axis in range(n):
+        position = (torch.arange(out[axis], device=view.device) * stride[axis]
+                    - padding[axis]) * plane_strides[axis]
+        position = position.reshape(-1, *(1,) * (n - axis - 1))
+        base = position if base is None else base + position
+    return values, index + base
 
 
 def _max_outputs(ctx, x, values, index):
