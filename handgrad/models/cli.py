@@ -1,15 +1,24 @@
-"""The `handgrad train mlp` command, and `train(config, out)`, the whole run it performs.
+"""The `handgrad train mlp` and `handgrad train cnn` commands, and `train(config, out)`,
+the whole run they perform.
 
     handgrad train mlp --dataset mnist5k
     handgrad train mlp --dataset digits --hidden 512,256 --dropout 0.2 --epochs 40 --out runs/d
     handgrad train mlp --resume runs/mlp-mnist5k/checkpoint.safetensors --epochs 40
+    handgrad train cnn --model lenet --dataset mnist5k
+    handgrad train cnn --model resnet --dataset digits --no-augment --epochs 10
 
-Each flag left out takes the dataset's reference recipe (models/mlp.py,
-REFERENCE_CONFIGS). A run prints a progress bar, one table row per epoch and the final
-figures, and writes into --out: `loss.png` and the metric's curve (train vs valid),
-`confusion_matrix.png` (classification; `decision_boundary.png` too for 2-D inputs) or
-`fit.png` (regression), `checkpoint.safetensors` (after every epoch) and
-`results.json` (config, final train / valid / test figures, history, time).
+One command module serves every model of the registry (models/registry.py): the
+subcommand's name picks the entry, whose model module gives the config dataclass, the
+datasets, the recipes and the builders; the flags are the shared ones (data, optimizer,
+schedule, run) plus the model's own (_MODEL_ARGUMENTS). Each flag left out takes the
+reference recipe of the dataset (and, for the CNN, of --model).
+
+A run prints a progress bar, one table row per epoch and the final figures, and writes
+into --out: `loss.png` and the metric's curve (train vs valid),
+`confusion_matrix.png` (classification; `decision_boundary.png` too for 2-D inputs,
+`misclassified.png` for images: a grid of wrongly classified test images) or `fit.png`
+(regression), `checkpoint.safetensors` (after every epoch) and `results.json` (config,
+final train / valid / test figures, history, time).
 
 The test split is used once, after training, for the final figure; the per-epoch
 table shows the validation split. `--resume CKPT` writes into the checkpoint's own
@@ -17,12 +26,13 @@ folder unless --out says otherwise, so the resumed run keeps one checkpoint and 
 results.json. Ctrl-C stops the run with one line that gives the exact command to resume
 from the last checkpoint (exit status 130), not a traceback.
 
-Left out: hyper-parameter search; models other than the MLP.
+Left out: hyper-parameter search; the recurrent and attention models (not yet written).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import platform
 import random
 import shlex
@@ -33,42 +43,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handgrad.models.mlp import (
-    ACTIVATIONS,
-    DATASETS,
-    OPTIMIZERS,
-    SCHEDULERS,
-    MLPConfig,
-    build_loss,
-    build_model,
-    build_optimizer,
-    build_scheduler,
-    prepare_data,
-)
 from handgrad.models.options import add_common_arguments, resolve_device, set_threads
-from handgrad.models.registry import get_entry
+from handgrad.models.registry import MODELS, entry_for, get_entry
 
 __all__ = ["add_arguments", "run", "train", "config_from_args", "resolve_device"]
 
-# command-line flag -> MLPConfig field (flags left out keep the recipe's value)
-_CONFIG_FLAGS = ("dataset", "data_seed", "hidden", "activation", "batch_norm", "dropout",
-                 "optimizer", "lr", "weight_decay", "momentum", "scheduler", "epochs",
-                 "batch_size", "clip_grad", "seed")
+# command-line flag -> config field, shared by every model (flags left out keep the
+# recipe's value), and each model's own
+_SHARED_FLAGS = ("dataset", "data_seed", "optimizer", "lr", "weight_decay", "momentum",
+                 "scheduler", "epochs", "batch_size", "clip_grad", "seed")
+_MODEL_FLAGS = {
+    "mlp": ("hidden", "activation", "batch_norm", "dropout"),
+    "cnn": ("model", "widths", "blocks", "dropout", "augment", "rotate", "translate", "scale",
+            "label_smoothing", "num_workers"),
+}
 # what may change when resuming (the rest must match the checkpoint's run)
 _RESUMABLE = ("epochs",)
-# the optimizers that use --momentum (build_optimizer)
-_MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+# the optimizers that use --momentum (each model module's build_optimizer)
+_MOMENTUM_OPTIMIZERS = {"mlp": ("sgd", "rmsprop"), "cnn": ("sgd",)}
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def _widths(text: str, flag: str = "--hidden") -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.replace(" ", "").split(",") if w)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--hidden wants comma-separated integers such as 256,256, got {text!r}") from None
+            f"{flag} wants comma-separated integers such as 256,256, got {text!r}") from None
     if not widths or any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"--hidden wants positive widths, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{flag} wants positive widths, got {text!r}")
     return widths
+
+
+def _stage_widths(text: str) -> tuple[int, ...]:
+    return _widths(text, "--widths")
 
 
 def _flag(value) -> str:
@@ -76,40 +83,96 @@ def _flag(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    datasets = "; ".join(f"{name}: {spec.note}" for name, spec in DATASETS.items())
-    parser.add_argument("--dataset", choices=list(DATASETS), default=None,
-                        help=f"what to train on (default clusters). {datasets}")
+def _add_mlp_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=_widths, metavar="W1,W2,...",
                         help="hidden layer widths, e.g. 256,256 (default: the dataset's "
                              "reference recipe, as for every flag below)")
+    from handgrad.models.mlp import ACTIVATIONS
+
     parser.add_argument("--activation", choices=ACTIVATIONS,
                         help="nonlinearity after each hidden layer")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                         help="BatchNorm1d after each hidden Linear (--no-batch-norm: none)")
     parser.add_argument("--dropout", type=float, metavar="P",
                         help="dropout probability after each hidden activation (0: none)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="the optimizer")
+
+
+def _add_cnn_arguments(parser: argparse.ArgumentParser) -> None:
+    from handgrad.models.cnn import MODELS as NETWORKS
+
+    parser.add_argument("--model", choices=NETWORKS,
+                        help="the network: lenet (LeNet-5) or resnet (a small ResNet) "
+                             "(default lenet; flags left out take the recipe of this model "
+                             "and dataset)")
+    parser.add_argument("--widths", type=_stage_widths, metavar="W1,W2,...",
+                        help="resnet: channels of each stage, e.g. 16,32,64")
+    parser.add_argument("--blocks", type=int, metavar="N", help="resnet: BasicBlocks per stage")
+    parser.add_argument("--dropout", type=float, metavar="P",
+                        help="lenet: dropout probability in the classifier (0: none)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="random rotation / shift / scale of the training images "
+                             "(--no-augment: none)")
+    parser.add_argument("--rotate", type=float, metavar="DEGREES",
+                        help="augmentation: largest rotation, in degrees")
+    parser.add_argument("--translate", type=float, metavar="FRACTION",
+                        help="augmentation: largest shift, as a fraction of the image side")
+    parser.add_argument("--scale", type=float, metavar="FRACTION",
+                        help="augmentation: zoom uniform in [1 - FRACTION, 1 + FRACTION]")
+    parser.add_argument("--label-smoothing", type=float, metavar="EPS",
+                        help="cross-entropy label smoothing (0: none)")
+    parser.add_argument("--workers", dest="num_workers", type=int, metavar="N",
+                        help="DataLoader worker processes for the augmentation (0: in the "
+                             "training process; changes the random draws, so it is part of "
+                             "the recipe)")
+
+
+_MODEL_ARGUMENTS = {"mlp": _add_mlp_arguments, "cnn": _add_cnn_arguments}
+_SCHEDULER_HELP = {
+    "mlp": "learning-rate schedule: onecycle (per batch), cosine, step, exponential (per "
+           "epoch), plateau (on the validation loss), none",
+    "cnn": "learning-rate schedule: onecycle (per batch), cosine (per epoch), none",
+}
+
+
+def _model_of(parser: argparse.ArgumentParser) -> str:
+    """The registry entry a parser is for: the last word of its prog (`handgrad train
+    cnn`), else mlp (a bare parser, as in the tests)."""
+    word = parser.prog.split()[-1] if parser.prog else ""
+    return word if word in MODELS else "mlp"
+
+
+def add_arguments(parser: argparse.ArgumentParser, model: str | None = None) -> None:
+    """The flags of `handgrad train MODEL` (MODEL: `model`, else the parser's own name)."""
+    name = model or _model_of(parser)
+    entry = get_entry(name)
+    module = entry.load()
+    parser.set_defaults(_model=name)
+    datasets = "; ".join(f"{key}: {spec.note}" for key, spec in module.DATASETS.items())
+    parser.add_argument("--dataset", choices=list(module.DATASETS), default=None,
+                        help=f"what to train on (default {entry.default_dataset}). {datasets}")
+    _MODEL_ARGUMENTS[name](parser)
+    momentum = " and ".join(_MOMENTUM_OPTIMIZERS[name])
+    parser.add_argument("--optimizer", choices=module.OPTIMIZERS, help="the optimizer")
     parser.add_argument("--lr", type=float, help="learning rate (peak rate for onecycle)")
     parser.add_argument("--weight-decay", type=float,
                         help="weight decay (decoupled for adamw, L2 for the others)")
-    parser.add_argument("--momentum", type=float, help="momentum for sgd and rmsprop")
-    parser.add_argument("--scheduler", choices=SCHEDULERS,
-                        help="learning-rate schedule: onecycle (per batch), cosine, step, "
-                             "exponential (per epoch), plateau (on the validation loss), none")
+    parser.add_argument("--momentum", type=float, help=f"momentum for {momentum}")
+    parser.add_argument("--scheduler", choices=module.SCHEDULERS, help=_SCHEDULER_HELP[name])
     parser.add_argument("--epochs", type=int, help="passes over the training split")
     parser.add_argument("--batch-size", type=int, help="examples per optimizer step")
     parser.add_argument("--clip-grad", type=float, metavar="MAX_NORM",
                         help="clip the gradients' joint norm to MAX_NORM (0: off)")
     add_common_arguments(parser, seed=None,
-                         seed_help="seed of the initial weights, batch order and dropout")
+                         seed_help="seed of the initial weights, batch order and dropout"
+                                   + (" and augmentation" if name == "cnn" else ""))
     parser.add_argument("--data-seed", type=int,
                         help="seed of the train/valid/test split (default 0: the split "
                              "behind the documented figures)")
     add_common_arguments(parser, device="where to train: cpu, cuda or cuda:N (default cpu)")
+    default_out = "runs/cnn-MODEL-DATASET" if name == "cnn" else f"runs/{name}-DATASET"
     parser.add_argument("--out", metavar="DIR",
-                        help="folder for the plots, checkpoint and results.json "
-                             "(default runs/mlp-DATASET)")
+                        help=f"folder for the plots, checkpoint and results.json "
+                             f"(default {default_out})")
     parser.add_argument("--resume", metavar="CKPT",
                         help="continue the run saved in this checkpoint (its settings are "
                              "used; --epochs may raise the total epoch count)")
@@ -127,17 +190,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
 
 
-def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLPConfig:
-    """The run's config: the saved one when resuming, else the dataset's reference
-    recipe; flags given on the command line replace its fields."""
-    given = {name: getattr(args, name) for name in _CONFIG_FLAGS
-             if getattr(args, name, None) is not None}
+def config_from_args(args: argparse.Namespace, saved: dict | None = None,
+                     model: str | None = None):
+    """The run's config (of the model `model`, else the one the parser was built for):
+    the saved one when resuming, else the reference recipe of the dataset (and
+    variant); flags given on the command line replace its fields."""
+    name = model or getattr(args, "_model", "mlp")
+    entry = get_entry(name)
+    config_class = entry.config_class
+    given = {key: getattr(args, key) for key in (*_SHARED_FLAGS, *_MODEL_FLAGS[name])
+             if getattr(args, key, None) is not None}
     if saved is not None:
-        config = MLPConfig.from_dict(saved)
-        conflicts = [f"--{name.replace('_', '-')} {_flag(value)} (the checkpoint has "
-                     f"{_flag(getattr(config, name))})" for name, value in given.items()
-                     if name not in _RESUMABLE
-                     and MLPConfig.from_dict({**saved, name: value}) != config]
+        config = config_class.from_dict(saved)
+        conflicts = [f"--{_flag_name(key)} {_flag(value)} (the checkpoint has "
+                     f"{_flag(getattr(config, key))})" for key, value in given.items()
+                     if key not in _RESUMABLE
+                     and config_class.from_dict({**saved, key: value}) != config]
         epochs = given.get("epochs", config.epochs)
         if epochs != config.epochs and config.scheduler not in ("none", "plateau"):
             conflicts.append(f"--epochs {epochs}: the {config.scheduler} schedule was planned "
@@ -146,14 +214,20 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None) -> MLP
             raise ValueError("--resume continues the saved run, whose settings cannot change: "
                              + "; ".join(conflicts) + ". Leave these flags out, or start a "
                              "new run without --resume.")
-        return MLPConfig.from_dict({**config.to_dict(), **given})
-    entry = get_entry("mlp")
-    base = entry.recipe(given.get("dataset", entry.default_dataset))  # the default recipe
-    config = MLPConfig.from_dict({**base.to_dict(), **given})
-    if "momentum" in given and config.optimizer not in _MOMENTUM_OPTIMIZERS:
-        raise ValueError(f"--momentum applies to sgd and rmsprop only; {config.optimizer} "
-                         f"would ignore it. Leave it out, or add --optimizer sgd")
+        return config_class.from_dict({**config.to_dict(), **given})
+    base = entry.recipe(given.get("dataset", entry.default_dataset),
+                        given.get("model"))  # the default recipe
+    config = config_class.from_dict({**base.to_dict(), **given})
+    momentum = _MOMENTUM_OPTIMIZERS[name]
+    if "momentum" in given and config.optimizer not in momentum:
+        raise ValueError(f"--momentum applies to {' and '.join(momentum)} only; "
+                         f"{config.optimizer} would ignore it. Leave it out, or add "
+                         f"--optimizer sgd")
     return config
+
+
+def _flag_name(field_name: str) -> str:
+    return {"num_workers": "workers"}.get(field_name, field_name).replace("_", "-")
 
 
 def _seed_everything(seed: int) -> None:
@@ -162,13 +236,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: str | None = None,
+def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = None,
           data_root: str | None = None, download: bool = False,
           progress: bool | None = None, table: bool = True, plots: bool = True,
           find_lr: bool = False, callbacks=(), log=print) -> dict:
-    """Train an MLP as `config` says and write plots, checkpoint and results.json into
-    `out`. Returns the results (what results.json holds). `progress=None` shows the bar
-    only on a terminal; `callbacks` are added to the Learner's own."""
+    """Train the model of `config` (an MLPConfig, a CNNConfig: any registered model's
+    config) as it says and write plots, checkpoint and results.json into `out`. Returns
+    the results (what results.json holds). `progress=None` shows the bar only on a
+    terminal; `callbacks` are added to the Learner's own."""
     from handgrad.data import DataLoader, TensorDataset
     from handgrad.train import (
         EpochTable,
@@ -189,19 +264,27 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(str(device))
+    entry = entry_for(config)
+    module = entry.load()
     _seed_everything(config.seed)
-    data = prepare_data(config, data_root, download)
+    data = module.prepare_data(config, data_root, download)
     if device.type != "cpu":  # keep the whole (small) dataset on the device once
         for name in ("train", "valid", "test"):
-            x, y = getattr(data, name).tensors
-            setattr(data, name, TensorDataset(x.to(device), y.to(device)))
-    model = build_model(config, data).to(device)
-    loss_fn = build_loss(data)
-    optimizer = build_optimizer(config, model)
-    train_dl = DataLoader(data.train, batch_size=config.batch_size, shuffle=True)
+            if isinstance(getattr(data, name), TensorDataset):  # augmented: moved per batch
+                x, y = getattr(data, name).tensors
+                setattr(data, name, TensorDataset(x.to(device), y.to(device)))
+    model = module.build_model(config, data).to(device)
+    takes_config = len(inspect.signature(module.build_loss).parameters) > 1
+    loss_fn = module.build_loss(data, config) if takes_config else module.build_loss(data)
+    optimizer = module.build_optimizer(config, model)
+    workers = getattr(config, "num_workers", 0)
+    train_dl = DataLoader(data.train, batch_size=config.batch_size, shuffle=True,
+                          num_workers=workers, persistent_workers=workers > 0)
     valid_dl = DataLoader(data.valid, batch_size=1024)
     test_dl = DataLoader(data.test, batch_size=1024)
-    scheduler = build_scheduler(config, optimizer, steps_per_epoch=len(train_dl))
+    scheduler = module.build_scheduler(config, optimizer, steps_per_epoch=len(train_dl))
+    title = (f"{module.describe(config)} on {config.dataset}" if hasattr(module, "describe")
+             else config.dataset)
     classification = data.task == "classification"
     checkpoint = out / "checkpoint.safetensors"
     callbacks = [NaNGuard(), SaveCheckpoint(checkpoint, config=config.to_dict()), *callbacks]
@@ -212,7 +295,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
     if table:
         callbacks.append(EpochTable())
     if plots:
-        callbacks.append(LearningCurves(out, title=config.dataset))
+        callbacks.append(LearningCurves(out, title=title))
     learner = Learner(model, train_dl, valid_dl, loss_fn, optimizer, scheduler,
                       metrics=[accuracy] if classification else [mae],
                       callbacks=callbacks, device=device)
@@ -236,6 +319,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
     if not classification:
         test["mse"] = test["loss"]  # the loss is the mean squared error
     results = {
+        "model": entry.name,
         "dataset": config.dataset,
         "task": data.task,
         "description": data.description,
@@ -257,7 +341,7 @@ def train(config: MLPConfig, out: str | Path, *, device: str = "cpu", resume: st
     }
     if plots:
         files += [str(p) for cb in callbacks if isinstance(cb, LearningCurves) for p in cb.paths]
-        files += _result_plots(learner, data, test_dl, out, config.dataset, confusion_matrix)
+        files += _result_plots(learner, data, test_dl, out, title, confusion_matrix)
     results["files"] = [str(f) for f in files]
     write_json_atomic(out / "results.json", results)
     return results
@@ -277,6 +361,10 @@ def _result_plots(learner, data, test_dl, out: Path, title: str, confusion_matri
         paths.append(plots.plot_confusion_matrix(
             matrix, out / "confusion_matrix.png", classes=data.classes,
             title=f"{title}: test confusion matrix"))
+        if x_test.dim() == 4:  # images (N, C, H, W)
+            paths.append(plots.plot_misclassified(
+                x_test, targets, outputs.argmax(dim=1), out / "misclassified.png",
+                classes=data.classes, title=f"{title}: misclassified test images"))
         if data.in_features == 2:
             model, device = learner.model, learner.device or torch.device("cpu")
 
@@ -331,7 +419,8 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     checkpoint = out / "checkpoint.safetensors"
     if not checkpoint.is_file():
         return "interrupted before the first epoch ended; no checkpoint to resume from"
-    command = ["handgrad", "train", "mlp", "--resume", str(checkpoint)]
+    name = getattr(args, "_model", "mlp")
+    command = ["handgrad", "train", name, "--resume", str(checkpoint)]
     if args.epochs is not None:
         command += ["--epochs", str(args.epochs)]
     for flag, value, default in (("--device", args.device, "cpu"),
@@ -349,6 +438,8 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from handgrad.train import CheckpointError, NonFiniteLossError, load_checkpoint
 
+    name = getattr(args, "_model", "mlp")
+    command = f"handgrad train {name}"
     saved = None
     try:
         set_threads(args.threads)
@@ -357,22 +448,29 @@ def run(args: argparse.Namespace) -> int:
             saved = ((meta.get("state") or {}).get("config"))
             if saved is None:
                 raise CheckpointError(f"{args.resume} holds no run config: it was not written "
-                                      "by `handgrad train mlp`")
-        config = config_from_args(args, saved)
+                                      f"by `{command}`")
+        config = config_from_args(args, saved, name)
         if (args.download or args.data_root) and config.dataset != "mnist":
             raise ValueError(f"--download and --data-root apply to --dataset mnist only (the "
                              f"only dataset read from files); {config.dataset} needs neither")
         resolve_device(args.device)
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
-        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        print(f"{command}: {error}", file=sys.stderr)
         return 2
     if args.out:
         out = Path(args.out)
     elif args.resume:  # the resumed run goes on in its own folder
         out = Path(args.resume).parent
     else:
-        out = Path(f"runs/mlp-{config.dataset}")
-    print(f"training MLP{list(config.hidden)} on {config.dataset} "
+        out = Path(f"runs/{name}-{config.dataset}" if name != "cnn"
+                   else f"runs/cnn-{config.model}-{config.dataset}")
+    if name == "cnn":
+        from handgrad.models.cnn import describe
+
+        network = describe(config) + (" (augmented)" if config.augment else "")
+    else:
+        network = f"MLP{list(config.hidden)}"
+    print(f"training {network} on {config.dataset} "
           f"({config.optimizer}, lr {config.lr:g}, {config.scheduler}, {config.epochs} epochs, "
           f"batch {config.batch_size}) on {args.device}; writing to {out}/")
     try:
@@ -381,13 +479,13 @@ def run(args: argparse.Namespace) -> int:
                         progress=False if args.quiet else None,
                         table=not args.quiet, plots=not args.no_plots, find_lr=args.lr_find)
     except NonFiniteLossError as error:
-        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        print(f"{command}: {error}", file=sys.stderr)
         return 1
     except FileNotFoundError as error:  # e.g. MNIST files not found: the message says where
-        print(f"handgrad train mlp: {error}", file=sys.stderr)
+        print(f"{command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"handgrad train mlp: {_resume_hint(args, out)}", file=sys.stderr)
+        print(f"{command}: {_resume_hint(args, out)}", file=sys.stderr)
         return 130
     print(_summary(results))
     written = [Path(f).name for f in results["files"]] + ["checkpoint.safetensors",

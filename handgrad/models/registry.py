@@ -12,7 +12,8 @@ one entry here plus its model module, which defines, as models/mlp.py does:
     the config dataclass (`config` names it) with to_dict() / from_dict(), a comment on
         every field, and `dataset`, `epochs`, `batch_size`, `seed` fields
     DATASETS            dataset name -> how to load it (with a `note` for --help)
-    REFERENCE_CONFIGS   dataset name -> the default recipe (a config)
+    REFERENCE_CONFIGS   dataset name -> the default recipe (a config); a model with
+                        variants (cnn: lenet, resnet) keys it by (variant, dataset)
     prepare_data, build_model, build_loss, build_optimizer, build_scheduler
 
 This file imports nothing heavy (no torch): the `handgrad` command reads it to list its
@@ -39,6 +40,7 @@ class ModelEntry:
     config: str  # the name of the config dataclass in `module`
     default_dataset: str  # the dataset a run without --dataset trains on
     command: str = "handgrad.models.cli"  # add_arguments(parser) and run(args) of the command
+    default_variant: str | None = None  # the config's `model` a run without --model uses
 
     def load(self) -> ModuleType:
         """The model module (imported on first use)."""
@@ -48,18 +50,30 @@ class ModelEntry:
     def config_class(self) -> type:
         return getattr(self.load(), self.config)
 
-    def recipe(self, dataset: str | None = None):
-        """The default recipe (a config) for `dataset` (default: default_dataset)."""
+    def recipe(self, dataset: str | None = None, variant: str | None = None):
+        """The default recipe (a config) for `dataset` (default: default_dataset). A model
+        with variants (the CNN's lenet / resnet) keys its REFERENCE_CONFIGS by
+        (variant, dataset); `variant` defaults to default_variant."""
         module = self.load()
         dataset = dataset or self.default_dataset
+        variant = variant or self.default_variant
+        key = dataset if variant is None else (variant, dataset)
         recipes = module.REFERENCE_CONFIGS
-        return recipes[dataset] if dataset in recipes else self.config_class(dataset)
+        if key in recipes:
+            return recipes[key]
+        if variant is None:
+            return self.config_class(dataset)
+        return self.config_class(dataset, model=variant)
 
 
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (
     ModelEntry("mlp", "train a reference MLP (clusters ... mnist) with the Learner: curves, "
                "checkpoint, results", module="handgrad.models.mlp", config="MLPConfig",
                default_dataset="clusters"),
+    ModelEntry("cnn", "train LeNet-5 or a small ResNet on digits, MNIST-5k or MNIST with the "
+               "Learner: curves, misclassified images, checkpoint, results",
+               module="handgrad.models.cnn", config="CNNConfig", default_dataset="mnist5k",
+               default_variant="lenet"),
 )}
 
 

@@ -1,5 +1,5 @@
 """Pictures of a training run, saved as PNG files: learning curves, confusion matrix,
-regression fit, decision boundary, LR finder.
+a grid of misclassified images, regression fit, decision boundary, LR finder.
 
 matplotlib is imported when a function here is called, never when handgrad is imported,
 and only through its object-oriented API with the Agg canvas (no pyplot, no window, no
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "plot_learning_curves", "plot_confusion_matrix", "plot_regression_fit",
+    "plot_learning_curves", "plot_confusion_matrix", "plot_misclassified", "plot_regression_fit",
     "plot_decision_boundary", "plot_lr_find",
 ]
 
@@ -115,6 +115,43 @@ def plot_confusion_matrix(matrix, path: str | Path, classes: Sequence[str] | Non
         for j in range(n):
             ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
                     color="white" if matrix[i, j] > threshold else "black")
+    return _save(figure, path)
+
+
+def plot_misclassified(images, targets, predicted, path: str | Path,
+                       classes: Sequence[str] | None = None, limit: int = 36,
+                       title: str = "misclassified test images") -> Path:
+    """A grid of the first `limit` images whose predicted class differs from the target,
+    each titled "true -> predicted". `images` is (N, C, H, W) or (N, H, W) (one channel
+    shown in grey, three as colour; values are scaled per image to the full range, so
+    standardised inputs show as they are); `targets` and `predicted` are (N,) class
+    indices. With nothing misclassified the figure says so."""
+    images, targets, predicted = _numpy(images), _numpy(targets), _numpy(predicted)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    wrong = np.flatnonzero(targets != predicted)[:limit]
+    names = list(classes) if classes is not None else None
+
+    def name(index) -> str:
+        return names[int(index)] if names is not None else str(int(index))
+
+    columns = max(1, min(6, len(wrong)))
+    rows = max(1, -(-len(wrong) // columns))
+    figure = _figure(1.6 * columns + 0.4, 1.7 * rows + 0.6)
+    axes = np.atleast_1d(figure.subplots(rows, columns)).reshape(-1)
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, i in zip(axes, wrong):
+        image = images[i].astype(np.float64)
+        low, high = image.min(), image.max()
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None, interpolation="nearest")
+        ax.set_title(f"{name(targets[i])} -> {name(predicted[i])}", fontsize=9)
+    if len(wrong) == 0:
+        axes[0].text(0.5, 0.5, "none misclassified", ha="center", va="center")
+    total = int((targets != predicted).sum())
+    figure.suptitle(f"{title} ({min(total, limit)} of {total} shown, true -> predicted)",
+                    fontsize=10)
     return _save(figure, path)
 
 
