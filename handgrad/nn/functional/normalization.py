@@ -246,6 +246,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     elif running_mean is None or running_var is None:
         raise HandgradError("batch_norm: training=False needs running_mean and running_var "
                             "(or use training=True for batch statistics)")
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm: eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm: eps must be non-negative, but got {eps}")
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, training,
                            momentum, eps)
 
