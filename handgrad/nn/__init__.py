@@ -12,7 +12,8 @@
     upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
                       ConvTranspose1d, ConvTranspose2d
-    pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d
+    pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
+                      MaxUnpool1d/2d
     padding.py        ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d)
     loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
                       BCEWithLogitsLoss, HingeLoss
@@ -83,6 +84,8 @@ from handgrad.nn.pooling import (
     AvgPool2d,
     MaxPool1d,
     MaxPool2d,
+    MaxUnpool1d,
+    MaxUnpool2d,
 )
 from handgrad.nn.sparse import Embedding
 from handgrad.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
@@ -95,7 +98,7 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "HingeLoss", "MLP", "RemovableHandle", "init", "utils",
     "functional", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Unflatten",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool1d", "MaxUnpool2d",
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",

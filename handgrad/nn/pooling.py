@@ -1,9 +1,10 @@
 """Pooling layers, named, argued and printed as torch.nn's: MaxPool1d, MaxPool2d,
-AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d. They hold
+AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
+MaxUnpool1d, MaxUnpool2d. They hold
 no parameters; each forward is the functional form (handgrad/nn/functional/pooling.py),
 which holds the checks.
 
-Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool1d, MaxUnpool.
+Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool1d, MaxUnpool3d.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from handgrad.nn import functional as F
 from handgrad.nn.module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d"]
+           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool1d", "MaxUnpool2d"]
 
 
 def _single(value) -> tuple[int, ...]:
@@ -134,3 +135,43 @@ class AdaptiveMaxPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class _MaxUnpoolNd(Module):
+    """max_pool's partial inverse; as torch, it keeps its sizes as n-tuples (the repr
+    reads kernel_size=(2, 2)) and takes output_size at call time."""
+
+    n = 2
+    functional = staticmethod(F.max_unpool2d)
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+
+        def expand(value):
+            return (value,) * self.n if isinstance(value, int) else tuple(value)
+
+        self.kernel_size = expand(kernel_size)
+        self.stride = expand(stride if stride is not None else kernel_size)
+        self.padding = expand(padding)
+
+    def forward(self, input, indices, output_size=None):
+        return self.functional(input, indices, self.kernel_size, self.stride, self.padding,
+                               output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """(N, C, L) or (C, L) values written at max_pool1d's indices into a zero output."""
+
+    n = 1
+    functional = staticmethod(F.max_unpool1d)
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """(N, C, H, W) or (C, H, W) values written at max_pool2d's indices into a zero
+    output."""
+
+    n = 2
+    functional = staticmethod(F.max_unpool2d)

@@ -14,7 +14,7 @@ and hand-derived backward side by side:
     conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
                       from slices, Pad and index_select; no Function of its own)
-    pooling.py        max, average and adaptive pooling, 1-d and 2-d
+    pooling.py        max, average and adaptive pooling, 1-d and 2-d; max_unpool1d/2d
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
 
@@ -83,6 +83,7 @@ from handgrad.nn.functional.pooling import (
     AdaptiveMaxPool,
     AvgPool,
     MaxPool,
+    MaxUnpool,
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -90,6 +91,8 @@ from handgrad.nn.functional.pooling import (
     avg_pool2d,
     max_pool1d,
     max_pool2d,
+    max_unpool1d,
+    max_unpool2d,
 )
 from handgrad.nn.functional.sparse import Embedding, embedding
 from handgrad.nn.functional.upsampling import UpsampleLinear, UpsampleNearest, interpolate
@@ -114,7 +117,7 @@ __all__ = [
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
-    "AdaptiveMaxPool",
+    "AdaptiveMaxPool", "max_unpool1d", "max_unpool2d", "MaxUnpool",
     # group / instance normalisation
     "group_norm", "instance_norm", "GroupNorm", "InstanceNorm",
     # channel dropout

@@ -24,8 +24,11 @@ The windows are a strided view of the padded input (Tensor.as_strided):
              dx = P_h^T g P_w
     adaptive max: the same windows gathered through index tables (the widest window's
              size, short rows repeating their last index), then as max pooling
+    unpool   max pooling's partial inverse: a zero plane of the output size with each
+             input value written at its flat plane index (torch's max_unpool);
+             dx = g gathered at those indices
 
-Left out: 3-d pooling, lp_pool, fractional pooling, adaptive_max_pool1d, max_unpool.
+Left out: 3-d pooling, lp_pool, fractional pooling, adaptive_max_pool1d, max_unpool3d.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from handgrad.autograd import Function, HandgradError
 
 __all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "max_pool1d",
            "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
-           "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+           "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxUnpool", "max_unpool1d",
+           "max_unpool2d"]
 
 
 # ======================================================== geometry on raw torch tensors
@@ -322,6 +326,39 @@ class AdaptiveAvgPool(Function):
         return torch.matmul(torch.matmul(rows.t(), g), cols), None
 
 
+class MaxUnpool(Function):
+    """out.flat[n, c, index[n, c, o]] = x[n, c, o] on a zero plane of the output size
+    (torch's max_unpool; where indices repeat, one of the values is kept).
+
+    Each output element is one input element or zero, so the gradient reads back where
+    each input went:   dx[n, c, o] = g.flat[n, c, index[n, c, o]]   (a gather).
+    Only the indices are saved."""
+
+    name = "max_unpool"
+
+    @staticmethod
+    def forward(ctx, x, indices, output_size):
+        ctx.unbatched = x.ndim == len(output_size) + 1
+        if ctx.unbatched:
+            x, indices = x.unsqueeze(0), indices.unsqueeze(0)
+        planes = x.shape[0] * x.shape[1]
+        flat_index = indices.reshape(planes, -1)
+        out = x.new_zeros(planes, math.prod(output_size))
+        out.scatter_(1, flat_index, x.reshape(planes, -1))
+        ctx.save_for_backward(flat_index)
+        ctx.x_shape = x.shape
+        out = out.reshape(*x.shape[:2], *output_size)
+        return out[0] if ctx.unbatched else out
+
+    @staticmethod
+    def backward(ctx, g):
+        (flat_index,) = ctx.saved_tensors
+        if ctx.unbatched:
+            g = g.unsqueeze(0)
+        dx = g.reshape(flat_index.shape[0], -1).gather(1, flat_index).reshape(ctx.x_shape)
+        return (dx[0] if ctx.unbatched else dx), None, None
+
+
 # ================================================================ argument handling
 def _tuple(op: str, name: str, value, n: int) -> tuple[int, ...]:
     """An int or a sequence of 1 or n ints, as n ints."""
@@ -473,3 +510,72 @@ def adaptive_avg_pool2d(input, output_size):
     """PyTorch's nn.functional.adaptive_avg_pool2d on (N, C, H, W) or (C, H, W); an entry
     of output_size may be None (keep that size). One fused node (two matmuls)."""
     return _adaptive_avg_pool("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def _max_unpool(op, n, input, indices, kernel_size, stride, padding, output_size):
+    """torch's checks of max_unpool (its _unpool_output_size, then the kernel's), then one
+    MaxUnpool node."""
+    _check_input(op, input, n)
+    kernel = _tuple(op, "kernel_size", kernel_size, n)
+    stride = kernel if stride is None else _tuple(op, "stride", stride, n)
+    padding = _tuple(op, "padding", padding, n)
+    raw_indices = getattr(indices, "data", indices)
+    if not isinstance(raw_indices, torch.Tensor) or raw_indices.dtype != torch.int64:
+        raise HandgradError(
+            f"{op}: elements in indices should be type int64 but got: "
+            f"{getattr(raw_indices, 'dtype', type(indices).__name__)}; pass the indices "
+            f"that max_pool{n}d(..., return_indices=True) returns")
+    if tuple(raw_indices.shape) != tuple(input.shape):
+        raise HandgradError(
+            f"{op}: Expected shape of indices to be same as that of the input tensor "
+            f"({list(input.shape)}) but got indices tensor with shape: "
+            f"{list(raw_indices.shape)}")
+    if raw_indices.device != input.data.device:
+        raise HandgradError(f"{op}: input ({input.data.device}) and indices "
+                            f"({raw_indices.device}) should be on the same device")
+    spatial = input.shape[-n:]
+    default = [(size - 1) * s + k - 2 * p
+               for size, s, k, p in zip(spatial, stride, kernel, padding)]
+    if output_size is None:
+        sizes = default
+    else:
+        sizes = [int(o) for o in ((output_size,) if isinstance(output_size, int)
+                                  else output_size)]
+        if len(sizes) == n + 2:
+            sizes = sizes[2:]
+        if len(sizes) != n:
+            raise ValueError(
+                f"{op}: output_size should be a sequence containing {n} or {n + 2} "
+                f"elements, but it has a length of '{len(sizes)}'")
+        for d, (o, low, s) in enumerate(zip(sizes, default, stride)):
+            if not (low - s < o < low + s):
+                raise ValueError(
+                    f'{op}: invalid output_size "{sizes}" (dim {d} must be between '
+                    f"{low - s} and {low + s}) for input of size {list(input.shape)}, "
+                    f"kernel_size={kernel}, stride={stride}, padding={padding}")
+    if min(sizes) < 0:
+        raise ValueError(f"{op}: output_size must contain non-negative spatial dimensions, "
+                         f"but got output_size={sizes}")
+    plane = math.prod(sizes)
+    if raw_indices.numel() and (int(raw_indices.min()) < 0 or int(raw_indices.max()) >= plane):
+        bad = raw_indices[(raw_indices < 0) | (raw_indices >= plane)].flatten()[0]
+        raise HandgradError(
+            f"{op}: Found an invalid max index: {int(bad)} (output volumes are of size "
+            f"{'x'.join(map(str, sizes))}); indices must come from the max pooling whose "
+            "output this is, with the same geometry")
+    return MaxUnpool.apply(input, indices, tuple(sizes))
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """PyTorch's nn.functional.max_unpool1d on (N, C, L) or unbatched (C, L): each value
+    written at its index into a zero output of length (L - 1) stride - 2 padding +
+    kernel_size (or output_size). One fused node."""
+    return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """PyTorch's nn.functional.max_unpool2d on (N, C, H, W) or unbatched (C, H, W): each
+    value written at its flat index into a zero (H_out, W_out) plane. One fused node."""
+    return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding,
+                       output_size)

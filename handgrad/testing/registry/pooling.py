@@ -1,7 +1,7 @@
 """Registry entries for the pooling family of handgrad.nn.functional: max_pool1d/2d (with
-and without return_indices), avg_pool1d/2d, adaptive_avg_pool1d/2d and
-adaptive_max_pool2d, over a grid of kernel / stride / padding / dilation / ceil_mode /
-count_include_pad / divisor_override and unbatched inputs.
+and without return_indices), avg_pool1d/2d, adaptive_avg_pool1d/2d,
+adaptive_max_pool2d and max_unpool1d/2d, over a grid of kernel / stride / padding /
+dilation / ceil_mode / count_include_pad / divisor_override and unbatched inputs.
 
 Each entry calls the public functional API with torch.nn.functional as the reference.
 The composed references never build the strided window view the fused way:
@@ -11,7 +11,10 @@ The composed references never build the strided window view the fused way:
     window sum of a ones-plane padded with ones (count_include_pad) or zeros (not), so
     the divisor is counted, not computed from torch's formula;
   * adaptive average / max: one slice and mean / max per output position (the outputs
-    are small).
+    are small);
+  * max_unpool: a matmul with the 0/1 matrix M[o, p] = (index[o] == p) per plane. Its
+    indices are distinct per plane (a fixed random draw; max_pool with overlapping
+    windows can repeat one, and which repeated value lands there is unspecified).
 Max pooling entries draw `distinct` values: no ties, so finite differences hold.
 
 Left out: the modules (tests/nn/test_pooling.py compares them with torch.nn).
@@ -251,4 +254,66 @@ for name, shapes, args, options in ADAPTIVE_MAX:
         shapes=[(s,) for s in shapes],
         domains=distinct,
         covers=(HF.AdaptiveMaxPool,),
+    )
+
+
+# ================================================================ max unpooling
+def _unpool_indices(x, n, output_size):
+    """int64 indices shaped as x ((N, C, *in) or (C, *in), n spatial dims): per plane,
+    distinct flat positions in the output plane, drawn from a fixed seed."""
+    count = math.prod(x.shape[-n:])
+    planes = math.prod(x.shape) // count
+    gen = torch.Generator().manual_seed(7)
+    draw = torch.rand(planes, math.prod(output_size), generator=gen).argsort(1)[:, :count]
+    return draw.reshape(x.shape).to(getattr(x, "data", x).device)
+
+
+def _composed_max_unpool(x, indices, output_size):
+    """out[plane] = x[plane] @ M with M[o, p] = (indices[plane, o] == p)."""
+    n = len(output_size)
+    lead = x.shape[:x.ndim - n]
+    planes = math.prod(lead)
+    flat = indices.reshape(planes, -1)
+    onehot = torch.zeros(planes, flat.shape[1], math.prod(output_size), dtype=x.dtype,
+                         device=x.data.device)
+    onehot.scatter_(2, flat.unsqueeze(-1), 1.0)
+    out = x.reshape(planes, 1, -1) @ hg.Tensor(onehot)  # (planes, 1, prod(output_size))
+    return out.reshape(*lead, *output_size)
+
+
+# (name, n, shapes of x, output plane size, options)
+UNPOOL = [
+    ("max_unpool2d", 2, [(2, 3, 3, 3), (3, 2, 4)], None, {"kernel_size": 2}),
+    ("max_unpool2d_stride_padding_output_size", 2, [(2, 2, 3, 4)], (6, 7),
+     {"kernel_size": 3, "stride": 2, "padding": 1, "output_size": (6, 7)}),
+    ("max_unpool1d", 1, [(2, 3, 4)], None, {"kernel_size": 2}),
+    ("max_unpool1d_stride_output_size_unbatched", 1, [(3, 5)], (12,),
+     {"kernel_size": 3, "stride": 2, "output_size": (12,)}),
+]
+
+
+def _unpool_size(shape, n, size, options):
+    """The output plane: `size`, else torch's default (in - 1) stride - 2 pad + kernel."""
+    if size is not None:
+        return size
+    k, s, p = (options.get(name, default) for name, default in
+               [("kernel_size", None), ("stride", options["kernel_size"]), ("padding", 0)])
+    return tuple((i - 1) * s + k - 2 * p for i in shape[-n:])
+
+
+for name, n, shapes, size, options in UNPOOL:
+    functional, reference = ((HF.max_unpool2d, TF.max_unpool2d) if n == 2
+                             else (HF.max_unpool1d, TF.max_unpool1d))
+
+    def indices_for(x, n=n, options=options, size=size):
+        return _unpool_indices(x, n, _unpool_size(x.shape, n, size, options))
+
+    register(
+        name,
+        fn=lambda x, f=functional, o=options, i=indices_for: f(x, hg.Tensor(i(x)), **o),
+        ref=lambda x, f=reference, o=options, i=indices_for: f(x, i(x), **o),
+        composed=lambda x, o=options, i=indices_for, n=n, size=size: _composed_max_unpool(
+            x, i(x), _unpool_size(x.shape, n, size, o)),
+        shapes=[(s,) for s in shapes],
+        covers=(HF.MaxUnpool,),
     )
