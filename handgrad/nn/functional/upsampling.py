@@ -7,11 +7,17 @@ position (nearest) or two with weights (linear), tables built from torch's index
 arithmetic, in torch's precision (float32 for float32 and smaller floats, float64 for
 float64):
   * nearest: src(o) = min(floor(o * scale), in - 1), scale = 1 / scale_factor when a
-    scale factor is given (and recompute_scale_factor is not True), else in / out; an
-    output as long as the input, or twice as long, reads o, or o // 2 (torch's shortcuts);
-  * linear, align_corners=True: x(o) = o * (in - 1) / (out - 1) (0 when out == 1);
-  * linear, align_corners=False: x(o) = max(0, scale * (o + 0.5) - 0.5), scale as for
-    nearest; then i0 = min(floor(x), in - 1), i1 = i0 + 1 (i0 at the last input),
+    scale factor is given (and recompute_scale_factor is not True), else in / out; in
+    2-d, an output as long as the input, or twice as long, reads o, or o // 2 (torch's
+    shortcuts, whatever the scale factor). torch's 1-d forward skips those shortcuts but
+    its 1-d backward takes them, so with a scale factor that gives out == in or
+    out == 2 in (1.1, 2.1) torch's gradient is not the transpose of its own forward;
+    handgrad's forward is torch's and its gradient the true transpose;
+  * linear and bilinear: an axis whose size does not change is copied (torch's
+    shortcut, whatever the scale factor); along the others, the source position is
+    x(o) = o * (in - 1) / (out - 1) with align_corners=True (0 when out == 1), or
+    x(o) = max(0, scale * (o + 0.5) - 0.5) with align_corners=False (scale as for
+    nearest); then i0 = min(floor(x), in - 1), i1 = i0 + 1 (i0 at the last input),
     w1 = clamp(x - i0, 0, 1), w0 = 1 - w1.
 The forward gathers along each axis (index_select) and weights; the backward is the
 transpose: the upstream gradient times each weight, scatter-added (index_add_) onto
@@ -47,11 +53,11 @@ def _scale(in_size, out_size, scale_factor, dtype):
     return torch.tensor(in_size, dtype=dtype) / out_size
 
 
-def _nearest_table(in_size, out_size, scale_factor, device):
+def _nearest_table(in_size, out_size, scale_factor, device, shortcuts):
     """[(index, None)]: the input position each output position reads."""
-    if out_size == in_size:
+    if shortcuts and out_size == in_size:
         index = torch.arange(out_size, device=device)
-    elif out_size == 2 * in_size:
+    elif shortcuts and out_size == 2 * in_size:
         index = torch.arange(out_size, device=device) // 2
     else:
         scale = _scale(in_size, out_size, scale_factor, torch.float32).to(device)
@@ -229,7 +235,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     device = input.device
     pairs = zip(input.shape[2:], output_size, factors)
     if mode == "nearest":
-        tables = [_nearest_table(n, o, s, device) for n, o, s in pairs]
+        shortcuts = spatial == 2  # as torch's 2-d kernel (module docstring)
+        tables = [_nearest_table(n, o, s, device, shortcuts) for n, o, s in pairs]
         return UpsampleNearest.apply(input, tables)
-    tables = [_linear_table(n, o, align_corners, s, input.dtype, device) for n, o, s in pairs]
+    # torch copies an axis whose size does not change: scale 1, whatever the factor
+    tables = [_linear_table(n, o, align_corners, None if n == o else s, input.dtype, device)
+              for n, o, s in pairs]
     return UpsampleLinear.apply(input, tables)

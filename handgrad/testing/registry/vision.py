@@ -197,13 +197,14 @@ def _f32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
-def _nearest_matrix(n_in, n_out, scale_factor):
-    """(n_out, n_in) 0/1 rows: output o copies input min(floor(o * scale), n_in - 1)."""
+def _nearest_matrix(n_in, n_out, scale_factor, shortcuts):
+    """(n_out, n_in) 0/1 rows: output o copies input min(floor(o * scale), n_in - 1)
+    (in 2-d: o when n_out == n_in, o // 2 when n_out == 2 n_in, torch's shortcuts)."""
     rows = []
     for o in range(n_out):
-        if n_out == n_in:
+        if shortcuts and n_out == n_in:
             source = o
-        elif n_out == 2 * n_in:
+        elif shortcuts and n_out == 2 * n_in:
             source = o // 2
         else:
             scale = _f32(1.0 / scale_factor) if scale_factor else _f32(_f32(n_in) / n_out)
@@ -242,10 +243,12 @@ def _composed_interpolate(x, size=None, scale_factor=None, mode="nearest",
         sizes = [math.floor(n * s) for n, s in zip(x.shape[2:], factors)]
     if factors is None or recompute_scale_factor:
         factors = [None] * spatial
+    if mode != "nearest":  # torch copies an axis whose size does not change
+        factors = [None if n == o else f for n, o, f in zip(x.shape[2:], sizes, factors)]
     out = x
     for axis in reversed(range(spatial)):
         n_in, n_out, factor = x.shape[2 + axis], sizes[axis], factors[axis]
-        rows = (_nearest_matrix(n_in, n_out, factor) if mode == "nearest"
+        rows = (_nearest_matrix(n_in, n_out, factor, spatial == 2) if mode == "nearest"
                 else _linear_matrix(n_in, n_out, bool(align_corners), factor))
         matrix = hg.tensor(rows, dtype=x.dtype, device=x.device)  # (out, in)
         if axis == spatial - 1:
@@ -263,16 +266,20 @@ INTERPOLATE = [  # (name, shapes, options)
      {"scale_factor": 2.6, "recompute_scale_factor": True}),
     ("interpolate_nearest1d", [(2, 3, 5)], {"size": 12}),
     ("interpolate_nearest1d_scale", [(2, 3, 7)], {"scale_factor": 0.45}),
+    ("interpolate_nearest2d_shortcut", [(1, 2, 3, 5)], {"scale_factor": (1.1, 2.1)}),
     ("interpolate_linear", [(2, 3, 5)], {"size": 9, "mode": "linear"}),
     ("interpolate_linear_align_corners", [(2, 2, 6)],
      {"scale_factor": 1.5, "mode": "linear", "align_corners": True}),
     ("interpolate_linear_scale", [(2, 2, 7)], {"scale_factor": 0.7, "mode": "linear"}),
+    ("interpolate_linear_same_size", [(2, 2, 3)], {"scale_factor": 1.3, "mode": "linear"}),
     ("interpolate_bilinear", [(2, 3, 4, 5), (1, 2, 3, 3)],
      {"size": (7, 4), "mode": "bilinear"}),
     ("interpolate_bilinear_align_corners", [(2, 2, 4, 3)],
      {"size": (6, 5), "mode": "bilinear", "align_corners": True}),
     ("interpolate_bilinear_scale", [(2, 2, 5, 4)],
      {"scale_factor": (1.7, 2.5), "mode": "bilinear"}),
+    ("interpolate_bilinear_one_axis_same_size", [(2, 2, 3, 5)],
+     {"scale_factor": (1.3, 0.8), "mode": "bilinear"}),
     ("interpolate_bilinear_recompute_down", [(1, 2, 7, 6)],
      {"scale_factor": 0.6, "mode": "bilinear", "recompute_scale_factor": True}),
     ("interpolate_bilinear_align_corners_to_one", [(2, 2, 4, 3)],
