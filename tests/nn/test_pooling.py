@@ -96,6 +96,22 @@ def test_max_pool_on_distinct_values_and_without_indices(dtype):
                    _randn(2, 3, 8), dtype)
 
 
+
+@pytest.mark.parametrize("options", [
+    {"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": (3, 2), "stride": 1, "padding": 1, "dilation": 2},
+    {"kernel_size": 5, "stride": 2},
+], ids=str)
+def test_max_pool_nan_windows_pick_torchs_index(options):
+    """A NaN wins its window (torch's CPU rule: larger or NaN replaces), however many."""
+    x = _randn(2, 3, 9, 11)
+    x[x > 1.2] = float("nan")
+    x[0, 0, :3] = float("nan")
+    values, indices = F.max_pool2d(hg.Tensor(x), **options, return_indices=True)
+    theirs, their_indices = TF.max_pool2d(x, **options, return_indices=True)
+    torch.testing.assert_close(values.data, theirs, equal_nan=True)
+    assert torch.equal(indices.data, their_indices)
+
 # ================================================================= average pooling
 AVG_CASES = [  # average pooling has no dilation
     {**{key: value for key, value in case.items() if key != "dilation"},

@@ -173,41 +173,51 @@ class MaxPool(Function):
         return _max_input_gradient(ctx, g), None, None, None, None, None
 
 
-# kernels up to 4x4 scan their offsets (under 256 for uint8 ordinals); larger ones copy
-_OFFSET_SCAN_LIMIT = 16
+# kernels of up to 255 offsets scan them (the ordinals are uint8); larger ones copy their
+# windows and take torch.max, whose NaN pick (the first) is not the pooling kernel's
+_OFFSET_SCAN_LIMIT = 255
 
 
 def _max_offset_scan(view, x_shape, kernel, stride, padding, dilation):
     """Max pooling's values and flat plane indices by one pass per kernel offset over
     the window view (N, C, *out, *k), no copy of the windows: offset i's slab replaces
     the running maximum where it is larger or NaN (torch's CPU rule), so the first
-    maximum in row-major order wins. The plane index of window o, offset i is linear,
-    base(o) + delta(i), with base(o) = sum_a (o_a s_a - p_a) W_a and
-    delta(i) = sum_a i_a d_a W_a (W_a: the plane's stride along axis a)."""
+    maximum in row-major order wins.
+
+    Where it replaces, the offset's coordinates are recorded as prefix ordinals
+    P_a = ravel(i_0 .. i_a) (uint8): along the row-major scan each P_a never decreases,
+    so "the P_a of the last replacement" is a running maximum of better * P_a, far
+    cheaper than a masked write. Then i_a = P_a - P_(a-1) k_a, and the plane index of
+    window o, offset i is linear: base(o) + delta(i) with base(o) = sum_a (o_a s_a - p_a)
+    W_a and delta(i) = sum_a i_a d_a W_a (W_a: the plane's stride along axis a)."""
     n = len(kernel)
     out = view.shape[2:2 + n]
     plane_strides = [math.prod(x_shape[3 + a:]) for a in range(n)]
-    offsets = list(itertools.product(*(range(k) for k in kernel)))
-    deltas = torch.tensor([sum(i * d * w for i, d, w in zip(offset, dilation, plane_strides))
-                           for offset in offsets], dtype=torch.int64, device=view.device)
-    values = code = None  # the running maximum and the ordinal of its offset (uint8)
-    for ordinal, offset in enumerate(offsets):
+    values, prefixes = None, []
+    for offset in itertools.product(*(range(k) for k in kernel)):
         slab = view[(slice(None), slice(None), *(slice(None),) * n, *offset)]
         if values is None:
             values = slab.clone()
-            code = torch.zeros(slab.shape, dtype=torch.uint8, device=slab.device)
+            prefixes = [torch.zeros(slab.shape, dtype=torch.uint8, device=slab.device)
+                        for _ in range(n)]
             continue
-        better = (slab > values) | slab.isnan()
-        code.masked_fill_(better, ordinal)
+        better = ((slab > values) | slab.isnan()).view(torch.uint8)
+        ordinal = 0
+        for axis in range(n):
+            ordinal = ordinal * kernel[axis] + offset[axis]
+            if ordinal:
+                prefixes[axis] = torch.maximum(prefixes[axis], better * ordinal)
         values = torch.maximum(values, slab)  # NaN stays NaN, as torch.max keeps it
-    index = deltas[code.long()] if len(offsets) > 1 else deltas[0].expand(values.shape)
-    base = None
+    index = None
     for axis in range(n):
         position = (torch.arange(out[axis], device=view.device) * stride[axis]
                     - padding[axis]) * plane_strides[axis]
         position = position.reshape(-1, *(1,) * (n - axis - 1))
-        base = position if base is None else base + position
-    return values, index + base
+        coordinate = prefixes[axis] - prefixes[axis - 1] * kernel[axis] if axis else \
+            prefixes[0]  # i_a, the offset along this axis
+        term = coordinate.long() * (dilation[axis] * plane_strides[axis]) + position
+        index = term if index is None else index + term
+    return values, index
 
 
 def _max_outputs(ctx, x, values, index):
