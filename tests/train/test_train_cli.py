@@ -227,11 +227,12 @@ def test_help_names_every_flag(capsys):
 def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for dataset in ("moons", "clusters", "regression", "digits", "mnist5k"):
+    for dataset in ("moons", "clusters", "regression", "digits", "mnist5k", "LeNet-5"):
         assert dataset in out
     summary = json.loads((tmp_path / "demo_results.json").read_text())
     assert [r["dataset"] for r in summary["runs"]] == ["moons", "clusters", "regression",
-                                                       "digits", "mnist5k"]
+                                                       "digits", "mnist5k", "mnist5k"]
+    assert (tmp_path / "lenet-mnist5k" / "misclassified.png").is_file()
     assert (tmp_path / "moons_scalar" / "decision_boundary.png").is_file()
     assert (tmp_path / "mnist5k" / "confusion_matrix.png").is_file()
     assert (tmp_path / "regression" / "fit.png").is_file()
@@ -251,11 +252,12 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     import handgrad.demo as demo
 
     values = {"moons": 1.0, "clusters": 0.99, "regression": 0.2, "digits": 0.98,
-              "mnist5k": 0.95}
+              "mnist5k": 0.95, "lenet-mnist5k": 0.985}
 
-    def row(dataset, *rest):
-        return {"dataset": dataset, "model": "m", "figure": "f", "value": values[dataset],
-                "text": str(values[dataset]), "target": "t", "seconds": 0.0, "files": []}
+    def row(name, *rest):
+        return {"name": name, "dataset": name.removeprefix("lenet-"), "model": "m",
+                "figure": "f", "value": values[name], "text": str(values[name]),
+                "target": "t", "seconds": 0.0, "files": []}
 
     monkeypatch.setattr(demo, "_scalar_moons", lambda out, quick: row("moons"))
     monkeypatch.setattr(demo, "_tensor_run", row)
@@ -265,3 +267,6 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     assert main(["demo", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "t MISSED" in out and "targets missed: mnist5k" in out
+    values["mnist5k"], values["lenet-mnist5k"] = 0.95, 0.97
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert "targets missed: lenet-mnist5k" in capsys.readouterr().out
