@@ -213,7 +213,9 @@ def _conv_transpose(op, n, input, weight, bias, stride, padding, output_padding,
     if any(o >= s and o >= d for o, s, d in zip(output_padding, stride, dilation)):
         raise HandgradError(
             f"{op}: output padding must be smaller than either stride or dilation, but got "
-            f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
+            f"output_padding={output_padding}, stride={stride}, dilation={dilation}; "
+            "output_padding only picks among the output sizes a stride leaves open, "
+            "so keep it below the stride (or ask the module for output_size=)")
     in_channels, channels = weight.shape[0], input.shape[-n - 1]
     if in_channels % groups:
         raise HandgradError(
