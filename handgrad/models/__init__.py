@@ -4,7 +4,11 @@
              dataset, the recipes behind the figures in docs/training.md) and the
              builders: prepare_data, build_model, build_loss, build_optimizer,
              build_scheduler
-    cli.py   the `handgrad train mlp` command (train(config, out) does the whole run)
+    cnn.py   CNNConfig, LeNet5, BasicBlock, ResNet, REFERENCE_CONFIGS keyed (model,
+             dataset) and the same builders, for digits, MNIST-5k and MNIST images
+             (import handgrad.models.cnn)
+    cli.py   the `handgrad train mlp` / `handgrad train cnn` command (train(config, out)
+             does the whole run, for any registered model's config)
     registry.py  MODELS: one small entry per model of `handgrad train NAME`
     options.py   the options train, demo and bench share (--device, --threads, --seed,
                  --json), set_threads and resolve_device
@@ -12,7 +16,10 @@
 The MLP's names are imported on first use (so that the `handgrad` command can read the
 registry without importing torch).
 
-Left out: convolutional and recurrent reference models (not yet written).
+The CNN's names live in handgrad.models.cnn only (its REFERENCE_CONFIGS and builders
+share the MLP's names).
+
+Left out: recurrent and attention reference models (not yet written).
 """
 
 import importlib
