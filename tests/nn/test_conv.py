@@ -21,6 +21,7 @@ import torch.nn.functional as TF
 import handgrad as hg
 import handgrad.nn.functional as F
 from handgrad import nn
+from handgrad.nn.functional.conv import conv_strategy
 from tests.torch_compare import assert_close, compare_modules
 
 
@@ -59,6 +60,10 @@ CONV2D_CASES = [  # (x shape, weight shape, options)
     ((2, 2, 6, 7), (3, 2, 2, 4), {"padding": "same", "dilation": (2, 1)}),  # even kernel
     ((1, 3, 5, 5), (2, 3, 5, 5), {"padding": "valid"}),  # kernel = input
     ((3, 6, 5), (4, 3, 3, 1), {}),  # unbatched
+    # stride 1 on the padded grid (conv_strategy): few channels "grid", 8+ "shift"
+    ((2, 3, 12, 11), (4, 3, 3, 3), {"padding": 1}),
+    ((2, 8, 12, 11), (5, 8, 3, 2), {"padding": "same", "dilation": (2, 1)}),
+    ((8, 12, 12), (3, 8, 3, 3), {"padding": 1}),  # unbatched, shift
 ]
 
 
@@ -94,6 +99,8 @@ CONV1D_CASES = [
     ((2, 2, 8), (3, 2, 4), {"padding": "same"}),
     ((2, 4, 7), (4, 1, 2), {"groups": 4, "padding": "valid", "stride": 3}),
     ((3, 9), (2, 3, 3), {"padding": 1}),  # unbatched
+    ((2, 3, 12), (4, 3, 3), {"padding": 2, "dilation": 2}),  # padded grid, grid columns
+    ((2, 9, 12), (4, 9, 3), {"padding": 1}),  # padded grid, shift
 ]
 
 
@@ -114,6 +121,51 @@ def test_conv2d_is_one_graph_node():
     w = hg.Tensor(_randn(3, 2, 3, 3), requires_grad=True)
     out = F.conv2d(x, w, hg.Tensor(_randn(3), requires_grad=True))
     assert type(out._ctx) is F.ConvNd
+
+
+def test_strategies_cover_the_benchmark_layers():
+    """conv_strategy picks the layout each bench cnn layer was measured with."""
+    one = ((1, 1), (1, 1))
+    assert conv_strategy((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1),
+                           1) == "grid"
+    assert conv_strategy((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
+                           1) == "im2col"  # the grid would compute 1.96x the outputs
+    assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (1, 1), one, (1, 1), 1) == "shift"
+    assert conv_strategy((32, 3, 32, 32), (32, 3, 3, 3), (1, 1), one, (1, 1), 1) == "grid"
+    assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (2, 2), one, (1, 1), 1) == "im2col"
+    assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1), 2) == "im2col"
+
+
+@pytest.mark.parametrize("channels", [3, 8], ids=["grid", "shift"])
+@pytest.mark.parametrize("wanted", ["x", "w", "b"])
+def test_padded_grid_paths_with_some_gradients_and_channels_last(channels, wanted, dtype):
+    """Each padded-grid layout with only one of the gradients wanted, on channels-last
+    input: the wanted gradient is torch's, the others are not computed."""
+    x = _randn(2, channels, 10, 9).to(dtype).contiguous(memory_format=torch.channels_last)
+    w, b = _randn(4, channels, 3, 3, seed=1).to(dtype), _randn(4, seed=2).to(dtype)
+    ours = [hg.Tensor(t.clone(), requires_grad=name == wanted)
+            for name, t in zip("xwb", (x, w, b))]
+    theirs = [t.clone().requires_grad_(name == wanted) for name, t in zip("xwb", (x, w, b))]
+    out, expected = F.conv2d(*ours, padding=1), TF.conv2d(*theirs, padding=1)
+    assert_close(out.data, expected, what="output")
+    g = _randn(*expected.shape, seed=3).to(dtype)
+    out.backward(hg.Tensor(g))
+    expected.backward(g)
+    for name, mine, reference in zip("xwb", ours, theirs):
+        if name == wanted:
+            assert_close(mine.grad.data, reference.grad, what=f"d{name}")
+        else:
+            assert mine.grad is None
+
+
+@pytest.mark.parametrize("options", [{"padding": 1}, {"stride": 2}, {"groups": 2}], ids=str)
+def test_an_empty_batch_gives_an_empty_output_as_torch(options):
+    x, w = _randn(0, 4, 8, 8), _randn(6, 4 // options.get("groups", 1), 3, 3, seed=1)
+    ours_x, ours_w = hg.Tensor(x, requires_grad=True), hg.Tensor(w, requires_grad=True)
+    out = F.conv2d(ours_x, ours_w, **options)
+    assert out.shape == TF.conv2d(x, w, **options).shape
+    out.sum().backward()
+    assert ours_x.grad.shape == x.shape and float(ours_w.grad.data.abs().sum()) == 0.0
 
 
 def test_only_needed_gradients_are_computed():
@@ -247,17 +299,27 @@ def test_functional_errors_are_torchs():
     x, w = _randn(2, 3, 5, 5), _randn(4, 3, 3, 3)
     hx, hw = hg.Tensor(x), hg.Tensor(w)
     _same_error(lambda: F.conv2d(hx, hg.Tensor(_randn(4, 2, 3, 3))),
-                lambda: TF.conv2d(x, _randn(4, 2, 3, 3)), r"conv2d.*3 channels")
+                lambda: TF.conv2d(x, _randn(4, 2, 3, 3)),
+                r"conv2d.*weight of size \[4, 2, 3, 3\].*input\[2, 3, 5, 5\].*in_channels")
     _same_error(lambda: F.conv2d(hx, hg.Tensor(_randn(3, 1, 3, 3)), groups=2),
-                lambda: TF.conv2d(x, _randn(3, 1, 3, 3), groups=2), r"groups=2.*\[3, 1, 3, 3\]")
+                lambda: TF.conv2d(x, _randn(3, 1, 3, 3), groups=2),
+                r"groups=2.*\[3, 1, 3, 3\].*\[2, 3, 5, 5\].*multiples of groups")
+    _same_error(lambda: F.conv2d(hx, hg.Tensor(_randn(4, 1, 3, 3)), groups=4),
+                lambda: TF.conv2d(x, _randn(4, 1, 3, 3), groups=4), r"4 channels.*got 3")
     _same_error(lambda: F.conv2d(hx, hg.Tensor(_randn(4, 3, 6, 3))),
-                lambda: TF.conv2d(x, _randn(4, 3, 6, 3)), r"Kernel size: \(6 x 3\)")
+                lambda: TF.conv2d(x, _randn(4, 3, 6, 3)),
+                r"Kernel size: \(6 x 3\).*\[2, 3, 5, 5\].*more padding")
+    _same_error(lambda: F.conv2d(hx, hw, dilation=3),
+                lambda: TF.conv2d(x, w, dilation=3), r"padded input size.*\(5 x 5\)")
     _same_error(lambda: F.conv2d(hx, hw, padding="same", stride=2),
                 lambda: TF.conv2d(x, w, padding="same", stride=2), "strided convolutions")
     _same_error(lambda: F.conv2d(hx, hw, padding="full"),
                 lambda: TF.conv2d(x, w, padding="full"), "Invalid padding string")
     _same_error(lambda: F.conv2d(hg.Tensor(_randn(3, 5)), hw),
-                lambda: TF.conv2d(_randn(3, 5), w), r"3D \(unbatched\) or 4D")
+                lambda: TF.conv2d(_randn(3, 5), w),
+                r"3D \(unbatched\) or 4D.*\[3, 5\].*\[4, 3, 3, 3\].*pass \(N, C, H, W\)")
+    _same_error(lambda: F.conv1d(hg.Tensor(_randn(2, 3, 4, 5)), hg.Tensor(_randn(4, 3, 2))),
+                lambda: TF.conv1d(_randn(2, 3, 4, 5), _randn(4, 3, 2)), r"2D \(unbatched\)")
     _same_error(lambda: F.conv1d(hg.Tensor(_randn(2, 3, 5)), hg.Tensor(_randn(4, 3, 2)),
                                  stride=(1, 2)),
                 lambda: TF.conv1d(_randn(2, 3, 5), _randn(4, 3, 2), stride=(1, 2)), "stride")

@@ -203,7 +203,7 @@ class ConvNd(Function):
 def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
     """Which of ConvNd's layouts runs: "im2col", "grid" or "shift" (ConvNd's docstring).
     The thresholds come from `handgrad bench cnn` on a 2-core CPU."""
-    if groups != 1 or any(s != 1 for s in stride):
+    if groups != 1 or any(s != 1 for s in stride) or x_shape[0] == 0:
         return "im2col"
     spatial = x_shape[2:]
     padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
@@ -220,7 +220,8 @@ def _im2col_forward(ctx, x, weight, stride, pads, dilation, groups):
     batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
     # (C, *k, N, *out) -> (G, Cg K, N L): the one copy of the input's columns
     cols = view.permute(1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
-    cols = cols.reshape(groups, -1, batch * math.prod(out))
+    cols = cols.reshape(groups, x.shape[1] // groups * math.prod(weight.shape[2:]),
+                        batch * math.prod(out))  # sizes spelled out: N may be 0
     y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
     ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
     ctx.shapes = (x.shape, weight.shape, view.shape)
@@ -232,7 +233,8 @@ def _im2col_backward(ctx, g):
     need_x, need_w = ctx.needs_input_grad[:2]
     x_shape, w_shape, view_shape = ctx.shapes
     groups, n = ctx.groups, len(w_shape) - 2
-    g3 = g.transpose(0, 1).reshape(groups, w_shape[0] // groups, -1)  # (G, Og, N L)
+    g3 = g.transpose(0, 1).reshape(groups, w_shape[0] // groups,
+                                   g.numel() // w_shape[0])  # (G, Og, N L)
     dx = dw = None
     if need_x:
         w3 = weight.reshape(groups, w_shape[0] // groups, -1)  # (G, Og, Cg K)
@@ -265,7 +267,7 @@ def _grid_forward(ctx, x, weight, stride, pads, dilation, groups):
     grid = x.new_zeros(channels, batch, *padded)
     grid[(slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in
                                       zip(spatial, pads)))] = x.transpose(0, 1)
-    xf = grid.view(channels, -1)
+    xf = grid.view(channels, batch * math.prod(padded))
     m = xf.shape[1]
     valid = m - shifts[-1]  # M'
     y_grid = x.new_empty(out_channels, m)
@@ -305,8 +307,8 @@ def _grid_backward(ctx, g):
     batch, channels, out_channels = x_shape[0], x_shape[1], w_shape[0]
     g_grid = g.new_zeros(out_channels, batch, *padded)
     g_grid[(slice(None), slice(None), *(slice(0, o) for o in out))] = g.transpose(0, 1)
-    g_valid = g_grid.view(out_channels, -1)[:, :valid]  # (O, M')
-    m = g_grid.numel() // out_channels
+    m = batch * math.prod(padded)
+    g_valid = g_grid.view(out_channels, m)[:, :valid]  # (O, M')
     dx = dw = None
     dxf = g.new_zeros(channels, m) if need_x else None
     if ctx.strategy == "shift":
@@ -437,7 +439,9 @@ def _conv(op, n, input, weight, bias, stride, padding, dilation, groups):
     if input.ndim not in (n + 1, n + 2):
         raise HandgradError(
             f"{op}: Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, but "
-            f"got input of size: {_shape(input)}")
+            f"got input of size: {_shape(input)} (weight of size {_shape(weight)}); pass "
+            f"(N, C, {'H, W' if n == 2 else 'L'}) or one unbatched (C, "
+            f"{'H, W' if n == 2 else 'L'})")
     if weight.ndim != n + 2:
         raise HandgradError(
             f"{op}: expected a {n + 2}-D weight (out_channels, in_channels / groups, "
@@ -460,12 +464,15 @@ def _conv(op, n, input, weight, bias, stride, padding, dilation, groups):
     if out_channels % groups:
         raise HandgradError(
             f"{op}: Given groups={groups}, expected weight to be divisible by {groups} at "
-            f"dimension 0, but got weight of size {_shape(weight)} instead")
+            f"dimension 0, but got weight of size {_shape(weight)} instead (input of size "
+            f"{_shape(input)}); out_channels and in_channels must both be multiples of "
+            "groups")
     if channels != weight.shape[1] * groups:
         raise HandgradError(
             f"{op}: Given groups={groups}, weight of size {_shape(weight)}, expected "
             f"input{_shape(input)} to have {weight.shape[1] * groups} channels, but got "
-            f"{channels} channels instead")
+            f"{channels} channels instead; make the layer's in_channels {channels} or give "
+            f"it {weight.shape[1] * groups}-channel input")
     if bias is not None and tuple(bias.shape) != (out_channels,):
         raise HandgradError(
             f"{op}: expected bias of size [{out_channels}] (one per output channel), got "
