@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as tnn
@@ -198,3 +199,21 @@ def test_train_cnn_refuses_flags_of_other_models(capsys):
     assert main(["train", "cnn", "--dataset", "digits", "--optimizer", "adamw",
                  "--momentum", "0.5"]) == 2
     assert "--momentum applies to sgd only" in capsys.readouterr().err
+
+
+def test_train_cnn_on_mnist_idx_files(tmp_path):
+    from tests.train.test_train_cli import _write_idx
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    root.mkdir()
+    for split, n in (("train", 5100), ("t10k", 50)):  # 5,000 go to the validation split
+        _write_idx(root / f"{split}-images-idx3-ubyte.gz",
+                   rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        _write_idx(root / f"{split}-labels-idx1-ubyte.gz",
+                   rng.integers(0, 10, n, dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["train", "cnn", "--dataset", "mnist", "--data-root", str(root), "--out",
+                 str(out), "--no-plots", "--epochs", "1", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["sizes"] == {"train": 100, "valid": 5000, "test": 50}
