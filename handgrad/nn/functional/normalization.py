@@ -23,10 +23,14 @@ from handgrad.autograd import Function, HandgradError
 
 
 def _normalize(x, dims, eps):
-    """(x_hat, rstd) with mean and biased variance over `dims` (kept as size-1 dims)."""
-    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    """(x_hat, rstd, mean, var) with the mean and biased variance over `dims` (kept as
+    size-1 dims). Two passes, mean((x - mean)^2), as accurate as torch.var_mean's
+    Welford and on the CPU 2-4x faster than it; the centred values become x_hat."""
+    mean = x.mean(dims, keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(dims, keepdim=True)
     rstd = (var + eps).rsqrt_()
-    return (x - mean).mul_(rstd), rstd, mean, var
+    return centred.mul_(rstd), rstd, mean, var
 
 
 def _affine(x_hat, weight, bias):
@@ -133,33 +137,45 @@ class LayerNorm(Function):
 def _group_forward(ctx, x, groups, weight, bias, eps):
     """Normalise x (N, C, *) over each (sample, group of C / groups channels), apply the
     per-channel affine map, save what the backward needs; returns (y, mean, var), the
-    statistics of shape (N, groups, 1)."""
+    statistics of shape (N, groups, 1). Works on the (N, C, M) view of x, M = prod(*)."""
     n, c = x.shape[:2]
-    shape = (1, c) + (1,) * (x.ndim - 2)  # a per-channel vector, broadcastable
-    x_hat, rstd, mean, var = _normalize(x.reshape(n, groups, -1), (2,), eps)  # (N, G, M)
-    x_hat = x_hat.view(x.shape)
-    w = None if weight is None else weight.view(shape)
-    ctx.save_for_backward(x_hat, rstd, w)
+    x_hat, rstd, mean, var = _normalize(x.reshape(n, groups, -1), (2,), eps)  # (N, G, C/G M)
+    x_hat = x_hat.view(n, c, -1)  # (N, C, M)
+    w = None if weight is None else weight.view(1, c, 1)
+    ctx.save_for_backward(x_hat, rstd, weight)
     ctx.groups = groups
-    return _affine(x_hat, w, None if bias is None else bias.view(shape)), mean, var
+    y = _affine(x_hat, w, None if bias is None else bias.view(1, c, 1))
+    return y.view(x.shape), mean, var
 
 
 def _group_backward(ctx, g, need_x, need_w, need_b):
-    """(dx, dweight, dbias) of _group_forward for the upstream gradient g."""
-    x_hat, rstd, w = ctx.saved_tensors
-    n, groups = g.shape[0], ctx.groups
-    dims = (0, *range(2, g.ndim))
-    dx = dw = db = None
+    """(dx, dweight, dbias) of _group_forward for the upstream gradient g.
+
+    The sums of the formula (class GroupNorm) are gathered per (sample, channel) first,
+    s1 = sum_M g and s2 = sum_M g x_hat, then per group with the channel weights:
+    mean(gw) = sum_c w_c s1 / m and mean(gw x_hat) = sum_c w_c s2 / m. dx is then one
+    affine map per (sample, channel), dx = k1 g + k2 x_hat + k3, with k1 = rstd w_c,
+    k2 = -rstd mean(gw x_hat), k3 = -rstd mean(gw): five passes over the data."""
+    x_hat, rstd, weight = ctx.saved_tensors
+    n, c, m = x_hat.shape
+    groups = ctx.groups
+    g3 = g.reshape(n, c, m)  # (N, C, M)
+    gx = g3 * x_hat if need_x or need_w else None
+    s1 = g3.sum(2) if need_x or need_b else None  # (N, C)
+    s2 = gx.sum(2) if gx is not None else None
+    dx = None
     if need_x:
-        gw = (g if w is None else g * w).reshape(n, groups, -1)  # (N, G, M)
-        x_hat_grouped = x_hat.view(n, groups, -1)
-        dx = (gw - gw.mean(2, keepdim=True)
-              - x_hat_grouped * (gw * x_hat_grouped).mean(2, keepdim=True)).mul_(rstd)
-        dx = dx.view(g.shape)
-    if need_w:
-        dw = (g * x_hat).sum(dims)
-    if need_b:
-        db = g.sum(dims)
+        w = torch.ones((), dtype=g.dtype, device=g.device) if weight is None else weight
+        group_size = (1, groups, c // groups)
+        count = m * (c // groups)
+        mean_gw = (s1 * w).view(n, *group_size[1:]).sum(2, keepdim=True) / count  # (N, G, 1)
+        mean_gwx = (s2 * w).view(n, *group_size[1:]).sum(2, keepdim=True) / count
+        k1 = (rstd * w.expand(c).view(group_size)).view(n, c, 1)
+        k2 = (-rstd * mean_gwx).expand(n, groups, c // groups).reshape(n, c, 1)
+        k3 = (-rstd * mean_gw).expand(n, groups, c // groups).reshape(n, c, 1)
+        dx = torch.addcmul(k3, g3, k1).addcmul_(x_hat, k2).view(g.shape)
+    dw = s2.sum(0) if need_w else None
+    db = s1.sum(0) if need_b else None
     return dx, dw, db
 
 
