@@ -217,3 +217,33 @@ def test_train_cnn_on_mnist_idx_files(tmp_path):
                  str(out), "--no-plots", "--epochs", "1", "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["sizes"] == {"train": 100, "valid": 5000, "test": 50}
+
+
+def test_resume_with_augmentation_continues_exactly(tmp_path):
+    """A 2-epoch augmented run stopped after epoch 1 and resumed by the command equals
+    the uninterrupted run bit for bit (weights, history): the checkpoint carries the
+    generator state the augmentation draws from."""
+    from handgrad.models.cli import train
+    from handgrad.train import load_state
+
+    class Interrupt:
+        order = 90  # after SaveCheckpoint has written epoch 1
+
+        def after_epoch(self, learner):
+            learner.should_stop = True
+
+    config = cnn.reference_config("digits", model="lenet", epochs=2, batch_size=128)
+    torch.set_num_threads(1)  # as the command runs (--threads 1): the same float sums
+    quiet = {"progress": False, "table": False, "plots": False}
+    train(config, tmp_path / "whole", **quiet)
+    assert train(config, tmp_path / "part", callbacks=[Interrupt()], **quiet)["epochs_done"] == 1
+    assert main(["train", "cnn", "--resume", str(tmp_path / "part" / "checkpoint.safetensors"),
+                 "--out", str(tmp_path / "resumed"), "--quiet", "--no-plots"]) == 0
+    whole = load_state(tmp_path / "whole" / "checkpoint.safetensors")
+    resumed = load_state(tmp_path / "resumed" / "checkpoint.safetensors")
+    assert resumed["epoch"] == 2 and resumed["step"] == whole["step"]
+    for key in whole["model"]:
+        assert torch.equal(resumed["model"][key].data, whole["model"][key].data), key
+    history = [json.loads((tmp_path / run / "results.json").read_text())["history"]
+               for run in ("whole", "resumed")]
+    assert [r["valid_loss"] for r in history[0]] == [r["valid_loss"] for r in history[1]]
