@@ -60,10 +60,11 @@ CONV2D_CASES = [  # (x shape, weight shape, options)
     ((2, 2, 6, 7), (3, 2, 2, 4), {"padding": "same", "dilation": (2, 1)}),  # even kernel
     ((1, 3, 5, 5), (2, 3, 5, 5), {"padding": "valid"}),  # kernel = input
     ((3, 6, 5), (4, 3, 3, 1), {}),  # unbatched
-    # stride 1 on the padded grid (conv_strategy): few channels "grid", 8+ "shift"
-    ((2, 3, 12, 11), (4, 3, 3, 3), {"padding": 1}),
-    ((2, 8, 12, 11), (5, 8, 3, 2), {"padding": "same", "dilation": (2, 1)}),
-    ((8, 12, 12), (3, 8, 3, 3), {"padding": 1}),  # unbatched, shift
+    # 256+ outputs per image: conv_strategy's "columns", with stride 1 and 16+ input
+    # channels "shift" (the padded grid)
+    ((2, 3, 16, 17), (4, 3, 3, 3), {"padding": 1, "stride": (1, 1)}),
+    ((2, 16, 16, 16), (5, 16, 3, 2), {"padding": "same", "dilation": (2, 1)}),
+    ((16, 16, 16), (3, 16, 3, 3), {"padding": 1}),  # unbatched
 ]
 
 
@@ -99,8 +100,8 @@ CONV1D_CASES = [
     ((2, 2, 8), (3, 2, 4), {"padding": "same"}),
     ((2, 4, 7), (4, 1, 2), {"groups": 4, "padding": "valid", "stride": 3}),
     ((3, 9), (2, 3, 3), {"padding": 1}),  # unbatched
-    ((2, 3, 12), (4, 3, 3), {"padding": 2, "dilation": 2}),  # padded grid, grid columns
-    ((2, 9, 12), (4, 9, 3), {"padding": 1}),  # padded grid, shift
+    ((2, 3, 300), (4, 3, 3), {"stride": 1}),  # columns
+    ((2, 16, 256), (4, 16, 3), {"padding": 1}),  # shift
 ]
 
 
@@ -127,21 +128,39 @@ def test_strategies_cover_the_benchmark_layers():
     """conv_strategy picks the layout each bench cnn layer was measured with."""
     one = ((1, 1), (1, 1))
     assert conv_strategy((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1),
-                           1) == "grid"
+                         1) == "columns"
     assert conv_strategy((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
-                           1) == "im2col"  # the grid would compute 1.96x the outputs
+                         1) == "grouped"  # 10x10 outputs: per-image products too small
     assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (1, 1), one, (1, 1), 1) == "shift"
-    assert conv_strategy((32, 3, 32, 32), (32, 3, 3, 3), (1, 1), one, (1, 1), 1) == "grid"
-    assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (2, 2), one, (1, 1), 1) == "im2col"
-    assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1), 2) == "im2col"
+    assert conv_strategy((32, 3, 32, 32), (32, 3, 3, 3), (1, 1), one, (1, 1), 1) == "columns"
+    assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (2, 2), one, (1, 1), 1) == "columns"
+    assert conv_strategy((32, 64, 20, 20), (64, 64, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
+                         1) == "columns"  # the padded grid would compute 1.56x the outputs
+    assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1), 2) == "grouped"
 
 
-@pytest.mark.parametrize("channels", [3, 8], ids=["grid", "shift"])
+@pytest.mark.parametrize("name", ["conv2d", "conv2d_columns", "conv2d_columns_dilation_same",
+                                  "conv2d_shift", "conv2d_shift_dilation_same", "conv1d",
+                                  "conv1d_columns", "conv1d_shift", "conv2d_groups"])
+def test_the_registry_reaches_every_layout(name):
+    """The op registry's entries (finite differences, composed reference) run each
+    layout of conv_strategy that their name says ("conv2d": small images, grouped)."""
+    from handgrad.testing.registry import by_name
+
+    expected = name.split("_")[1] if "_" in name else "grouped"
+    expected = {"groups": "grouped"}.get(expected, expected)
+    for shapes in by_name(name).shapes:
+        out = by_name(name).fn(*(hg.Tensor(_randn(*shape), requires_grad=True)
+                                 for shape in shapes))
+        assert out._ctx.strategy == expected, (name, shapes)
+
+
+@pytest.mark.parametrize("channels", [3, 16], ids=["columns", "shift"])
 @pytest.mark.parametrize("wanted", ["x", "w", "b"])
-def test_padded_grid_paths_with_some_gradients_and_channels_last(channels, wanted, dtype):
-    """Each padded-grid layout with only one of the gradients wanted, on channels-last
+def test_layouts_with_some_gradients_and_channels_last(channels, wanted, dtype):
+    """Each ungrouped layout with only one of the gradients wanted, on channels-last
     input: the wanted gradient is torch's, the others are not computed."""
-    x = _randn(2, channels, 10, 9).to(dtype).contiguous(memory_format=torch.channels_last)
+    x = _randn(2, channels, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
     w, b = _randn(4, channels, 3, 3, seed=1).to(dtype), _randn(4, seed=2).to(dtype)
     ours = [hg.Tensor(t.clone(), requires_grad=name == wanted)
             for name, t in zip("xwb", (x, w, b))]

@@ -136,36 +136,36 @@ class Fold(Function):
 
 
 class ConvNd(Function):
-    """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G.
+    """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G;
+    K = prod(kernel), L = prod(out), g = d loss / d out. Three layouts of the same
+    products, chosen by conv_strategy():
 
-    With X = im2col(x) laid out as (G, Cg K, N L) (K = prod(kernel), L = prod(out): every
-    image's columns side by side), W as (G, Og, Cg K) and g = d loss / d out as
-    (G, Og, N L):
-        out = W X + b                       one matmul per group (bmm over G)
-        dW  = g X^T                         (G, Og, Cg K), the sum over images included
+    "columns" (no groups, L >= 256): X = im2col(x) as (N, C K, L), one block per image, so out
+    comes out as (N, O, L) and g is read as (N, O, L) with no transposes:
+        out = W X + b                       (O, C K) @ (N, C K, L), batched over N
+        dW  = sum over n of g_n X_n^T        (N, O, C K) summed over N
         dx  = col2im(W^T g)                 the adjoint of im2col
         db  = sum of g over N and the spatial dims.
-    Batching over G only keeps each matmul large (one (O, C K) @ (C K, N L) product
-    without groups); batching over N too ran 1000s of tiny products for depthwise convs.
 
-    Stride 1 without groups has a cheaper layout, the padded grid: x zero-padded and laid
-    out channels first, xf = (C, M) with M = N * prod(padded). Kernel offset i then reads
-    xf shifted by one flat amount s_i = sum_a i_a d_a stride_a(grid), so the output on the
-    whole padded grid is
+    "grouped" (G > 1, or small outputs): X as (G, Cg K, N L), images side by side, W as
+    (G, Og, Cg K), g as (G, Og, N L): out = W X (bmm over G), dW = g X^T, dx = col2im(W^T g).
+    Batching over G only keeps each product large; batching over N too ran 1000s of tiny
+    products for depthwise convs.
+
+    "shift" (stride 1, no groups, 16+ input channels): no column buffer at all. x is
+    zero-padded and laid out channels first, xf = (C, M) with M = N prod(padded); kernel
+    offset i then reads xf shifted by one flat amount s_i = sum_a i_a d_a stride_a(grid),
+    so the output on the whole padded grid is
         y_grid = sum_i W_i xf[:, s_i : s_i + M']       (W_i = W[:, :, i], (O, C))
-    and the true output is its corner [:O_h, :O_w] of every image (positions past it read
+    and the true output is the corner [:O_h, :O_w] of every image (positions past it read
     across rows or images and are dropped; M' = M - s_last keeps every read in range).
-    With g_grid = g placed in that corner of a zero grid (O, M), the gradients are
+    With g_grid = g placed in that corner of a zero grid (O, M):
         dW_i = g_grid[:, :M'] xf[:, s_i : s_i + M']^T
         dxf[:, s_i : s_i + M'] += W_i^T g_grid[:, :M']
-    then dx is dxf's unpadded interior. Two ways to run it, chosen by conv_strategy():
-      * "shift": one matmul per kernel offset straight on shifted views of xf, no
-        column buffer at all (wins when C is large enough to keep each product big);
-      * "grid": the columns X_grid[(c, i), m] = xf[c, s_i + m] as one copy (rows are
-        contiguous runs of xf), then one matmul each for out, dW and W^T g, and dxf as
-        K contiguous 2-d adds (wins for few input channels, e.g. an RGB or grey input).
-    The padded grid computes prod(padded) / prod(out) times the needed outputs, so
-    conv_strategy() keeps im2col when that exceeds 1.5 (e.g. 5x5 unpadded on 14x14).
+    and dx is dxf's unpadded interior: K products of (O, C) with (C, M') each way, big
+    enough when C is. The grid computes prod(padded) / prod(out) times the needed
+    outputs, so conv_strategy() keeps "columns" when that exceeds 1.5.
+
     What backward needs is saved only when some gradient needs it.
     """
 
@@ -179,8 +179,8 @@ class ConvNd(Function):
             x = x.unsqueeze(0)
         ctx.strategy = conv_strategy(x.shape, weight.shape, stride, pads, dilation, groups)
         ctx.groups, ctx.geometry = groups, (dilation, pads, stride)
-        forward = _im2col_forward if ctx.strategy == "im2col" else _grid_forward
-        y = forward(ctx, x, weight, stride, pads, dilation, groups)
+        forward, _ = _STRATEGIES[ctx.strategy]
+        y = forward(ctx, x, weight, stride, pads, dilation, groups)  # (N, O, *out)
         if bias is not None:
             y = y + bias.reshape(weight.shape[0], *(1,) * n)  # also makes y contiguous
         else:
@@ -192,7 +192,7 @@ class ConvNd(Function):
         need_b = ctx.needs_input_grad[2]
         if ctx.unbatched:
             g = g.unsqueeze(0)
-        backward = _im2col_backward if ctx.strategy == "im2col" else _grid_backward
+        _, backward = _STRATEGIES[ctx.strategy]
         dx, dw = backward(ctx, g)
         db = g.sum((0, *range(2, g.ndim))) if need_b else None
         if dx is not None and ctx.unbatched:
@@ -201,19 +201,55 @@ class ConvNd(Function):
 
 
 def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
-    """Which of ConvNd's layouts runs: "im2col", "grid" or "shift" (ConvNd's docstring).
-    The thresholds come from `handgrad bench cnn` on a 2-core CPU."""
-    if groups != 1 or any(s != 1 for s in stride) or x_shape[0] == 0:
-        return "im2col"
-    spatial = x_shape[2:]
-    padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
-    out = [p - d * (k - 1) for p, d, k in zip(padded, dilation, w_shape[2:])]
-    if math.prod(padded) > 1.5 * math.prod(out):
-        return "im2col"
-    return "shift" if w_shape[1] >= 8 else "grid"
+    """Which of ConvNd's layouts runs: "grouped", "columns" or "shift" (ConvNd's
+    docstring). The thresholds come from timing them against each other on a 2-core CPU
+    (docs/benchmarks.md, CNN layers)."""
+    padded = [size + lo + hi for size, (lo, hi) in zip(x_shape[2:], pads)]
+    out = [(p - d * (k - 1) - 1) // s + 1
+           for p, d, k, s in zip(padded, dilation, w_shape[2:], stride)]
+    if groups != 1 or math.prod(out) < _COLUMNS_MIN_OUTPUT:
+        return "grouped"  # also for small images: per-image products would be tiny
+    if any(s != 1 for s in stride) or x_shape[0] == 0 or w_shape[1] < _SHIFT_MIN_CHANNELS:
+        return "columns"
+    if math.prod(padded) > _SHIFT_MAX_WASTE * math.prod(out):
+        return "columns"
+    return "shift"
 
 
-def _im2col_forward(ctx, x, weight, stride, pads, dilation, groups):
+_COLUMNS_MIN_OUTPUT = 256  # output positions per image for "columns" (LeNet's 10x10: no)
+_SHIFT_MIN_CHANNELS = 16  # input channels for "shift" (8 to 32 ran even with "columns")
+_SHIFT_MAX_WASTE = 1.5  # padded grid / output positions for "shift"
+
+
+def _columns_forward(ctx, x, weight, stride, pads, dilation, groups):
+    need_x, need_w = ctx.needs_input_grad[:2]
+    view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
+    n = weight.ndim - 2
+    batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
+    cols = view.reshape(batch, weight[0].numel(), math.prod(out))  # the one copy
+    w2 = weight.reshape(out_channels, -1)  # (O, C K)
+    y = torch.matmul(w2, cols)  # (N, O, L)
+    ctx.save_for_backward(cols if need_w else None, w2 if need_x else None)
+    ctx.shapes = (x.shape, weight.shape, view.shape)
+    return y.view(batch, out_channels, *out)
+
+
+def _columns_backward(ctx, g):
+    cols, w2 = ctx.saved_tensors
+    need_x, need_w = ctx.needs_input_grad[:2]
+    x_shape, w_shape, view_shape = ctx.shapes
+    n = len(w_shape) - 2
+    g3 = g.reshape(g.shape[0], g.shape[1], math.prod(view_shape[2 + n:]))  # (N, O, L)
+    dx = dw = None
+    if need_x:
+        dcols = torch.matmul(w2.t(), g3)  # (N, C K, L)
+        dx = _col2im(dcols.view(view_shape), x_shape[2:], *ctx.geometry)
+    if need_w:
+        dw = torch.matmul(g3, cols.transpose(1, 2)).sum(0).reshape(w_shape)
+    return dx, dw
+
+
+def _grouped_forward(ctx, x, weight, stride, pads, dilation, groups):
     need_x, need_w = ctx.needs_input_grad[:2]
     n = weight.ndim - 2
     view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
@@ -228,7 +264,7 @@ def _im2col_forward(ctx, x, weight, stride, pads, dilation, groups):
     return y.reshape(out_channels, batch, *out).transpose(0, 1)  # (N, O, *out)
 
 
-def _im2col_backward(ctx, g):
+def _grouped_backward(ctx, g):
     cols, weight = ctx.saved_tensors
     need_x, need_w = ctx.needs_input_grad[:2]
     x_shape, w_shape, view_shape = ctx.shapes
@@ -255,7 +291,16 @@ def _grid_shifts(padded, kernel, dilation) -> list[int]:
             for offset in itertools.product(*(range(k) for k in kernel))]
 
 
-def _grid_forward(ctx, x, weight, stride, pads, dilation, groups):
+def _on_zero_grid(t, padded, starts) -> torch.Tensor:
+    """t (A, B, *S) placed at `starts` in a new zero (A, B, *padded). (Zeroing only the
+    borders was slower on CPU: thin strided slices fill far slower than one memset.)"""
+    grid = t.new_zeros(*t.shape[:2], *padded)
+    grid[(slice(None), slice(None), *(slice(a, a + size) for a, size in
+                                      zip(starts, t.shape[2:])))] = t
+    return grid
+
+
+def _shift_forward(ctx, x, weight, stride, pads, dilation, groups):
     need_x, need_w = ctx.needs_input_grad[:2]
     n = weight.ndim - 2
     batch, channels, spatial = x.shape[0], x.shape[1], x.shape[2:]
@@ -263,78 +308,55 @@ def _grid_forward(ctx, x, weight, stride, pads, dilation, groups):
     padded = [size + lo + hi for size, (lo, hi) in zip(spatial, pads)]
     out = [p - d * (k - 1) for p, d, k in zip(padded, dilation, kernel)]
     shifts = _grid_shifts(padded, kernel, dilation)
-    # xf: (C, N, *padded) flattened to (C, M), the one copy of the input
-    grid = x.new_zeros(channels, batch, *padded)
-    grid[(slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in
-                                      zip(spatial, pads)))] = x.transpose(0, 1)
-    xf = grid.view(channels, batch * math.prod(padded))
+    grid = _on_zero_grid(x.transpose(0, 1), padded, [lo for lo, _ in pads])
+    xf = grid.view(channels, batch * math.prod(padded))  # (C, M): the one copy of x
     m = xf.shape[1]
     valid = m - shifts[-1]  # M'
     y_grid = x.new_empty(out_channels, m)
     y_valid = y_grid[:, :valid]
-    if ctx.strategy == "shift":
-        w_offsets = weight.permute(*range(2, 2 + n), 0, 1).reshape(-1, out_channels, channels)
-        torch.mm(w_offsets[0], xf[:, :valid], out=y_valid)
-        for w_i, s in zip(w_offsets[1:], shifts[1:]):
-            y_valid.addmm_(w_i, xf[:, s:s + valid])
-        saved = xf if need_w else None
-        ctx.save_for_backward(saved, w_offsets if need_x else None)
-    else:
-        cols = _grid_columns(xf, kernel, dilation, padded, valid)  # (C K, M')
-        w2 = weight.reshape(out_channels, -1)  # (O, C K)
-        torch.mm(w2, cols, out=y_valid)
-        ctx.save_for_backward(cols if need_w else None, w2 if need_x else None)
+    w_offsets = weight.permute(*range(2, 2 + n), 0, 1).reshape(-1, out_channels, channels)
+    torch.mm(w_offsets[0], xf[:, :valid], out=y_valid)
+    for w_i, s in zip(w_offsets[1:], shifts[1:]):
+        y_valid.addmm_(w_i, xf[:, s:s + valid])
+    ctx.save_for_backward(xf if need_w else None, w_offsets if need_x else None)
     ctx.grid = (x.shape, weight.shape, padded, out, shifts, valid)
     y = y_grid.view(out_channels, batch, *padded)
     return y[(slice(None), slice(None), *(slice(0, o) for o in out))].transpose(0, 1)
 
 
-def _grid_columns(xf, kernel, dilation, padded, valid) -> torch.Tensor:
-    """(C, M) -> (C K, M'): row (c, i) is xf[c, s_i : s_i + M'], the shifts s_i those of
-    _grid_shifts; a strided view of xf (offset axis a steps d_a grid rows), one copy."""
-    grid_strides = [math.prod(padded[a + 1:]) for a in range(len(padded))]
-    view = xf.as_strided((xf.shape[0], *kernel, valid),
-                         (xf.stride(0), *(d * st for d, st in zip(dilation, grid_strides)), 1),
-                         xf.storage_offset())
-    return view.reshape(xf.shape[0] * math.prod(kernel), valid)
-
-
-def _grid_backward(ctx, g):
-    saved_x, saved_w = ctx.saved_tensors
+def _shift_backward(ctx, g):
+    xf, w_offsets = ctx.saved_tensors
     need_x, need_w = ctx.needs_input_grad[:2]
     x_shape, w_shape, padded, out, shifts, valid = ctx.grid
     n = len(w_shape) - 2
     batch, channels, out_channels = x_shape[0], x_shape[1], w_shape[0]
-    g_grid = g.new_zeros(out_channels, batch, *padded)
-    g_grid[(slice(None), slice(None), *(slice(0, o) for o in out))] = g.transpose(0, 1)
+    g_grid = _on_zero_grid(g.transpose(0, 1), padded, [0] * n)
     m = batch * math.prod(padded)
     g_valid = g_grid.view(out_channels, m)[:, :valid]  # (O, M')
     dx = dw = None
-    dxf = g.new_zeros(channels, m) if need_x else None
-    if ctx.strategy == "shift":
-        if need_w:
-            dw = g.new_empty(len(shifts), out_channels, channels)
-            for dw_i, s in zip(dw, shifts):
-                torch.mm(g_valid, saved_x[:, s:s + valid].t(), out=dw_i)
-            dw = dw.reshape(*w_shape[2:], out_channels, channels)
-            dw = dw.permute(n, n + 1, *range(n)).contiguous()
-        if need_x:
-            for w_i, s in zip(saved_w, shifts):
-                dxf[:, s:s + valid].addmm_(w_i.t(), g_valid)
-    else:
-        if need_w:
-            dw = torch.mm(g_valid, saved_x.t()).reshape(w_shape)
-        if need_x:
-            dcols = torch.mm(saved_w.t(), g_valid).view(channels, len(shifts), valid)
-            for i, s in enumerate(shifts):
-                dxf[:, s:s + valid] += dcols[:, i]
-    if need_x:
-        (dilation, pads, _) = ctx.geometry
+    if need_w:
+        dw = g.new_empty(len(shifts), out_channels, channels)
+        for dw_i, s in zip(dw, shifts):
+            torch.mm(g_valid, xf[:, s:s + valid].t(), out=dw_i)
+        dw = dw.reshape(*w_shape[2:], out_channels, channels)
+        dw = dw.permute(n, n + 1, *range(n)).contiguous()
+    if need_x:  # the first offset (shift 0) writes [:, :M'], the rest add; the tail is 0
+        dxf = g.new_empty(channels, m)
+        dxf[:, valid:] = 0
+        torch.mm(w_offsets[0].t(), g_valid, out=dxf[:, :valid])
+        for w_i, s in zip(w_offsets[1:], shifts[1:]):
+            dxf[:, s:s + valid].addmm_(w_i.t(), g_valid)
+        _, pads, _ = ctx.geometry
         dx = dxf.view(channels, batch, *padded)
         dx = dx[(slice(None), slice(None), *(slice(lo, lo + s) for s, (lo, _) in
                                              zip(x_shape[2:], pads)))]
         dx = dx.transpose(0, 1).contiguous()
     return dx, dw
+
+
+_STRATEGIES = {"columns": (_columns_forward, _columns_backward),
+               "grouped": (_grouped_forward, _grouped_backward),
+               "shift": (_shift_forward, _shift_backward)}
 
 
 # ================================================================ argument handling

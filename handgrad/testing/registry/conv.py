@@ -152,15 +152,14 @@ CONV2D = [
     ("conv2d_same_even_kernel", [((2, 2, 5, 6), (3, 2, 2, 4), (3,))],
      {"padding": "same", "dilation": (1, 2)}),
     ("conv2d_valid_unbatched", [((3, 5, 4), (2, 3, 2, 2), (2,))], {"padding": "valid"}),
-    # stride 1 on the padded grid (ConvNd's docstring): few channels take the "grid"
-    # columns, 8 or more the per-offset "shift" products (conv_strategy picks)
-    ("conv2d_grid", [((2, 3, 12, 11), (4, 3, 3, 3), (4,)), ((3, 12, 12), (2, 3, 3, 3), (2,))],
+    # the layouts of conv_strategy: 256+ output positions per image run "columns", and
+    # "shift" (the padded grid) with stride 1 and 16+ input channels
+    ("conv2d_columns", [((1, 3, 16, 16), (2, 3, 3, 3), (2,)), ((2, 16, 16), (2, 2, 3, 3), (2,))],
      {"padding": 1}),
-    ("conv2d_grid_dilation_same", [((2, 2, 12, 12), (3, 2, 3, 2), (3,))],
+    ("conv2d_columns_dilation_same", [((1, 2, 16, 16), (2, 2, 3, 2), (2,))],
      {"padding": "same", "dilation": (2, 1)}),
-    ("conv2d_shift", [((2, 8, 12, 11), (3, 8, 3, 3), (3,)), ((8, 12, 12), (2, 8, 3, 3), (2,))],
-     {"padding": 1}),
-    ("conv2d_shift_dilation_same", [((2, 8, 12, 12), (3, 8, 2, 3), (3,))],
+    ("conv2d_shift", [((1, 16, 16, 16), (2, 16, 3, 3), (2,))], {"padding": 1}),
+    ("conv2d_shift_dilation_same", [((1, 16, 16, 16), (2, 16, 2, 3), (2,))],
      {"padding": "same", "dilation": (1, 2)}),
 ]
 CONV1D = [
@@ -168,8 +167,8 @@ CONV1D = [
     ("conv1d_stride_padding_dilation_groups", [((2, 3, 9), (6, 1, 3), (6,))],
      {"stride": 2, "padding": 2, "dilation": 2, "groups": 3}),
     ("conv1d_same_even_kernel", [((2, 2, 8), (3, 2, 4), (3,))], {"padding": "same"}),
-    ("conv1d_grid", [((2, 3, 12), (4, 3, 3), (4,))], {"padding": 2, "dilation": 2}),
-    ("conv1d_shift", [((2, 9, 12), (4, 9, 3), (4,)), ((9, 10), (2, 9, 2), (2,))],
+    ("conv1d_columns", [((1, 3, 260), (2, 3, 3), (2,))], {"padding": 2, "dilation": 2}),
+    ("conv1d_shift", [((1, 16, 256), (2, 16, 3), (2,)), ((16, 258), (2, 16, 2), (2,))],
      {"padding": 1}),
 ]
 for functional, reference, entries in [(HF.conv2d, TF.conv2d, CONV2D),
