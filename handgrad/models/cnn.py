@@ -241,8 +241,10 @@ DATASETS: dict[str, DatasetSpec] = {
 REFERENCE_CONFIGS: dict[tuple[str, str], CNNConfig] = {
     ("lenet", "digits"): CNNConfig("digits", model="lenet", rotate=8.0, translate=0.1,
                                    scale=0.1, lr=0.05, epochs=30, batch_size=32),
-    ("lenet", "mnist5k"): CNNConfig("mnist5k", model="lenet", lr=0.05, epochs=30),
-    ("lenet", "mnist"): CNNConfig("mnist", model="lenet", lr=0.05, epochs=10, batch_size=128),
+    ("lenet", "mnist5k"): CNNConfig("mnist5k", model="lenet", dropout=0.2,
+                                    label_smoothing=0.1, lr=0.05, epochs=30),
+    ("lenet", "mnist"): CNNConfig("mnist", model="lenet", dropout=0.2, label_smoothing=0.1,
+                                  lr=0.05, epochs=10, batch_size=128),
     ("resnet", "digits"): CNNConfig("digits", model="resnet", rotate=8.0, lr=0.1, epochs=30,
                                     batch_size=32),
     ("resnet", "mnist5k"): CNNConfig("mnist5k", model="resnet", lr=0.1, epochs=20),
