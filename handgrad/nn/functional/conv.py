@@ -1,5 +1,9 @@
-"""Convolution as im2col + one matmul: `unfold` (im2col), `fold` (col2im, its adjoint),
-and `conv1d` / `conv2d`, each one fused graph node with a hand-derived backward.
+"""Convolution as matmuls over strided views: `unfold` (im2col), `fold` (col2im, its
+adjoint), and `conv1d` / `conv2d`, each one fused graph node with a hand-derived
+backward. conv runs in one of three layouts of the same products, picked per call by
+conv_strategy() (ConvNd's docstring): im2col per image ("columns"), im2col with images
+side by side per group ("grouped"), or no columns at all, one matmul per kernel offset
+on shifted views of the padded input ("shift").
 
 The shared geometry (N spatial dims, N = 1 or 2 here): a kernel of size k with dilation
 d and stride s over a padded length P = S + lo + hi gives out = (P - d (k - 1) - 1) // s + 1

@@ -13,7 +13,8 @@ The windows are a strided view of the padded input (Tensor.as_strided):
                                               window reaches past the padding
 
     max      out = max over the window; the first maximum (row-major in the window) is
-             the argmax, saved as a flat index into the input plane (torch's indices);
+             the argmax, saved as a flat index into the input plane (torch's indices),
+             found by one elementwise pass per kernel offset (_max_offset_scan);
              dx = g scattered to those indices (scatter_add_: overlapping windows add)
     average  out = window sum / divisor, the divisor per output position as torch's
              (count_include_pad, divisor_override, windows cut at the padding's edge);
