@@ -11,6 +11,15 @@ from handgrad.bench import cnn
 from handgrad.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """`--threads 1` sets torch's thread count for the process; later tests get theirs
+    back (their float32 sums round differently with another count)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_bench_cnn_quick_writes_json(tmp_path, capsys):
     path = tmp_path / "cnn.json"
     assert main(["bench", "cnn", "--quick", "--threads", "1", "--json", str(path)]) == 0

@@ -41,7 +41,19 @@ def _against_torch(ours_fn, torch_fn, *inputs, dtype):
     expected.backward(upstream)
     for i, (a, e) in enumerate(zip(ours, theirs)):
         if e is not None:
-            assert_close(a.grad, e.grad, dtype, f"gradient of input {i}")
+            _assert_gradient_close(a.grad, e.grad, dtype, f"gradient of input {i}")
+
+
+def _assert_gradient_close(actual, expected, dtype, what):
+    """As assert_close, but in float32 the absolute tolerance scales with the gradient's
+    largest magnitude: a weight gradient sums N L products, and torch's float32 kernels
+    round at that scale too (measured: torch 3.4e-5 off the float64 value where the
+    largest element is 60, handgrad 5.7e-6)."""
+    if dtype != torch.float32:
+        return assert_close(actual, expected, dtype, what)
+    scale = max(1.0, float(expected.abs().max()))
+    torch.testing.assert_close(actual.data, expected, atol=1e-5 * scale, rtol=1e-4,
+                               msg=lambda m: f"{what}: {m}")
 
 
 def _randn(*shape, seed=0):
@@ -172,7 +184,7 @@ def test_layouts_with_some_gradients_and_channels_last(channels, wanted, dtype):
     expected.backward(g)
     for name, mine, reference in zip("xwb", ours, theirs):
         if name == wanted:
-            assert_close(mine.grad.data, reference.grad, what=f"d{name}")
+            _assert_gradient_close(mine.grad, reference.grad, dtype, f"d{name}")
         else:
             assert mine.grad is None
 
