@@ -77,6 +77,7 @@ CONV2D_CASES = [  # (x shape, weight shape, options)
     ((2, 3, 16, 17), (4, 3, 3, 3), {"padding": 1, "stride": (1, 1)}),
     ((2, 16, 16, 16), (5, 16, 3, 2), {"padding": "same", "dilation": (2, 1)}),
     ((16, 16, 16), (3, 16, 3, 3), {"padding": 1}),  # unbatched
+    ((2, 16, 16, 16), (4, 16, 1, 1), {}),  # 1x1 on "columns": no copy of x
 ]
 
 
@@ -146,12 +147,15 @@ def test_strategies_cover_the_benchmark_layers():
     assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (1, 1), one, (1, 1), 1) == "shift"
     assert conv_strategy((32, 3, 32, 32), (32, 3, 3, 3), (1, 1), one, (1, 1), 1) == "columns"
     assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (2, 2), one, (1, 1), 1) == "columns"
+    assert conv_strategy((32, 64, 32, 32), (64, 64, 1, 1), (1, 1), ((0, 0),) * 2, (1, 1),
+                         1) == "columns"  # 1x1: the columns are a view of x
     assert conv_strategy((32, 64, 20, 20), (64, 64, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
                          1) == "columns"  # the padded grid would compute 1.56x the outputs
     assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1), 2) == "grouped"
 
 
 @pytest.mark.parametrize("name", ["conv2d", "conv2d_columns", "conv2d_columns_dilation_same",
+                                  "conv2d_columns_1x1",
                                   "conv2d_shift", "conv2d_shift_dilation_same", "conv1d",
                                   "conv1d_columns", "conv1d_shift", "conv2d_groups"])
 def test_the_registry_reaches_every_layout(name):

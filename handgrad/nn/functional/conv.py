@@ -215,6 +215,8 @@ def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
         return "grouped"  # also for small images: per-image products would be tiny
     if any(s != 1 for s in stride) or x_shape[0] == 0 or w_shape[1] < _SHIFT_MIN_CHANNELS:
         return "columns"
+    if math.prod(w_shape[2:]) == 1:
+        return "columns"  # a 1x1 kernel's columns are x itself, a view: nothing to copy
     if math.prod(padded) > _SHIFT_MAX_WASTE * math.prod(out):
         return "columns"
     return "shift"

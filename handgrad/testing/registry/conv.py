@@ -156,6 +156,7 @@ CONV2D = [
     # "shift" (the padded grid) with stride 1 and 16+ input channels
     ("conv2d_columns", [((1, 3, 16, 16), (2, 3, 3, 3), (2,)), ((2, 16, 16), (2, 2, 3, 3), (2,))],
      {"padding": 1}),
+    ("conv2d_columns_1x1", [((1, 4, 16, 16), (3, 4, 1, 1), (3,))], {}),
     ("conv2d_columns_dilation_same", [((1, 2, 16, 16), (2, 2, 3, 2), (2,))],
      {"padding": "same", "dilation": (2, 1)}),
     ("conv2d_shift", [((1, 16, 16, 16), (2, 16, 3, 3), (2,))], {"padding": 1}),
