@@ -169,7 +169,7 @@ def test_train_cnn_writes_results_plots_checkpoint_and_resumes(tmp_path, capsys)
     out = tmp_path / "lenet"
     assert main(["train", "cnn", *TINY, "--epochs", "1", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "training LeNet-5 (augmented) on digits" in printed and "digits: test" in printed
+    assert "training LeNet-5 dropout 0.2 (augmented) on digits" in printed and "digits: test" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "cnn" and results["config"]["model"] == "lenet"
     assert results["sizes"] == {"train": 1258, "valid": 180, "test": 359}
