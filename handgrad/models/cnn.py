@@ -15,7 +15,7 @@ convolution pads by 2 as well, so that 8 -> 8 -> 4 -> 4 -> 2 and the classifier 
 projection when the stride or the width changes), `ResNet` (a 3x3 stem, one stage per
 width, the first at stride 1 and the others at stride 2, global average pooling, one
 Linear). Parameter names follow torchvision's (conv1, bn1, layer1.0.downsample.0, fc),
-so a state_dict moves to the same network written with torch.nn and back.
+so a state_dict moves to the same network written with PyTorch's nn modules and back.
 
 Data: the same held-out splits as the MLP (models/mlp.py: digits and MNIST-5k 70 / 10 /
 20 % with `data_seed`, MNIST its official test set), standardised with one mean and std
