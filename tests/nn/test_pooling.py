@@ -98,6 +98,22 @@ def test_max_pool_on_distinct_values_and_without_indices(dtype):
 
 
 @pytest.mark.parametrize("options", [
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": (3, 2), "stride": 1, "padding": 1, "dilation": (2, 1), "ceil_mode": True},
+    {"kernel_size": 17, "stride": 1, "padding": 8},  # 289 offsets: the window-copy path
+], ids=str)
+def test_max_pool_all_minus_inf_windows_report_an_index_inside(options):
+    """A window of only -inf keeps torch's index, its first position inside the input
+    (not its first offset, which lies in the padding), and backward sends the gradient
+    there."""
+    x = torch.full((2, 2, 8, 9), float("-inf"), dtype=torch.float64)
+    x[:, :, 3:, 4:] = _randn(2, 2, 5, 5)
+    _against_torch(lambda x: F.max_pool2d(x, **options, return_indices=True),
+                   lambda x: TF.max_pool2d(x, **options, return_indices=True), x,
+                   torch.float64)
+
+
+@pytest.mark.parametrize("options", [
     {"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
     {"kernel_size": (3, 2), "stride": 1, "padding": 1, "dilation": 2},
     {"kernel_size": 5, "stride": 2},

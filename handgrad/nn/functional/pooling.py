@@ -165,7 +165,8 @@ class MaxPool(Function):
             rest, offset = rest.div(kernel[axis], rounding_mode="floor"), rest % kernel[axis]
             position = torch.arange(out[axis], device=x.device) * stride[axis]
             position = position.reshape(-1, *(1,) * (n - axis - 1))
-            coordinate = position + offset * dilation[axis] - padding[axis]
+            coordinate = _first_inside(position + offset * dilation[axis] - padding[axis],
+                                       padding[axis], dilation[axis])
             index += coordinate * math.prod(x.shape[3 + axis:])
         return _max_outputs(ctx, x, values, index)
 
@@ -211,14 +212,27 @@ def _max_offset_scan(view, x_shape, kernel, stride, padding, dilation):
         values = torch.maximum(values, slab)  # NaN stays NaN, as torch.max keeps it
     index = None
     for axis in range(n):
-        position = (torch.arange(out[axis], device=view.device) * stride[axis]
-                    - padding[axis]) * plane_strides[axis]
+        position = torch.arange(out[axis], device=view.device) * stride[axis] - padding[axis]
         position = position.reshape(-1, *(1,) * (n - axis - 1))
-        coordinate = prefixes[axis] - prefixes[axis - 1] * kernel[axis] if axis else \
+        offset = prefixes[axis] - prefixes[axis - 1] * kernel[axis] if axis else \
             prefixes[0]  # i_a, the offset along this axis
-        term = coordinate.long() * (dilation[axis] * plane_strides[axis]) + position
+        coordinate = _first_inside(offset.long() * dilation[axis] + position,
+                                   padding[axis], dilation[axis])
+        term = coordinate * plane_strides[axis]
         index = term if index is None else index + term
     return values, index
+
+
+def _first_inside(coordinate, pad, dilation):
+    """A window whose every input value is -inf keeps its first offset, which may lie in
+    the left padding; torch then reports the window's first position inside the input
+    (its hstart += dilation while < 0). Only that offset can be outside (padding, -inf,
+    never wins a comparison), so a negative coordinate c becomes c mod dilation."""
+    if not pad:
+        return coordinate
+    if dilation == 1:
+        return coordinate.clamp_(min=0)
+    return torch.where(coordinate < 0, coordinate % dilation, coordinate)
 
 
 def _max_outputs(ctx, x, values, index):
