@@ -144,8 +144,9 @@ class ConvNd(Function):
     K = prod(kernel), L = prod(out), g = d loss / d out. Three layouts of the same
     products, chosen by conv_strategy():
 
-    "columns" (no groups, L >= 256): X = im2col(x) as (N, C K, L), one block per image, so out
-    comes out as (N, O, L) and g is read as (N, O, L) with no transposes:
+    "columns" (no groups, L >= 256): X = im2col(x) as (N, C K, L), one block per image,
+    so out comes out as (N, O, L) and g is read as (N, O, L) with no transposes (for a
+    1x1 kernel X is a view of x itself, nothing is copied):
         out = W X + b                       (O, C K) @ (N, C K, L), batched over N
         dW  = sum over n of g_n X_n^T        (N, O, C K) summed over N
         dx  = col2im(W^T g)                 the adjoint of im2col
@@ -185,7 +186,9 @@ class ConvNd(Function):
         ctx.groups, ctx.geometry = groups, (dilation, pads, stride)
         forward, _ = _STRATEGIES[ctx.strategy]
         y = forward(ctx, x, weight, stride, pads, dilation, groups)  # (N, O, *out)
-        if bias is not None:
+        if bias is not None and ctx.strategy == "columns":
+            y = y.add_(bias.reshape(weight.shape[0], *(1,) * n))  # y is the fresh product
+        elif bias is not None:
             y = y + bias.reshape(weight.shape[0], *(1,) * n)  # also makes y contiguous
         else:
             y = y.contiguous()
