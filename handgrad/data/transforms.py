@@ -46,7 +46,8 @@ import torch
 
 from handgrad.data._tensors import is_handgrad_tensor, to_torch, wrap
 
-__all__ = ["Compose", "Lambda", "ToTensor", "Normalize", "RandomCrop", "RandomAffine"]
+__all__ = ["Compose", "Lambda", "ToTensor", "Normalize", "RandomCrop", "RandomAffine", "affine",
+           "inverse_affine_matrix"]
 
 _PADDING_MODES = ("constant", "edge", "reflect", "symmetric")
 _INTERPOLATIONS = ("nearest", "bilinear")

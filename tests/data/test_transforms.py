@@ -30,6 +30,8 @@ def test_to_tensor_layout_and_scaling():
     assert torch.equal(out, torch.from_numpy(rgb).permute(2, 0, 1))
     with pytest.raises(TypeError, match="ToTensor"):
         T.ToTensor()([1, 2])
+    image = pytest.importorskip("PIL.Image").fromarray(pixels)  # mode L: uint8
+    assert torch.equal(T.ToTensor()(image).data, torch.tensor([[[0.0, 1.0], [0.2, 0.4]]]))
 
 
 def test_normalize_per_channel_and_errors():
