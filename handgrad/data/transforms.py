@@ -128,7 +128,7 @@ class ToTensor:
     def __call__(self, pic):
         if not isinstance(pic, np.ndarray):
             if hasattr(pic, "mode") and hasattr(pic, "size"):  # a PIL image
-                pic = np.asarray(pic)
+                pic = np.array(pic)  # a writable copy, as torchvision takes
             else:
                 raise TypeError(f"ToTensor: pic should be a PIL Image or numpy.ndarray, got "
                                 f"{type(pic).__name__}")
