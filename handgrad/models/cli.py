@@ -201,7 +201,12 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None,
     given = {key: getattr(args, key) for key in (*_SHARED_FLAGS, *_MODEL_FLAGS[name])
              if getattr(args, key, None) is not None}
     if saved is not None:
-        config = config_class.from_dict(saved)
+        try:
+            config = config_class.from_dict(saved)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the checkpoint's run config does not fit {config_class.__name__} "
+                             f"({error}): it was written by another `handgrad train` model; "
+                             f"resume it with the command that wrote it") from None
         conflicts = [f"--{_flag_name(key)} {_flag(value)} (the checkpoint has "
                      f"{_flag(getattr(config, key))})" for key, value in given.items()
                      if key not in _RESUMABLE

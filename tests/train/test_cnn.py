@@ -182,6 +182,8 @@ def test_train_cnn_writes_results_plots_checkpoint_and_resumes(tmp_path, capsys)
     assert "no epochs left" in capsys.readouterr().out
     assert main(["train", "cnn", "--resume", str(checkpoint), "--model", "resnet"]) == 2
     assert "--model resnet (the checkpoint has lenet)" in capsys.readouterr().err
+    assert main(["train", "mlp", "--resume", str(checkpoint)]) == 2
+    assert "does not fit MLPConfig" in capsys.readouterr().err
 
 
 def test_train_cnn_resnet_without_augmentation(tmp_path, capsys):
