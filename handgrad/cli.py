@@ -41,7 +41,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
-     "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k"),
+     "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k, "
+     "LeNet-5 on MNIST-5k"),
 ]
 
 
