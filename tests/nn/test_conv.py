@@ -78,6 +78,10 @@ CONV2D_CASES = [  # (x shape, weight shape, options)
     ((2, 16, 16, 16), (5, 16, 3, 2), {"padding": "same", "dilation": (2, 1)}),
     ((16, 16, 16), (3, 16, 3, 3), {"padding": 1}),  # unbatched
     ((2, 16, 16, 16), (4, 16, 1, 1), {}),  # 1x1 on "columns": no copy of x
+    # 8+ images of under 256 outputs: "batch_inner" (the batch innermost in the columns)
+    ((8, 3, 7, 6), (4, 3, 3, 2), {"padding": "same", "dilation": (2, 1)}),
+    ((8, 4, 7, 6), (6, 2, 3, 3), {"stride": (2, 1), "padding": 1, "groups": 2}),
+    ((9, 2, 5, 5), (3, 2, 5, 5), {}),  # kernel = input
 ]
 
 
@@ -115,6 +119,7 @@ CONV1D_CASES = [
     ((3, 9), (2, 3, 3), {"padding": 1}),  # unbatched
     ((2, 3, 300), (4, 3, 3), {"stride": 1}),  # columns
     ((2, 16, 256), (4, 16, 3), {"padding": 1}),  # shift
+    ((8, 4, 9), (4, 2, 3), {"stride": 2, "dilation": 2, "padding": 2, "groups": 2}),
 ]
 
 
@@ -143,7 +148,11 @@ def test_strategies_cover_the_benchmark_layers():
     assert conv_strategy((64, 1, 28, 28), (6, 1, 5, 5), (1, 1), ((2, 2),) * 2, (1, 1),
                          1) == "columns"
     assert conv_strategy((64, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
-                         1) == "grouped"  # 10x10 outputs: per-image products too small
+                         1) == "batch_inner"  # 10x10 outputs: per-image products too small
+    assert conv_strategy((4, 6, 14, 14), (16, 6, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
+                         1) == "grouped"  # a few images: runs of N floats would be short
+    assert conv_strategy((32, 32, 16, 16), (32, 1, 3, 3), (1, 1), one, (1, 1),
+                         32) == "grouped"  # depthwise: one channel per group
     assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (1, 1), one, (1, 1), 1) == "shift"
     assert conv_strategy((32, 3, 32, 32), (32, 3, 3, 3), (1, 1), one, (1, 1), 1) == "columns"
     assert conv_strategy((32, 64, 32, 32), (64, 64, 3, 3), (2, 2), one, (1, 1), 1) == "columns"
@@ -151,37 +160,45 @@ def test_strategies_cover_the_benchmark_layers():
                          1) == "columns"  # 1x1: the columns are a view of x
     assert conv_strategy((32, 64, 20, 20), (64, 64, 5, 5), (1, 1), ((0, 0),) * 2, (1, 1),
                          1) == "columns"  # the padded grid would compute 1.56x the outputs
-    assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1), 2) == "grouped"
+    assert conv_strategy((32, 64, 32, 32), (64, 32, 3, 3), (1, 1), one, (1, 1),
+                         2) == "batch_inner"
 
 
 @pytest.mark.parametrize("name", ["conv2d", "conv2d_columns", "conv2d_columns_dilation_same",
                                   "conv2d_columns_1x1",
                                   "conv2d_shift", "conv2d_shift_dilation_same", "conv1d",
-                                  "conv1d_columns", "conv1d_shift", "conv2d_groups"])
+                                  "conv1d_columns", "conv1d_shift", "conv2d_groups",
+                                  "conv2d_batchinner", "conv2d_batchinner_stride_groups",
+                                  "conv1d_batchinner"])
 def test_the_registry_reaches_every_layout(name):
     """The op registry's entries (finite differences, composed reference) run each
     layout of conv_strategy that their name says ("conv2d": small images, grouped)."""
     from handgrad.testing.registry import by_name
 
     expected = name.split("_")[1] if "_" in name else "grouped"
-    expected = {"groups": "grouped"}.get(expected, expected)
+    expected = {"groups": "grouped", "batchinner": "batch_inner"}.get(expected, expected)
     for shapes in by_name(name).shapes:
         out = by_name(name).fn(*(hg.Tensor(_randn(*shape), requires_grad=True)
                                  for shape in shapes))
         assert out._ctx.strategy == expected, (name, shapes)
 
 
-@pytest.mark.parametrize("channels", [3, 16], ids=["columns", "shift"])
+@pytest.mark.parametrize("x_shape,layout", [((2, 3, 16, 16), "columns"),
+                                            ((2, 16, 16, 16), "shift"),
+                                            ((8, 3, 6, 6), "batch_inner")],
+                         ids=["columns", "shift", "batch_inner"])
 @pytest.mark.parametrize("wanted", ["x", "w", "b"])
-def test_layouts_with_some_gradients_and_channels_last(channels, wanted, dtype):
+def test_layouts_with_some_gradients_and_channels_last(x_shape, layout, wanted, dtype):
     """Each ungrouped layout with only one of the gradients wanted, on channels-last
     input: the wanted gradient is torch's, the others are not computed."""
-    x = _randn(2, channels, 16, 16).to(dtype).contiguous(memory_format=torch.channels_last)
+    channels = x_shape[1]
+    x = _randn(*x_shape).to(dtype).contiguous(memory_format=torch.channels_last)
     w, b = _randn(4, channels, 3, 3, seed=1).to(dtype), _randn(4, seed=2).to(dtype)
     ours = [hg.Tensor(t.clone(), requires_grad=name == wanted)
             for name, t in zip("xwb", (x, w, b))]
     theirs = [t.clone().requires_grad_(name == wanted) for name, t in zip("xwb", (x, w, b))]
     out, expected = F.conv2d(*ours, padding=1), TF.conv2d(*theirs, padding=1)
+    assert out._ctx.strategy == layout
     assert_close(out.data, expected, what="output")
     g = _randn(*expected.shape, seed=3).to(dtype)
     out.backward(hg.Tensor(g))

@@ -188,8 +188,9 @@ class ConvNd(Function):
         y = forward(ctx, x, weight, stride, pads, dilation, groups)  # (N, O, *out)
         if bias is not None and ctx.strategy == "columns":
             y = y.add_(bias.reshape(weight.shape[0], *(1,) * n))  # y is the fresh product
-        elif bias is not None:
-            y = y + bias.reshape(weight.shape[0], *(1,) * n)  # also makes y contiguous
+        elif bias is not None:  # y is a permuted or sliced view: the sum made contiguous
+            y = torch.add(y, bias.reshape(weight.shape[0], *(1,) * n),
+                          out=y.new_empty(y.shape))
         else:
             y = y.contiguous()
         return y[0] if ctx.unbatched else y
@@ -215,7 +216,11 @@ def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
     out = [(p - d * (k - 1) - 1) // s + 1
            for p, d, k, s in zip(padded, dilation, w_shape[2:], stride)]
     if groups != 1 or math.prod(out) < _COLUMNS_MIN_OUTPUT:
-        return "grouped"  # also for small images: per-image products would be tiny
+        # small images (per-image products would be tiny) or groups: the batch joins the
+        # columns, innermost where the runs it makes are long enough
+        if x_shape[0] >= _BATCH_INNER_MIN_BATCH and w_shape[1] > 1:
+            return "batch_inner"
+        return "grouped"  # depthwise (1 channel per group) or a few images
     if any(s != 1 for s in stride) or x_shape[0] == 0 or w_shape[1] < _SHIFT_MIN_CHANNELS:
         return "columns"
     if math.prod(w_shape[2:]) == 1:
@@ -226,6 +231,7 @@ def conv_strategy(x_shape, w_shape, stride, pads, dilation, groups) -> str:
 
 
 _COLUMNS_MIN_OUTPUT = 256  # output positions per image for "columns" (LeNet's 10x10: no)
+_BATCH_INNER_MIN_BATCH = 8  # images for "batch_inner" (1 to 4 ran even with "grouped")
 _SHIFT_MIN_CHANNELS = 16  # input channels for "shift" (8 to 32 ran even with "columns")
 _SHIFT_MAX_WASTE = 1.5  # padded grid / output positions for "shift"
 
@@ -363,8 +369,70 @@ def _shift_backward(ctx, g):
     return dx, dw
 
 
+def _batch_last(x, pads) -> torch.Tensor:
+    """x (N, C, *S) as a new zero-padded (C, *padded, N): the batch innermost."""
+    n = len(pads)
+    order = (1, *range(2, 2 + n), 0)
+    if not any(lo or hi for lo, hi in pads):
+        return x.permute(*order).contiguous()
+    padded = [size + lo + hi for size, (lo, hi) in zip(x.shape[2:], pads)]
+    out = x.new_zeros(x.shape[1], *padded, x.shape[0])
+    out[(slice(None), *(slice(lo, lo + size) for size, (lo, _) in
+                        zip(x.shape[2:], pads)))] = x.permute(*order)
+    return out
+
+
+def _batch_inner_forward(ctx, x, weight, stride, pads, dilation, groups):
+    need_x, need_w = ctx.needs_input_grad[:2]
+    n = weight.ndim - 2
+    batch, channels, out_channels, kernel = x.shape[0], x.shape[1], weight.shape[0], \
+        weight.shape[2:]
+    xt = _batch_last(x, pads)  # (C, *padded, N)
+    out = _output_size(x.shape[2:], kernel, dilation, pads, stride)
+    st = xt.stride()
+    view = xt.as_strided(  # (C, *k, *out, N): runs of out_w N floats when stride_w is 1
+        (channels, *kernel, *out, batch),
+        (st[0], *(a * d for a, d in zip(st[1:1 + n], dilation)),
+         *(a * s for a, s in zip(st[1:1 + n], stride)), 1))
+    cols = view.reshape(groups, channels // groups * math.prod(kernel),
+                        math.prod(out) * batch)  # (G, Cg K, L N): the one copy
+    y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
+    ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
+    ctx.shapes = (x.shape, weight.shape, view.shape)
+    return y.view(out_channels, *out, batch).permute(n + 1, 0, *range(1, n + 1))
+
+
+def _batch_inner_backward(ctx, g):
+    cols, weight = ctx.saved_tensors
+    need_x, need_w = ctx.needs_input_grad[:2]
+    x_shape, w_shape, view_shape = ctx.shapes
+    groups, n = ctx.groups, len(w_shape) - 2
+    batch, out_channels = x_shape[0], w_shape[0]
+    g3 = g.permute(1, *range(2, 2 + n), 0).reshape(
+        groups, out_channels // groups, g.numel() // out_channels)  # (G, Og, L N)
+    dx = dw = None
+    if need_w:  # as (X g^T)^T: MKL ran g X^T, with X^T's long rows, 1.4x slower
+        dw = torch.bmm(cols, g3.transpose(1, 2)).transpose(1, 2).reshape(w_shape)
+    if need_x:
+        w3 = weight.reshape(groups, out_channels // groups, -1)  # (G, Og, Cg K)
+        dcols = torch.bmm(w3.transpose(1, 2), g3).view(view_shape)  # (C, *k, *out, N)
+        dilation, pads, stride = ctx.geometry
+        kernel, out = view_shape[1:1 + n], view_shape[1 + n:1 + 2 * n]
+        padded = [size + lo + hi for size, (lo, hi) in zip(x_shape[2:], pads)]
+        canvas = dcols.new_zeros(x_shape[1], *padded, batch)
+        for offset in itertools.product(*(range(k) for k in kernel)):
+            window = tuple(slice(i * d, i * d + s * (o - 1) + 1, s)
+                           for i, d, s, o in zip(offset, dilation, stride, out))
+            canvas[(slice(None), *window)] += dcols[(slice(None), *offset)]
+        canvas = canvas[(slice(None), *(slice(lo, lo + size) for size, (lo, _) in
+                                        zip(x_shape[2:], pads)))]
+        dx = canvas.permute(n + 1, 0, *range(1, n + 1)).contiguous()
+    return dx, dw
+
+
 _STRATEGIES = {"columns": (_columns_forward, _columns_backward),
                "grouped": (_grouped_forward, _grouped_backward),
+               "batch_inner": (_batch_inner_forward, _batch_inner_backward),
                "shift": (_shift_forward, _shift_backward)}
 
 

@@ -162,6 +162,10 @@ CONV2D = [
     ("conv2d_shift", [((1, 16, 16, 16), (2, 16, 3, 3), (2,))], {"padding": 1}),
     ("conv2d_shift_dilation_same", [((1, 16, 16, 16), (2, 16, 2, 3), (2,))],
      {"padding": "same", "dilation": (1, 2)}),
+    # "batch_inner": small images (under 256 outputs) of 8+ images, not depthwise
+    ("conv2d_batchinner", [((8, 2, 4, 5), (3, 2, 3, 2), (3,))], {"padding": (1, 0)}),
+    ("conv2d_batchinner_stride_groups", [((8, 4, 6, 5), (4, 2, 3, 2), (4,))],
+     {"stride": (2, 1), "dilation": (1, 2), "padding": 1, "groups": 2}),
 ]
 CONV1D = [
     ("conv1d", [((2, 3, 7), (4, 3, 3), (4,)), ((3, 6), (2, 3, 2), (2,))], {}),
@@ -171,6 +175,7 @@ CONV1D = [
     ("conv1d_columns", [((1, 3, 260), (2, 3, 3), (2,))], {"padding": 2, "dilation": 2}),
     ("conv1d_shift", [((1, 16, 256), (2, 16, 3), (2,)), ((16, 258), (2, 16, 2), (2,))],
      {"padding": 1}),
+    ("conv1d_batchinner", [((8, 3, 7), (4, 3, 3), (4,))], {"stride": 2, "padding": 1}),
 ]
 for functional, reference, entries in [(HF.conv2d, TF.conv2d, CONV2D),
                                        (HF.conv1d, TF.conv1d, CONV1D)]:
