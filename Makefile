@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-.PHONY: install demo test lint gradcheck
+.PHONY: install demo test lint gradcheck gpu-check
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -24,3 +24,8 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# On a machine with a CUDA torch (its own python3, no install): CUDA tests, gradcheck and
+# benchmarks on the GPU in one run; figures as JSON under $(OUT) (default gpu-check-out)
+gpu-check:
+	tools/gpu_check.sh

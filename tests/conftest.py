@@ -1,6 +1,8 @@
 """Suite-wide test settings: the devices every tensor test runs on, and hypothesis profiles.
 
-* `device` (a parametrized fixture): "cpu" always, "cuda" too when torch sees a GPU.
+* `device` (a parametrized fixture): "cpu" always, "cuda" too when torch sees a GPU; the
+  "cuda" runs carry the `cuda` marker, so `pytest -m cuda` (make gpu-check) selects them
+  with the tests marked by hand.
 * hypothesis profiles: "ci" (the default: 10 examples, no deadline, so the suite stays
   fast on a 2-core machine) and "thorough" (200 examples); pick one with
   HYPOTHESIS_PROFILE=thorough.
@@ -25,6 +27,14 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every run of the `device` fixture on "cuda" with `cuda`."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("device") == "cuda":
+            item.add_marker(pytest.mark.cuda)
 
 
 @pytest.fixture(params=DEVICES)
