@@ -1,7 +1,8 @@
 """Gradient clipping (nn.utils.clip_grad_norm_ and clip_grad_value_, as in torch): both
 change the parameters' .grad in place, between backward() and the optimizer step.
 
-Left out: weight/spectral norm reparametrisations, rnn packing, parameters_to_vector.
+Left out: weight/spectral norm reparametrisations, parameters_to_vector (and rnn
+packing, which is nn/utils/rnn.py).
 """
 
 from __future__ import annotations
