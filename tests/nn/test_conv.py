@@ -220,6 +220,28 @@ def test_an_empty_batch_gives_an_empty_output_as_torch(options):
     assert ours_x.grad.shape == x.shape and float(ours_w.grad.data.abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("x_shape", [(8, 3, 6, 6), (2, 3, 16, 16)],
+                         ids=["batch_inner", "columns"])
+def test_reused_column_buffers_are_never_shared(x_shape):
+    """The column buffers kept between calls (CPU) are not handed out while a graph
+    still holds them: two forwards of one geometry before either backward, one graph
+    run twice (retain_graph), then a third call, all give torch's gradients."""
+    w = hg.Tensor(_randn(4, 3, 3, 3, seed=1), requires_grad=True)
+    xs = [hg.Tensor(_randn(*x_shape, seed=s), requires_grad=True) for s in (3, 4, 5)]
+    w_ref = w.data.clone().requires_grad_()
+    outs = [F.conv2d(xs[0], w, padding=1), F.conv2d(xs[1], w, padding=1)]
+    outs[0].sum().backward(retain_graph=True)
+    outs[1].sum().backward()
+    outs[0].sum().backward()  # its columns were not overwritten by the second forward
+    F.conv2d(xs[2], w, padding=1).sum().backward()
+    for x, times in zip(xs, (2, 1, 1)):
+        x_ref = x.data.clone().requires_grad_()
+        (times * TF.conv2d(x_ref, w_ref, padding=1).sum()).backward()
+        assert_close(x.grad, x_ref.grad, what="dx")
+    assert outs[0]._ctx.strategy == {6: "batch_inner", 16: "columns"}[x_shape[-1]]
+    assert_close(w.grad, w_ref.grad, what="dw")
+
+
 def test_only_needed_gradients_are_computed():
     x = hg.Tensor(_randn(1, 2, 5, 5))  # no gradient wanted for x
     w = hg.Tensor(_randn(3, 2, 3, 3), requires_grad=True)

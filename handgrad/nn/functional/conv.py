@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import threading
 
 import torch
@@ -242,7 +243,7 @@ def _columns_forward(ctx, x, weight, stride, pads, dilation, groups):
     view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
     n = weight.ndim - 2
     batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
-    cols = view.reshape(batch, weight[0].numel(), math.prod(out))  # the one copy
+    cols = _copied(view, (batch, weight[0].numel(), math.prod(out)))  # the one copy
     w2 = weight.reshape(out_channels, -1)  # (O, C K)
     y = torch.matmul(w2, cols)  # (N, O, L)
     ctx.save_for_backward(cols if need_w else None, w2 if need_x else None)
@@ -370,26 +371,59 @@ def _shift_backward(ctx, g):
     return dx, dw
 
 
-_WORKSPACES: dict = {}  # (thread, dtype, shape) -> a CPU buffer, most recent last
-_WORKSPACE_ENTRIES = 8
+# ====================================================== reused buffers (CPU only)
+# A fresh multi-MB tensor every step made glibc hand the freed heap back to the system
+# and fault it in again on the next step: LeNet conv2's column gradient (3.8 MB) cost
+# 2100 page faults a call, 5.2 against 2.7 ms alone; the saved columns of both LeNet
+# convs another 1500 faults a training step. So the column buffers are kept between
+# calls, per thread, dtype and shape (the 8 most recent, each at most 16 MB), and a
+# kept buffer is handed out again only when nothing else holds it: neither the tensor
+# (a graph that has not run its backward yet, or keeps it with retain_graph) nor a view
+# of its storage. On other devices torch's caching allocator already reuses memory.
+_BUFFERS: dict = {}
+_BUFFER_ENTRIES = 8
+_BUFFER_MAX_BYTES = 16 << 20
 
 
-def _workspace(like, shape) -> torch.Tensor:
-    """A buffer of `shape` for a temporary that never leaves the call that fills it, kept
-    between calls on CPU (per thread, the 8 most recent shapes). A fresh multi-MB tensor
-    every step made glibc hand the freed heap back and fault it in again: LeNet conv2's
-    column gradient (3.8 MB) cost 2100 page faults a call, 5.2 against 2.7 ms alone. On
-    other devices torch's caching allocator already reuses memory: a plain new_empty."""
-    if like.device.type != "cpu":
+def _holders(t) -> tuple[int, int]:
+    """(Python references to t, tensors on t's storage), as seen from a caller's local."""
+    return sys.getrefcount(t), torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+def _free_holders() -> tuple[int, int]:
+    t = torch.empty(1)  # held by this one local only, as a buffer popped in _buffer
+    return _holders(t)
+
+
+_CAN_REUSE = hasattr(torch._C, "_storage_Use_Count")
+_FREE = _free_holders() if _CAN_REUSE else None
+
+
+def _buffer(like, shape) -> torch.Tensor:
+    """An uninitialized tensor of `shape` (like's dtype and device) for column data,
+    reused from an earlier call when no one holds that one any more."""
+    shape = tuple(shape)
+    if (like.device.type != "cpu" or not _CAN_REUSE
+            or math.prod(shape) * like.element_size() > _BUFFER_MAX_BYTES):
         return like.new_empty(shape)
-    key = (threading.get_ident(), like.dtype, tuple(shape))
-    buffer = _WORKSPACES.pop(key, None)
-    if buffer is None:
+    key = (threading.get_ident(), like.dtype, shape)
+    buffer = _BUFFERS.pop(key, None)
+    if buffer is None or _holders(buffer) != _FREE:
         buffer = like.new_empty(shape)
-        while len(_WORKSPACES) >= _WORKSPACE_ENTRIES:
-            _WORKSPACES.pop(next(iter(_WORKSPACES)))
-    _WORKSPACES[key] = buffer
+        while len(_BUFFERS) >= _BUFFER_ENTRIES:
+            _BUFFERS.pop(next(iter(_BUFFERS)))
+    _BUFFERS[key] = buffer
     return buffer
+
+
+def _copied(view, shape) -> torch.Tensor:
+    """view.reshape(shape), a copy into a reused buffer, unless it is a view already."""
+    try:
+        return view.view(shape)  # e.g. a 1x1 kernel's columns: x itself
+    except RuntimeError:
+        cols = _buffer(view, shape)
+        cols.view(view.shape).copy_(view)
+        return cols
 
 
 def _batch_last(x, pads) -> torch.Tensor:
@@ -417,8 +451,8 @@ def _batch_inner_forward(ctx, x, weight, stride, pads, dilation, groups):
         (channels, *kernel, *out, batch),
         (st[0], *(a * d for a, d in zip(st[1:1 + n], dilation)),
          *(a * s for a, s in zip(st[1:1 + n], stride)), 1))
-    cols = view.reshape(groups, channels // groups * math.prod(kernel),
-                        math.prod(out) * batch)  # (G, Cg K, L N): the one copy
+    cols = _copied(view, (groups, channels // groups * math.prod(kernel),
+                          math.prod(out) * batch))  # (G, Cg K, L N): the one copy
     y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
     ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
     ctx.shapes = (x.shape, weight.shape, view.shape)
@@ -439,7 +473,7 @@ def _batch_inner_backward(ctx, g):
     if need_x:
         w3 = weight.reshape(groups, out_channels // groups, -1)  # (G, Og, Cg K)
         dcols = torch.bmm(w3.transpose(1, 2), g3,  # (C, *k, *out, N), read by col2im only
-                          out=_workspace(g3, (groups, w3.shape[2], g3.shape[2])))
+                          out=_buffer(g3, (groups, w3.shape[2], g3.shape[2])))
         dcols = dcols.view(view_shape)
         dilation, pads, stride = ctx.geometry
         kernel, out = view_shape[1:1 + n], view_shape[1 + n:1 + 2 * n]
