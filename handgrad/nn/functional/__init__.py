@@ -15,6 +15,8 @@ and hand-derived backward side by side:
     padding.py        pad with modes constant, reflect, replicate, circular (composed
                       from slices, Pad and index_select; no Function of its own)
     pooling.py        max, average and adaptive pooling, 1-d and 2-d; max_unpool1d/2d
+    rnn_cell.py       one step of the RNN (tanh, relu), LSTM and GRU cells: rnn_tanh_cell,
+                      rnn_relu_cell, lstm_cell, gru_cell (torch.* spells them so)
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
 
@@ -94,6 +96,15 @@ from handgrad.nn.functional.pooling import (
     max_unpool1d,
     max_unpool2d,
 )
+from handgrad.nn.functional.rnn_cell import (
+    GRUCellStep,
+    LSTMCellStep,
+    RNNCellStep,
+    gru_cell,
+    lstm_cell,
+    rnn_relu_cell,
+    rnn_tanh_cell,
+)
 from handgrad.nn.functional.sparse import Embedding, embedding
 from handgrad.nn.functional.upsampling import UpsampleLinear, UpsampleNearest, interpolate
 
@@ -118,6 +129,9 @@ __all__ = [
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",
     "AdaptiveMaxPool", "max_unpool1d", "max_unpool2d", "MaxUnpool",
+    # recurrent cells (one step)
+    "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell", "RNNCellStep", "LSTMCellStep",
+    "GRUCellStep",
     # group / instance normalisation
     "group_norm", "instance_norm", "GroupNorm", "InstanceNorm",
     # channel dropout
