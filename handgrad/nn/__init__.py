@@ -19,7 +19,9 @@
                       BCEWithLogitsLoss, HingeLoss
     mlp.py            MLP (the builder)
     init.py           nn.init: kaiming, xavier, normal, uniform, trunc_normal, ...
-    utils.py          nn.utils: clip_grad_norm_, clip_grad_value_
+    rnn_cell.py       RNNCell, LSTMCell, GRUCell (one time step each)
+    utils/            nn.utils: clip_grad_norm_, clip_grad_value_; nn.utils.rnn
+                      (PackedSequence, pack/pad_packed_sequence, pack/pad_sequence, ...)
     functional/       nn.functional (F): the fused Functions behind the layers
 
 Left out here: 3-d convolution, recurrent layers and attention (not yet
@@ -87,6 +89,7 @@ from handgrad.nn.pooling import (
     MaxUnpool1d,
     MaxUnpool2d,
 )
+from handgrad.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from handgrad.nn.sparse import Embedding
 from handgrad.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
@@ -103,4 +106,5 @@ __all__ = [
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
+    "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
 ]
