@@ -56,11 +56,14 @@ _MODEL_FLAGS = {
     "mlp": ("hidden", "activation", "batch_norm", "dropout"),
     "cnn": ("model", "widths", "blocks", "dropout", "augment", "rotate", "translate", "scale",
             "label_smoothing", "num_workers"),
+    "char-rnn": ("valid_fraction", "cell", "embedding", "hidden", "layers", "dropout",
+                 "seq_len", "sample_length", "sample_prompt", "temperature"),
 }
 # what may change when resuming (the rest must match the checkpoint's run)
 _RESUMABLE = ("epochs",)
 # the optimizers that use --momentum (each model module's build_optimizer)
-_MOMENTUM_OPTIMIZERS = {"mlp": ("sgd", "rmsprop"), "cnn": ("sgd",)}
+_MOMENTUM_OPTIMIZERS = {"mlp": ("sgd", "rmsprop"), "cnn": ("sgd",),
+                        "char-rnn": ("sgd", "rmsprop")}
 
 
 def _widths(text: str, flag: str = "--hidden") -> tuple[int, ...]:

@@ -74,6 +74,10 @@ MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (
                "Learner: curves, misclassified images, checkpoint, results",
                module="handgrad.models.cnn", config="CNNConfig", default_dataset="mnist5k",
                default_variant="lenet"),
+    ModelEntry("char-rnn", "train a character-level RNN / LSTM / GRU language model on "
+               "tiny-shakespeare (or any text) with truncated BPTT: nats/char, samples, "
+               "checkpoint", module="handgrad.models.char_rnn", config="CharRNNConfig",
+               default_dataset="tiny-shakespeare", command="handgrad.models.char_rnn_cli"),
 )}
 
 
