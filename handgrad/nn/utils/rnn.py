@@ -94,7 +94,9 @@ class PackedSequence(_PackedSequenceFields):
         data = self.data.to(*args, **kwargs)
         if data is self.data:
             return self
-        move = (lambda t: None if t is None else Tensor(t.data.to(data.device)))
+        def move(indices):
+            return None if indices is None else Tensor(indices.data.to(data.device))
+
         return type(self)(data, self.batch_sizes, move(self.sorted_indices),
                           move(self.unsorted_indices))
 
@@ -279,7 +281,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
                 f"pad_sequence: sequence {i} has shape {tuple(seq.shape)} but sequence 0 "
                 f"has {tuple(first.shape)}; every sequence is (L_i, *) with the same *")
     lengths = torch.tensor([seq.shape[0] for seq in sequences], dtype=torch.int64)
-    steps, batch = int(lengths.max()), len(sequences)
+    steps = int(lengths.max())
     starts = torch.cumsum(lengths, 0) - lengths  # first row of each sequence in the cat
     total = int(lengths.sum())
     time = torch.arange(steps).unsqueeze(1)  # (T, 1)
