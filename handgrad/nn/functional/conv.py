@@ -1,9 +1,10 @@
 """Convolution as matmuls over strided views: `unfold` (im2col), `fold` (col2im, its
 adjoint), and `conv1d` / `conv2d`, each one fused graph node with a hand-derived
-backward. conv runs in one of three layouts of the same products, picked per call by
+backward. conv runs in one of four layouts of the same products, picked per call by
 conv_strategy() (ConvNd's docstring): im2col per image ("columns"), im2col with images
-side by side per group ("grouped"), or no columns at all, one matmul per kernel offset
-on shifted views of the padded input ("shift").
+side by side per group ("grouped"), im2col with the batch innermost ("batch_inner"), or
+no columns at all, one matmul per kernel offset on shifted views of the padded input
+("shift"). On CPU the column buffers are reused between calls (see _buffer).
 
 The shared geometry (N spatial dims, N = 1 or 2 here): a kernel of size k with dilation
 d and stride s over a padded length P = S + lo + hi gives out = (P - d (k - 1) - 1) // s + 1
@@ -143,7 +144,7 @@ class Fold(Function):
 
 class ConvNd(Function):
     """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G;
-    K = prod(kernel), L = prod(out), g = d loss / d out. Three layouts of the same
+    K = prod(kernel), L = prod(out), g = d loss / d out. Four layouts of the same
     products, chosen by conv_strategy():
 
     "columns" (no groups, L >= 256): X = im2col(x) as (N, C K, L), one block per image,
@@ -154,10 +155,21 @@ class ConvNd(Function):
         dx  = col2im(W^T g)                 the adjoint of im2col
         db  = sum of g over N and the spatial dims.
 
-    "grouped" (G > 1, or small outputs): X as (G, Cg K, N L), images side by side, W as
-    (G, Og, Cg K), g as (G, Og, N L): out = W X (bmm over G), dW = g X^T, dx = col2im(W^T g).
-    Batching over G only keeps each product large; batching over N too ran 1000s of tiny
-    products for depthwise convs.
+    "grouped" (G > 1, or small outputs, with under 8 images or one channel per group):
+    X as (G, Cg K, N L), images side by side, W as (G, Og, Cg K), g as (G, Og, N L):
+    out = W X (bmm over G), dW = g X^T, dx = col2im(W^T g). Batching over G only keeps
+    each product large; batching over N too ran 1000s of tiny products for depthwise
+    convs.
+
+    "batch_inner" (the same cases with 8+ images and 2+ channels per group): the same
+    products with the columns ordered (G, Cg K, L N), the batch innermost. x is copied
+    once to (C, *padded, N); im2col is then a strided view whose runs are out_w N floats
+    (LeNet conv2: 640, against 10 in "grouped"), and so are col2im's adds, into a
+    (C, *padded, N) canvas. out and dx come back to (N, C, ...) by one permuting copy
+    each, g goes in by one:
+        out = W X                           (G, Og, Cg K) @ (G, Cg K, L N)
+        dW  = (X g^T)^T                     (MKL ran X g^T 1.4x faster than g X^T)
+        dx  = col2im(W^T g), permuted back to (N, C, *S).
 
     "shift" (stride 1, no groups, 16+ input channels): no column buffer at all. x is
     zero-padded and laid out channels first, xf = (C, M) with M = N prod(padded); kernel
