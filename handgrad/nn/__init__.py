@@ -19,6 +19,7 @@
                       BCEWithLogitsLoss, HingeLoss
     mlp.py            MLP (the builder)
     init.py           nn.init: kaiming, xavier, normal, uniform, trunc_normal, ...
+    rnn.py            RNN (tanh, relu), LSTM (proj_size), GRU over whole sequences, RNNBase
     rnn_cell.py       RNNCell, LSTMCell, GRUCell (one time step each)
     utils/            nn.utils: clip_grad_norm_, clip_grad_value_; nn.utils.rnn
                       (PackedSequence, pack/pad_packed_sequence, pack/pad_sequence, ...)
@@ -89,11 +90,13 @@ from handgrad.nn.pooling import (
     MaxUnpool1d,
     MaxUnpool2d,
 )
+from handgrad.nn.rnn import GRU, LSTM, RNN, RNNBase
 from handgrad.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from handgrad.nn.sparse import Embedding
 from handgrad.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
+    "RNNBase", "RNN", "LSTM", "GRU",
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity",
     "Flatten", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Softplus",
     "Softmax", "LogSoftmax", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",

@@ -15,6 +15,9 @@ and hand-derived backward side by side:
     padding.py        pad with modes constant, reflect, replicate, circular (composed
                       from slices, Pad and index_select; no Function of its own)
     pooling.py        max, average and adaptive pooling, 1-d and 2-d; max_unpool1d/2d
+    rnn.py            whole-sequence RNN / LSTM / GRU stacks, one fused Function
+                      (RNNStack) with BPTT by hand: rnn_tanh, rnn_relu, lstm, gru
+                      (torch._VF's names and argument order; not torch public API)
     rnn_cell.py       one step of the RNN (tanh, relu), LSTM and GRU cells: rnn_tanh_cell,
                       rnn_relu_cell, lstm_cell, gru_cell (torch.* spells them so)
     hooks.py          gather_gradients (an identity whose backward hands a group's
@@ -96,6 +99,7 @@ from handgrad.nn.functional.pooling import (
     max_unpool1d,
     max_unpool2d,
 )
+from handgrad.nn.functional.rnn import RNNStack, gru, lstm, rnn_relu, rnn_tanh
 from handgrad.nn.functional.rnn_cell import (
     GRUCellStep,
     LSTMCellStep,
@@ -109,6 +113,8 @@ from handgrad.nn.functional.sparse import Embedding, embedding
 from handgrad.nn.functional.upsampling import UpsampleLinear, UpsampleNearest, interpolate
 
 __all__ = [
+    # recurrent stacks
+    "rnn_tanh", "rnn_relu", "lstm", "gru", "RNNStack",
     # activations
     "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax",
     "log_softmax",
