@@ -100,6 +100,29 @@ def test_pack_padded_then_pad_packed_match_torch(batch_first, lengths_kind, as_t
                    [x_ours], [x_theirs], dtype)
 
 
+def test_random_lengths_and_shapes_round_trip_like_torch():
+    """Twenty seeded draws of T, B, trailing dims, lengths, layout and sortedness."""
+    gen = torch.Generator().manual_seed(3)
+    for draw in range(20):
+        steps, batch = (int(v) for v in torch.randint(1, 6, (2,), generator=gen))
+        trailing = tuple(int(v) for v in torch.randint(1, 3, (draw % 3,), generator=gen))
+        lengths = torch.randint(1, steps + 1, (batch,), generator=gen)
+        batch_first, enforce_sorted = bool(draw % 2), bool(draw % 4 < 2)
+        if enforce_sorted:
+            lengths = lengths.sort(descending=True).values
+        shape = (batch, steps, *trailing) if batch_first else (steps, batch, *trailing)
+        (x_ours,), (x_theirs,) = _leaves([_randn(*shape, seed=draw)], torch.float64)
+        options = {"batch_first": batch_first, "enforce_sorted": enforce_sorted}
+        packed_ours = pack_padded_sequence(x_ours, lengths, **options)
+        packed_theirs = torch_rnn.pack_padded_sequence(x_theirs, lengths, **options)
+        _same_packed(packed_ours, packed_theirs, torch.float64)
+        padded_ours, _ = pad_packed_sequence(packed_ours, batch_first, total_length=steps)
+        padded_theirs, _ = torch_rnn.pad_packed_sequence(packed_theirs, batch_first,
+                                                         total_length=steps)
+        _backward_both(padded_ours, padded_theirs, [x_ours], [x_theirs], torch.float64,
+                       seed=draw)
+
+
 def test_pad_packed_sequence_without_total_length_stops_at_the_longest():
     x = _randn(4, 3, 2)
     packed = pack_padded_sequence(hg.Tensor(x), [3, 2, 1])
