@@ -231,7 +231,8 @@ def test_demo_quick(tmp_path, capsys):
         assert dataset in out
     summary = json.loads((tmp_path / "demo_results.json").read_text())
     assert [r["dataset"] for r in summary["runs"]] == ["moons", "clusters", "regression",
-                                                       "digits", "mnist5k", "mnist5k"]
+                                                       "digits", "mnist5k", "mnist5k",
+                                                       "tiny-shakespeare"]
     assert (tmp_path / "lenet-mnist5k" / "misclassified.png").is_file()
     assert (tmp_path / "moons_scalar" / "decision_boundary.png").is_file()
     assert (tmp_path / "mnist5k" / "confusion_matrix.png").is_file()
@@ -252,7 +253,7 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     import handgrad.demo as demo
 
     values = {"moons": 1.0, "clusters": 0.99, "regression": 0.2, "digits": 0.98,
-              "mnist5k": 0.95, "lenet-mnist5k": 0.985}
+              "mnist5k": 0.95, "lenet-mnist5k": 0.985, "char-lstm": 1.9}
 
     def row(name, *rest):
         return {"name": name, "dataset": name.removeprefix("lenet-"), "model": "m",
@@ -261,6 +262,7 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
 
     monkeypatch.setattr(demo, "_scalar_moons", lambda out, quick: row("moons"))
     monkeypatch.setattr(demo, "_tensor_run", row)
+    monkeypatch.setattr(demo, "_char_lm", lambda *args: row("char-lstm"))
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert "MISSED" not in capsys.readouterr().out
     values["mnist5k"] = 0.93
