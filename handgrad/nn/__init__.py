@@ -25,8 +25,7 @@
                       (PackedSequence, pack/pad_packed_sequence, pack/pad_sequence, ...)
     functional/       nn.functional (F): the fused Functions behind the layers
 
-Left out here: 3-d convolution, recurrent layers and attention (not yet
-written).
+Left out here: 3-d convolution and attention (not yet written).
 """
 
 from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)

@@ -29,7 +29,7 @@ that is registered (a test fails for a Function without a registry entry).
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them PyTorch's functional API's spelling.
 
-Left out: 3-d convolution, recurrent layers and attention (not yet written).
+Left out: 3-d convolution and attention (not yet written).
 """
 
 from handgrad.nn.functional.activation import (
