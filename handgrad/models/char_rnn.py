@@ -60,19 +60,19 @@ class CharRNNConfig:
     # ---- model
     cell: str = "lstm"  # recurrent layer: rnn (tanh), lstm or gru (nn.RNN / nn.LSTM / nn.GRU)
     embedding: int = 64  # embedding size of each character (0: one-hot vectors of the vocabulary)
-    hidden: int = 256  # hidden size of each recurrent layer
+    hidden: int = 384  # hidden size of each recurrent layer
     layers: int = 2  # stacked recurrent layers
     dropout: float = 0.0  # dropout between the recurrent layers and before the Linear head
     # ---- training
-    seq_len: int = 128  # characters per chunk: the truncation length of backprop through time
-    batch_size: int = 32  # parallel streams over the training text (chunks per step)
+    seq_len: int = 64  # characters per chunk: the truncation length of backprop through time
+    batch_size: int = 64  # parallel streams over the training text (chunks per step)
     optimizer: str = "adam"  # one of OPTIMIZERS
     lr: float = 3e-3  # learning rate (the peak of the schedule for onecycle)
     weight_decay: float = 0.0  # L2 penalty (adam, sgd, rmsprop) or decoupled decay (adamw)
     momentum: float = 0.9  # momentum of sgd and rmsprop (ignored by the others)
     scheduler: str = "cosine"  # learning rate per step: cosine to 0, onecycle, or none (constant)
     clip_grad: float = 1.0  # clip the gradients' joint norm to this value (0: no clipping)
-    epochs: int = 10  # passes over the training text
+    epochs: int = 5  # passes over the training text
     seed: int = 0  # seed of the initial weights, dropout and the per-epoch samples
     # ---- samples printed after each epoch
     sample_length: int = 200  # characters generated after each epoch (0: no sample)

@@ -247,3 +247,44 @@ def test_evaluate_reports_nats_bits_perplexity_and_counts_unknown_characters(
 def test_sample_and_evaluate_refuse_other_checkpoints(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "missing.safetensors")]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cell", lm.CELLS)
+def test_training_step_on_cuda_equals_cpu(cell):
+    """Two TBPTT steps (the state carried, detached) on CUDA give the CPU's losses and
+    weights, in float64."""
+    config = lm.CharRNNConfig(cell=cell, hidden=16, layers=2, embedding=8, dropout=0.0)
+    torch.manual_seed(0)
+    cpu = lm.build_model(config, 11).double()
+    gpu = lm.build_model(config, 11).double().to("cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    ids = torch.randint(0, 11, (4 * 20 + 1,))
+    results = []
+    for model, device in ((cpu, "cpu"), (gpu, "cuda")):
+        optimizer, state, losses = lm.build_optimizer(config, model), None, []
+        for x, y in lm.StreamBatches(ids, 4, 10, device=device):
+            logits, state = model(x, state)
+            loss = lm.build_loss()((logits, state), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            state, losses = lm.detach_state(state), losses + [loss.item()]
+        results.append((losses, {k: v.data.cpu() for k, v in model.state_dict().items()}))
+    assert results[1][0] == pytest.approx(results[0][0])
+    for key, value in results[0][1].items():
+        torch.testing.assert_close(results[1][1][key], value, msg=key)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_sample_evaluate_on_cuda(tmp_path, text_file, capsys):
+    out = tmp_path / "cuda"
+    assert main(["train", "char-rnn", "--dataset", str(text_file), "--epochs", "1",
+                 "--device", "cuda", "--out", str(out), "--no-plots", *TINY]) == 0
+    assert json.loads((out / "results.json").read_text())["device"] == "cuda"
+    checkpoint = str(out / "checkpoint.safetensors")
+    assert main(["sample", checkpoint, "--device", "cuda", "--length", "10"]) == 0
+    assert main(["evaluate", checkpoint, "--device", "cuda", "--text", str(text_file)]) == 0
