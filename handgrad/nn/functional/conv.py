@@ -205,8 +205,6 @@ class ConvNd(Function):
         elif bias is not None:  # y is a permuted or sliced view: the sum made contiguous
             y = torch.add(y, bias.reshape(weight.shape[0], *(1,) * n),
                           out=y.new_empty(y.shape))
-        elif ctx.strategy == "batch_inner":  # a fresh tensor, never the reused buffer
-            y = y.clone(memory_format=torch.contiguous_format)
         else:
             y = y.contiguous()
         return y[0] if ctx.unbatched else y
@@ -257,7 +255,7 @@ def _columns_forward(ctx, x, weight, stride, pads, dilation, groups):
     view = _im2col(x, weight.shape[2:], dilation, pads, stride)  # (N, C, *k, *out)
     n = weight.ndim - 2
     batch, out_channels, out = x.shape[0], weight.shape[0], view.shape[2 + n:]
-    cols = _copied(view, (batch, weight[0].numel(), math.prod(out)), "columns")  # one copy
+    cols = _copied(view, (batch, weight[0].numel(), math.prod(out)))  # the one copy
     w2 = weight.reshape(out_channels, -1)  # (O, C K)
     y = torch.matmul(w2, cols)  # (N, O, L)
     ctx.save_for_backward(cols if need_w else None, w2 if need_x else None)
@@ -390,12 +388,12 @@ def _shift_backward(ctx, g):
 # and fault it in again on the next step: LeNet conv2's column gradient (3.8 MB) cost
 # 2100 page faults a call, 5.2 against 2.7 ms alone; the saved columns of both LeNet
 # convs another 1500 faults a training step. So the column buffers are kept between
-# calls, per thread, dtype and shape (the 16 most recent, each at most 16 MB), and a
+# calls, per thread, dtype and shape (the 8 most recent, each at most 16 MB), and a
 # kept buffer is handed out again only when nothing else holds it: neither the tensor
 # (a graph that has not run its backward yet, or keeps it with retain_graph) nor a view
 # of its storage. On other devices torch's caching allocator already reuses memory.
 _BUFFERS: dict = {}
-_BUFFER_ENTRIES = 16
+_BUFFER_ENTRIES = 8
 _BUFFER_MAX_BYTES = 16 << 20
 
 
@@ -413,15 +411,14 @@ _CAN_REUSE = hasattr(torch._C, "_storage_Use_Count")
 _FREE = _free_holders() if _CAN_REUSE else None
 
 
-def _buffer(like, shape, role: str) -> torch.Tensor:
-    """An uninitialized tensor of `shape` (like's dtype and device) for `role` (a name:
-    two buffers of one call may have one shape), reused from an earlier call when no one
-    holds that one any more."""
+def _buffer(like, shape) -> torch.Tensor:
+    """An uninitialized tensor of `shape` (like's dtype and device) for column data,
+    reused from an earlier call when no one holds that one any more."""
     shape = tuple(shape)
     if (like.device.type != "cpu" or not _CAN_REUSE
             or math.prod(shape) * like.element_size() > _BUFFER_MAX_BYTES):
         return like.new_empty(shape)
-    key = (threading.get_ident(), role, like.dtype, shape)
+    key = (threading.get_ident(), like.dtype, shape)
     buffer = _BUFFERS.pop(key, None)
     if buffer is None or _holders(buffer) != _FREE:
         buffer = like.new_empty(shape)
@@ -431,26 +428,26 @@ def _buffer(like, shape, role: str) -> torch.Tensor:
     return buffer
 
 
-def _copied(view, shape, role: str) -> torch.Tensor:
+def _copied(view, shape) -> torch.Tensor:
     """view.reshape(shape), a copy into a reused buffer, unless it is a view already."""
     try:
         return view.view(shape)  # e.g. a 1x1 kernel's columns: x itself
     except RuntimeError:
-        cols = _buffer(view, shape, role)
+        cols = _buffer(view, shape)
         cols.view(view.shape).copy_(view)
         return cols
 
 
 def _batch_last(x, pads) -> torch.Tensor:
-    """x (N, C, *S) zero-padded as (C, *padded, N), the batch innermost, in a reused
-    buffer (_buffer): it only feeds the column copy."""
+    """x (N, C, *S) as a new zero-padded (C, *padded, N): the batch innermost."""
     n = len(pads)
+    order = (1, *range(2, 2 + n), 0)
+    if not any(lo or hi for lo, hi in pads):
+        return x.permute(*order).contiguous()
     padded = [size + lo + hi for size, (lo, hi) in zip(x.shape[2:], pads)]
-    out = _buffer(x, (x.shape[1], *padded, x.shape[0]), "batch-last input")
-    if any(lo or hi for lo, hi in pads):
-        out.zero_()
+    out = x.new_zeros(x.shape[1], *padded, x.shape[0])
     out[(slice(None), *(slice(lo, lo + size) for size, (lo, _) in
-                        zip(x.shape[2:], pads)))] = x.permute(1, *range(2, 2 + n), 0)
+                        zip(x.shape[2:], pads)))] = x.permute(*order)
     return out
 
 
@@ -467,12 +464,10 @@ def _batch_inner_forward(ctx, x, weight, stride, pads, dilation, groups):
         (st[0], *(a * d for a, d in zip(st[1:1 + n], dilation)),
          *(a * s for a, s in zip(st[1:1 + n], stride)), 1))
     cols = _copied(view, (groups, channels // groups * math.prod(kernel),
-                          math.prod(out) * batch), "columns")  # (G, Cg K, L N): one copy
-    w3 = weight.reshape(groups, out_channels // groups, -1)
-    y = torch.bmm(w3, cols, out=_buffer(cols, (groups, w3.shape[1], cols.shape[2]), "out"))
+                          math.prod(out) * batch))  # (G, Cg K, L N): the one copy
+    y = torch.bmm(weight.reshape(groups, out_channels // groups, -1), cols)
     ctx.save_for_backward(cols if need_w else None, weight if need_x else None)
     ctx.shapes = (x.shape, weight.shape, view.shape)
-    # a view of a reused buffer: ConvNd.forward copies it out (with the bias added)
     return y.view(out_channels, *out, batch).permute(n + 1, 0, *range(1, n + 1))
 
 
@@ -482,29 +477,27 @@ def _batch_inner_backward(ctx, g):
     x_shape, w_shape, view_shape = ctx.shapes
     groups, n = ctx.groups, len(w_shape) - 2
     batch, out_channels = x_shape[0], w_shape[0]
-    g3 = _buffer(g, (out_channels, *g.shape[2:], batch), "batch-last g")
-    g3.copy_(g.permute(1, *range(2, 2 + n), 0))
-    g3 = g3.view(groups, out_channels // groups, -1)  # (G, Og, L N)
+    g3 = g.permute(1, *range(2, 2 + n), 0).reshape(
+        groups, out_channels // groups, g.numel() // out_channels)  # (G, Og, L N)
     dx = dw = None
     if need_w:  # as (X g^T)^T: MKL ran g X^T, with X^T's long rows, 1.4x slower
         dw = torch.bmm(cols, g3.transpose(1, 2)).transpose(1, 2).reshape(w_shape)
     if need_x:
         w3 = weight.reshape(groups, out_channels // groups, -1)  # (G, Og, Cg K)
         dcols = torch.bmm(w3.transpose(1, 2), g3,  # (C, *k, *out, N), read by col2im only
-                          out=_buffer(g3, (groups, w3.shape[2], g3.shape[2]), "dcols"))
+                          out=_buffer(g3, (groups, w3.shape[2], g3.shape[2])))
         dcols = dcols.view(view_shape)
         dilation, pads, stride = ctx.geometry
         kernel, out = view_shape[1:1 + n], view_shape[1 + n:1 + 2 * n]
         padded = [size + lo + hi for size, (lo, hi) in zip(x_shape[2:], pads)]
-        canvas = _buffer(dcols, (x_shape[1], *padded, batch), "canvas").zero_()
+        canvas = dcols.new_zeros(x_shape[1], *padded, batch)
         for offset in itertools.product(*(range(k) for k in kernel)):
             window = tuple(slice(i * d, i * d + s * (o - 1) + 1, s)
                            for i, d, s, o in zip(offset, dilation, stride, out))
             canvas[(slice(None), *window)] += dcols[(slice(None), *offset)]
         canvas = canvas[(slice(None), *(slice(lo, lo + size) for size, (lo, _) in
                                         zip(x_shape[2:], pads)))]
-        dx = canvas.permute(n + 1, 0, *range(1, n + 1)).clone(
-            memory_format=torch.contiguous_format)  # a fresh tensor, never the buffer
+        dx = canvas.permute(n + 1, 0, *range(1, n + 1)).contiguous()
     return dx, dw
 
 
