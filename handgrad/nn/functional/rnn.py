@@ -92,23 +92,24 @@ class _States:
 
     def __init__(self, sched: _Schedule, reverse: bool, h0: torch.Tensor):
         self.sched, self.reverse, self.h0 = sched, reverse, h0
-        B, N = sched.batch, sched.rows
+        B, N, T = sched.batch, sched.rows, sched.steps
         if not sched.packed:
             self.full = h0.new_empty(N + B, h0.shape[1])
+            steps = self.full.view(T + 1, B, h0.shape[1]).unbind(0)
             if reverse:
                 self.full[N:] = h0
                 self.out = self.full[:N]
-                self.prevs = [self.full[(t + 1) * B:(t + 2) * B] for t in range(sched.steps)]
+                self.prevs, self.curs = steps[1:], steps[:T]
             else:
                 self.full[:B] = h0
                 self.out = self.full[B:]
-                self.prevs = [self.full[t * B:(t + 1) * B] for t in range(sched.steps)]
+                self.prevs, self.curs = steps[:T], steps[1:]
             self.run = None
         else:
             self.out = h0.new_empty(N, h0.shape[1])
             self.run = h0.clone()
             self.prevs = [self.run[:stop - start] for start, stop in sched.blocks]
-        self.curs = [self.out[start:stop] for start, stop in sched.blocks]
+            self.curs = _per_step(self.out, sched)
 
     def final(self) -> torch.Tensor:
         if self.run is not None:
@@ -125,9 +126,49 @@ class _States:
         return torch.cat([self.h0, self.out]).index_select(0, index)
 
 
+def _per_step(rows, sched: _Schedule):
+    """The rows of every step of an (N, k) tensor (a view each): one unbind for padded
+    input (cheaper than T slices in Python), slices for packed."""
+    if sched.packed:
+        return [rows[start:stop] for start, stop in sched.blocks]
+    return rows.view(sched.steps, sched.batch, rows.shape[1]).unbind(0)
+
+
 def _blocks(weight, order, size):
     """Row blocks of `weight` (gate-major, blocks of `size`) in another gate order."""
     return torch.cat([weight[k * size:(k + 1) * size] for k in order])
+
+
+def _inverse(order):
+    return tuple(order.index(k) for k in range(len(order)))
+
+
+def _with_ones(x):
+    """[x, 1]: (N, I) -> (N, I + 1). With the bias as the weight's last column, the
+    input projection is one mm (addmm would first copy the broadcast bias into all N
+    rows) and its backward gives dW_ih and db_ih in one mm too."""
+    out = x.new_empty(x.shape[0], x.shape[1] + 1)
+    out[:, :-1] = x
+    out[:, -1] = 1
+    return out
+
+
+def _project(x, w_ih, bias):
+    """x W_ih^T + bias for all steps: (N, I) or (N, I + 1) with ones -> (N, G)."""
+    if bias is None:
+        return torch.mm(x, w_ih.t())
+    return torch.mm(x, torch.cat([w_ih, bias.unsqueeze(1)], 1).t())
+
+
+def _input_grads(d, x, has_bias, order=None, size=0):
+    """dW_ih = dA^T X (and db_ih = column sums of dA, from the ones column of X), as
+    X^T dA (the faster layout for BLAS here), rows put back in torch's gate order."""
+    grad = torch.mm(x.t(), d)  # (I[+1], G)
+    weight = grad[:-1].t() if has_bias else grad.t()
+    bias = grad[-1] if has_bias else None
+    if order is None:
+        return weight.contiguous(), bias
+    return _blocks(weight, order, size), (_blocks(bias, order, size) if has_bias else None)
 
 
 # ============================================================ vanilla RNN (tanh, relu)
@@ -137,15 +178,13 @@ def _rnn_forward(mode, x, w, h0, c0, sched, reverse):
     the activation in place (2 kernels a step)."""
     w_ih, w_hh, b_ih, b_hh, _ = w
     hs = _States(sched, reverse, h0)
-    if b_ih is not None:
-        torch.addmm(b_ih + b_hh, x, w_ih.t(), out=hs.out)
-    else:
-        torch.mm(x, w_ih.t(), out=hs.out)
-    whh_t = w_hh.t()
+    hs.out.copy_(_project(x, w_ih, b_ih + b_hh if b_ih is not None else None))
+    whh_t = w_hh.t().contiguous()
     relu = mode == "RNN_RELU"
+    prevs, curs = hs.prevs, hs.curs
     for t in sched.order(reverse):
-        cur = hs.curs[t]
-        cur.addmm_(hs.prevs[t], whh_t)
+        cur = curs[t]
+        cur.addmm_(prevs[t], whh_t)
         cur.clamp_min_(0) if relu else cur.tanh_()
         if hs.run is not None:
             hs.run[:cur.shape[0]].copy_(cur)
@@ -159,101 +198,123 @@ def _rnn_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     and after the loop  dW_ih = dA^T X,  dW_hh = dA^T H_prev,  db_ih = db_hh = sum dA."""
     hs = saved["hs"]
     out = hs.out
-    deriv = (out > 0).to(out.dtype) if mode == "RNN_RELU" else 1 - out * out  # (N, H)
-    dh0 = _backward_loop(sched, reverse, dout, dhn, w[1], deriv, _rnn_step, None)[0]
-    return deriv, w[0], _weight_grads(deriv, x, deriv, hs.previous(), w, dh0, None)
+    if mode == "RNN_RELU":
+        deriv = (out > 0).to(out.dtype)
+    else:
+        deriv = torch.addcmul(torch.ones_like(out), out, out, value=-1)  # (N, H)
+    dh0 = _backward_loop(sched, reverse, dout, dhn, w[1], _per_step(deriv, sched),
+                         _rnn_step, None)[0]
+    w_ih, b_ih = _input_grads(deriv, x, w[2] is not None)
+    grads = {"h0": dh0, "c0": None, "w_ih": w_ih,
+             "w_hh": torch.mm(hs.previous().t(), deriv).t().contiguous()}
+    if b_ih is not None:
+        grads["b_ih"], grads["b_hh"] = b_ih, b_ih.clone()
+    return deriv, w[0], grads
 
 
-def _rnn_step(dh, block, d, extra):
+def _rnn_step(dh, t, d, extra):
     d.mul_(dh)
     return d
 
 
 # ========================================================================= LSTM
-_LSTM_FORWARD = (0, 1, 3, 2)  # i, f, g, o -> i, f, o, g: one sigmoid over three gates
+_LSTM_ORDER = (3, 0, 1, 2)  # torch's i, f, g, o -> o, i, f, g inside: see _lstm_forward
 
 
 def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
     """Gates (torch order i, f, g, o):
         i, f, o = sigmoid(.), g = tanh(.)  of  x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)   (proj: h_t = W_hr (o * tanh(c_t)))
-    The gate rows are reordered to (i, f, o, g) for the loop: one sigmoid_ and one tanh_
-    a step. 7 kernels a step (8 with the projection)."""
+    The gate rows are reordered to (o, i, f, g) inside: one sigmoid_ over three gates and
+    one tanh_ a step, and in the backward the three gates that dc multiplies are side by
+    side. 7 kernels a step (8 with the projection)."""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
-    wih = _blocks(w_ih, _LSTM_FORWARD, H)
-    if b_ih is not None:
-        gates = torch.addmm(_blocks(b_ih + b_hh, _LSTM_FORWARD, H), x, wih.t())  # (N, 4H)
-    else:
-        gates = torch.mm(x, wih.t())
-    whh_t = _blocks(w_hh, _LSTM_FORWARD, H).t()
+    bias = _blocks(b_ih + b_hh, _LSTM_ORDER, H) if b_ih is not None else None
+    gates = _project(x, _blocks(w_ih, _LSTM_ORDER, H), bias)  # (N, 4H)
+    whh_t = _blocks(w_hh, _LSTM_ORDER, H).t().contiguous()
     hs, cs = _States(sched, reverse, h0), _States(sched, reverse, c0)
     tanh_c = torch.empty_like(cs.out)  # (N, H)
     m = torch.empty_like(cs.out) if w_hr is not None else None  # o * tanh(c) before W_hr
-    whr_t = w_hr.t() if w_hr is not None else None
-    H2, H3 = 2 * H, 3 * H
+    whr_t = w_hr.t().contiguous() if w_hr is not None else None
+    H3 = 3 * H
+    step = _per_step
+    g_all, sig, tan = step(gates, sched), step(gates[:, :H3], sched), step(gates[:, H3:], sched)
+    o_s, i_s, f_s = (step(gates[:, k * H:(k + 1) * H], sched) for k in range(3))
+    tc_s = step(tanh_c, sched)
+    m_s = step(m, sched) if m is not None else hs.curs
+    hp_s, hc_s, cp_s, cc_s = hs.prevs, hs.curs, cs.prevs, cs.curs
     for t in sched.order(reverse):
-        start, stop = sched.blocks[t]
-        g = gates[start:stop]
-        g.addmm_(hs.prevs[t], whh_t)
-        g[:, :H3].sigmoid_()
-        g[:, H3:].tanh_()
-        c, tc = cs.curs[t], tanh_c[start:stop]
-        torch.mul(g[:, H:H2], cs.prevs[t], out=c)
-        c.addcmul_(g[:, :H], g[:, H3:])
+        g_all[t].addmm_(hp_s[t], whh_t)
+        sig[t].sigmoid_()
+        tan[t].tanh_()
+        c, tc = cc_s[t], tc_s[t]
+        torch.mul(f_s[t], cp_s[t], out=c)
+        c.addcmul_(i_s[t], tan[t])
         torch.tanh(c, out=tc)
-        if whr_t is None:
-            torch.mul(g[:, H2:H3], tc, out=hs.curs[t])
-        else:
-            torch.mul(g[:, H2:H3], tc, out=m[start:stop])
-            torch.mm(m[start:stop], whr_t, out=hs.curs[t])
+        torch.mul(o_s[t], tc, out=m_s[t])
+        if whr_t is not None:
+            torch.mm(m_s[t], whr_t, out=hc_s[t])
         if hs.run is not None:
-            hs.run[:stop - start].copy_(hs.curs[t])
-            cs.run[:stop - start].copy_(c)
-    saved = {"gates": gates, "tanh_c": tanh_c, "m": m, "hs": hs, "cs": cs}
+            rows = c.shape[0]
+            hs.run[:rows].copy_(hc_s[t])
+            cs.run[:rows].copy_(c)
+    saved = {"gates": gates, "tanh_c": tanh_c, "m": m if m is not None else hs.out,
+             "hs": hs, "cs": cs}
     return hs.out, hs.final(), cs.final(), saved
 
 
 def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     """With dh_t the whole gradient reaching h_t and dc_t the one reaching c_t from step
-    t+1 (dm_t = dh_t, or dh_t W_hr with the projection):
+    t+1 (dm_t = dh_t, or dh_t W_hr with the projection; m = o * tanh(c)):
         dc_t += dm_t * o * (1 - tanh(c_t)^2)
-        da_i = dc_t * g * i (1 - i)        da_f = dc_t * c_{t-1} * f (1 - f)
-        da_g = dc_t * i * (1 - g^2)        da_o = dm_t * tanh(c_t) * o (1 - o)
-        dc_{t-1} = dc_t * f,               dh_{t-1} += da_t W_hh
-    The factors next to dc_t and dm_t are computed for all steps before the loop (Q);
-    each step multiplies them in place (5 kernels). After the loop
-        dW_ih = dA^T X,  dW_hh = dA^T H_prev,  db = sum dA,  dW_hr = dH^T (o * tanh(c))."""
+        da_o = dm_t * tanh(c_t) * o (1 - o)      da_i = dc_t * g * i (1 - i)
+        da_f = dc_t * c_{t-1} * f (1 - f)        da_g = dc_t * i * (1 - g^2)
+        dc_{t-1} = dc_t * f,                     dh_{t-1} += da_t W_hh
+    The factors next to dm_t and dc_t are computed for all steps before the loop, in one
+    (N, 4H) buffer in the inside gate order (o, i, f, g); each step multiplies them in
+    place (5 kernels: dc, the three dc gates at once, the o gate, dc * f, the matmul).
+    After the loop dW_ih = dA^T X, dW_hh = dA^T H_prev, db = sum dA, dW_hr = dH^T m."""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
-    gates, tc, cs = saved["gates"], saved["tanh_c"], saved["cs"]
-    i, f, o, g = (gates[:, k * H:(k + 1) * H] for k in range(4))  # forward order i f o g
-    c_prev = cs.previous()
-    factor_c = o * (1 - tc * tc)  # (N, H): dc += dm * factor_c
-    q = torch.empty_like(gates)  # (N, 4H), torch order i f g o; becomes dA in the loop
-    torch.mul(g, i * (1 - i), out=q[:, :H])
-    torch.mul(c_prev, f * (1 - f), out=q[:, H:2 * H])
-    torch.mul(i, 1 - g * g, out=q[:, 2 * H:3 * H])
-    torch.mul(tc, o * (1 - o), out=q[:, 3 * H:])
+    gates, tc, cs, m = saved["gates"], saved["tanh_c"], saved["cs"], saved["m"]
+    o, i, f, g = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    q = torch.empty_like(gates)  # (N, 4H): the factors, then dA in the loop
+    sig = gates[:, :3 * H]
+    torch.addcmul(sig, sig, sig, value=-1, out=q[:, :3 * H])  # s (1 - s) for o, i, f
+    q[:, :H].mul_(tc)
+    q[:, H:2 * H].mul_(g)
+    q[:, 2 * H:3 * H].mul_(cs.previous())
+    q_g = q[:, 3 * H:]
+    torch.mul(i, g, out=q_g)
+    torch.addcmul(i, q_g, g, value=-1, out=q_g)  # i (1 - g^2)
+    factor_c = torch.addcmul(o, m, tc, value=-1)  # o (1 - tanh(c)^2), m = o tanh(c)
     dc_run = dcn.clone()  # the running gradient of c; dc0 once the loop is done
-    dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, w_hh, q, _lstm_step,
-                                 (dc_run, factor_c, f, w_hr, H))
-    grads = _weight_grads(q, x, q, saved["hs"].previous(), w, dh0, dc_run)
+    extra = (dc_run, _per_step(factor_c, sched), _per_step(f, sched),
+             _per_step(q[:, :H], sched), _per_step(q[:, H:], sched), w_hr, H)
+    whh = _blocks(w_hh, _LSTM_ORDER, H)
+    dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, whh, _per_step(q, sched),
+                                 _lstm_step, extra)
+    back = _inverse(_LSTM_ORDER)
+    w_grad, b_grad = _input_grads(q, x, b_ih is not None, back, H)
+    grads = {"h0": dh0, "c0": dc_run, "w_ih": w_grad,
+             "w_hh": _blocks(torch.mm(saved["hs"].previous().t(), q).t(), back, H)}
+    if b_ih is not None:
+        grads["b_ih"], grads["b_hh"] = b_grad, b_grad.clone()
     if w_hr is not None:
-        grads["w_hr"] = torch.mm(dh_all.t(), saved["m"])
-    return q, w_ih, grads
+        grads["w_hr"] = torch.mm(dh_all.t(), m)
+    return q, _blocks(w_ih, _LSTM_ORDER, H), grads
 
 
-def _lstm_step(dh, block, q, extra):
-    dc_run, factor_c, f, w_hr, H = extra
-    start, stop = block
-    rows = stop - start
+def _lstm_step(dh, t, q, extra):
+    dc_run, factor_c, f, q_o, q_ifg, w_hr, H = extra
+    rows = dh.shape[0]
     dm = dh if w_hr is None else torch.mm(dh, w_hr)
-    dc = dc_run[:rows]
-    dc.addcmul_(dm, factor_c[start:stop])
-    q[:, :3 * H].view(rows, 3, H).mul_(dc.unsqueeze(1))
-    q[:, 3 * H:].mul_(dm)
-    dc.mul_(f[start:stop])
+    dc = dc_run[:rows] if rows != dc_run.shape[0] else dc_run
+    dc.addcmul_(dm, factor_c[t])
+    q_ifg[t].view(rows, 3, H).mul_(dc.unsqueeze(1))
+    q_o[t].mul_(dm)
+    dc.mul_(f[t])
     return q
 
 
@@ -270,32 +331,33 @@ def _gru_forward(mode, x, w, h0, c0, sched, reverse):
     if b_ih is not None:
         bias = b_ih.clone()
         bias[:2 * H] += b_hh[:2 * H]
-        gates = torch.addmm(bias, x, w_ih.t())  # (N, 3H): becomes r, z, n
         b_hn = b_hh[2 * H:]
     else:
-        gates = torch.mm(x, w_ih.t())
-        b_hn = None
+        bias = b_hn = None
+    gates = _project(x, w_ih, bias)  # (N, 3H): becomes r, z, n
     hn = gates.new_empty(gates.shape[0], H)
-    w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+    w_rz_t, w_n_t = w_hh[:2 * H].t().contiguous(), w_hh[2 * H:].t().contiguous()
     hs = _States(sched, reverse, h0)
     H2 = 2 * H
+    step = _per_step
+    rz_s, n_s, r_s, z_s = (step(gates[:, :H2], sched), step(gates[:, H2:], sched),
+                           step(gates[:, :H], sched), step(gates[:, H:H2], sched))
+    hn_s, hp_s, hc_s = step(hn, sched), hs.prevs, hs.curs
     for t in sched.order(reverse):
-        start, stop = sched.blocks[t]
-        g, hp, cur, hn_t = gates[start:stop], hs.prevs[t], hs.curs[t], hn[start:stop]
-        rz = g[:, :H2]
+        hp, cur, hn_t, n = hp_s[t], hc_s[t], hn_s[t], n_s[t]
+        rz = rz_s[t]
         rz.addmm_(hp, w_rz_t)
         if b_hn is None:
             torch.mm(hp, w_n_t, out=hn_t)
         else:
             torch.addmm(b_hn, hp, w_n_t, out=hn_t)
         rz.sigmoid_()
-        n = g[:, H2:]
-        n.addcmul_(g[:, :H], hn_t)
+        n.addcmul_(r_s[t], hn_t)
         n.tanh_()
         torch.sub(hp, n, out=cur)
-        torch.addcmul(n, g[:, H:H2], cur, out=cur)
+        torch.addcmul(n, z_s[t], cur, out=cur)
         if hs.run is not None:
-            hs.run[:stop - start].copy_(cur)
+            hs.run[:cur.shape[0]].copy_(cur)
     return hs.out, hs.final(), None, {"gates": gates, "hn": hn, "hs": hs}
 
 
@@ -321,88 +383,81 @@ def _gru_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     torch.mul(hn, r * (1 - r), out=d[:, 2 * H:3 * H])
     d[:, 3 * H:] = r
     w_zrn = _blocks(w_hh, (1, 0, 2), H)
-    dh0 = _backward_loop(sched, reverse, dout, dhn, w_zrn, d, _gru_step, (z, H),
-                         gru=True)[0]
+    extra = (_per_step(z, sched), _per_step(d[:, :2 * H], sched),
+             _per_step(d[:, 2 * H:], sched), _per_step(d[:, :H], sched), H)
+    dh0 = _backward_loop(sched, reverse, dout, dhn, w_zrn, _per_step(d, sched), _gru_step,
+                         extra, gru=True)[0]
     d_input, d_hidden = d[:, :3 * H], d[:, H:]
-    grads = {"h0": dh0, "c0": None,
-             "w_ih": _blocks(torch.mm(d_input.t(), x), (2, 1, 0), H),
-             "w_hh": _blocks(torch.mm(d_hidden.t(), h_prev), (1, 0, 2), H)}
+    w_grad, b_grad = _input_grads(d_input, x, b_ih is not None, (2, 1, 0), H)
+    grads = {"h0": dh0, "c0": None, "w_ih": w_grad,
+             "w_hh": _blocks(torch.mm(h_prev.t(), d_hidden).t(), (1, 0, 2), H)}
     if b_ih is not None:
-        grads["b_ih"] = _blocks(d_input.sum(0), (2, 1, 0), H)
-        grads["b_hh"] = _blocks(d_hidden.sum(0), (1, 0, 2), H)
+        grads["b_ih"] = b_grad
+        grads["b_hh"] = torch.cat([b_grad[:2 * H], d[:, 3 * H:].sum(0)])
     return d_input, _blocks(w_ih, (2, 1, 0), H), grads
 
 
-def _gru_step(dh, block, d, extra):
-    z, H = extra
-    rows = block[1] - block[0]
-    d[:, :2 * H].view(rows, 2, H).mul_(dh.unsqueeze(1))
-    d[:, 2 * H:].view(rows, 2, H).mul_(d[:, :H].unsqueeze(1))
+def _gru_step(dh, t, d, extra):
+    _, d_nz, d_rn, d_n, H = extra
+    rows = dh.shape[0]
+    d_nz[t].view(rows, 2, H).mul_(dh.unsqueeze(1))
+    d_rn[t].view(rows, 2, H).mul_(d_n[t].unsqueeze(1))
     return d
 
 
 # ============================================================== shared backward parts
-def _backward_loop(sched, reverse, dout, dhn, w_hh, buffer, step, extra, gru=False):
+def _backward_loop(sched, reverse, dout, dhn, w_hh, buffers, step, extra, gru=False):
     """Walk the steps backwards. dh (the whole gradient reaching h_t) lives in the rows
-    of dh_all (N, P); `step` turns its rows of `buffer` into dA_t in place, then
+    of dh_all (N, P); `step` turns buffers[t] (step t's rows of its buffer) into dA_t in
+    place, then
         dh_{t-1} = dA_t W_hh (+ dh_t * z for the GRU, whose W_hh is reordered)
     goes to the previous step's rows, fused with that step's output gradient (padded
     input) or into the running (B, P) buffer (packed). Returns (dh0, dh_all)."""
     steps = list(sched.order(not reverse))
     dh_all = dhn.new_empty(sched.rows, dhn.shape[1])
+    dh_s, dout_s = _per_step(dh_all, sched), _per_step(dout, sched)
     z = extra[0] if gru else None
+    if gru:
+        width = w_hh.shape[0] // 3
+        hidden_s = [b[:, width:] for b in buffers]
     if sched.packed:
         run = dhn.clone()
         for t in steps:
-            start, stop = sched.blocks[t]
-            rows = stop - start
-            dh = dh_all[start:stop]
-            torch.add(run[:rows], dout[start:stop], out=dh)
-            d = step(dh, (start, stop), buffer[start:stop], extra)
+            dh = dh_s[t]
+            rows = dh.shape[0]
+            torch.add(run[:rows], dout_s[t], out=dh)
+            d = step(dh, t, buffers[t], extra)
             target = run[:rows]
             if gru:
-                torch.mul(dh, z[start:stop], out=target)
-                target.addmm_(d[:, d.shape[1] // 4:], w_hh)
+                torch.mul(dh, z[t], out=target)
+                target.addmm_(hidden_s[t], w_hh)
             else:
                 torch.mm(d, w_hh, out=target)
-        dh0 = run
-    else:
-        if steps:
-            first = sched.blocks[steps[0]]
-            torch.add(dhn, dout[first[0]:first[1]], out=dh_all[first[0]:first[1]])
-        dh0 = torch.empty_like(dhn)
-        for k, t in enumerate(steps):
-            start, stop = sched.blocks[t]
-            dh = dh_all[start:stop]
-            d = step(dh, (start, stop), buffer[start:stop], extra)
-            if k + 1 < len(steps):
-                a, b = sched.blocks[steps[k + 1]]
-                target, addend = dh_all[a:b], dout[a:b]
+        return run, dh_all
+    dh0 = torch.empty_like(dhn)
+    if not steps:
+        return dhn.clone(), dh_all
+    torch.add(dhn, dout_s[steps[0]], out=dh_s[steps[0]])
+    last = len(steps) - 1
+    for k, t in enumerate(steps):
+        dh = dh_s[t]
+        d = step(dh, t, buffers[t], extra)
+        if k < last:
+            nxt = steps[k + 1]
+            target, addend = dh_s[nxt], dout_s[nxt]
+        else:
+            target, addend = dh0, None
+        if gru:
+            if addend is None:
+                torch.mul(dh, z[t], out=target)
             else:
-                target, addend = dh0, None
-            if gru:
-                if addend is None:
-                    torch.mul(dh, z[start:stop], out=target)
-                else:
-                    torch.addcmul(addend, dh, z[start:stop], out=target)
-                target.addmm_(d[:, d.shape[1] // 4:], w_hh)
-            elif addend is None:
-                torch.mm(d, w_hh, out=target)
-            else:
-                torch.addmm(addend, d, w_hh, out=target)
-        if not steps:
-            dh0 = dhn.clone()
+                torch.addcmul(addend, dh, z[t], out=target)
+            target.addmm_(hidden_s[t], w_hh)
+        elif addend is None:
+            torch.mm(d, w_hh, out=target)
+        else:
+            torch.addmm(addend, d, w_hh, out=target)
     return dh0, dh_all
-
-
-def _weight_grads(d_ih, x, d_hh, h_prev, w, dh0, dc0):
-    """dW_ih = dA^T X, dW_hh = dA^T H_prev, db_ih = db_hh = column sums of dA."""
-    grads = {"h0": dh0, "c0": dc0, "w_ih": torch.mm(d_ih.t(), x),
-             "w_hh": torch.mm(d_hh.t(), h_prev)}
-    if w[2] is not None:
-        grads["b_ih"] = d_ih.sum(0)
-        grads["b_hh"] = grads["b_ih"].clone()
-    return grads
 
 
 _FORWARD = {"RNN_TANH": _rnn_forward, "RNN_RELU": _rnn_forward, "LSTM": _lstm_forward,
@@ -472,10 +527,12 @@ class RNNStack(Function):
         layer_input, layers = xs, []
         for layer in range(num_layers):
             outs, saved = [], []
+            # with biases, the input carries a ones column (the bias rides in the matmul)
+            layer_x = _with_ones(layer_input) if has_biases else layer_input
             for d in range(directions):
                 k = layer * directions + d
                 out, hn, cn, keep = forward_direction(
-                    mode, layer_input, groups[k], h0[k], c0[k] if c0 is not None else None,
+                    mode, layer_x, groups[k], h0[k], c0[k] if c0 is not None else None,
                     sched, d == 1)
                 outs.append(out)
                 saved.append(keep)
@@ -495,7 +552,7 @@ class RNNStack(Function):
                 else:
                     mask = torch.empty_like(y).bernoulli_(1 - dropout).div_(1 - dropout)
                 y = y * mask
-            layers.append({"input": layer_input, "dirs": saved, "mask": mask})
+            layers.append({"input": layer_x, "dirs": saved, "mask": mask})
             layer_input = y
         if True in ctx.needs_input_grad:  # keep the buffers only for a recorded node
             ctx.layers = layers
