@@ -1,0 +1,121 @@
+"""`handgrad bench rnn`: the LSTM and GRU layers over a whole sequence, handgrad's fused
+BPTT (handgrad/nn/functional/rnn.py) vs torch.nn.LSTM / torch.nn.GRU (torch's native
+kernels: oneDNN's LSTM on CPU where torch uses it, cuDNN on GPU).
+
+Each case times forward + backward (a fixed random upstream gradient on the output and
+on the final states; the gradients of the input and of every parameter) in one
+process, alternating, after warm-up (handgrad.bench.timing.compare), and reports the
+median ratio torch_time / handgrad_time (above 1.0: handgrad is faster), at the issue's
+sizes: T=64 steps, B=32, I=65 (a character vocabulary), H=128 and H=512, one layer.
+
+Targets: >= 0.8 at H=128 and >= 1.0 at H=512. Left out: the char-LM training step (the
+char-rnn model's own benchmark), RNN with tanh/relu (the same loop, fewer kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+import handgrad as hg
+
+# (name, mode, steps, batch, input size, hidden size, target)
+CASES = [
+    ("lstm T64 B32 I65 H128", "LSTM", 64, 32, 65, 128, 0.8),
+    ("gru T64 B32 I65 H128", "GRU", 64, 32, 65, 128, 0.8),
+    ("lstm T64 B32 I65 H512", "LSTM", 64, 32, 65, 512, 1.0),
+    ("gru T64 B32 I65 H512", "GRU", 64, 32, 65, 512, 1.0),
+]
+
+
+def layer_case(mode, steps, batch, features, hidden, device):
+    """(handgrad_fn, torch_fn): one layer forward + backward each, on twin layers with
+    the same weights, the same input and the same upstream gradients."""
+    torch.manual_seed(0)
+    ours = getattr(hg.nn, mode)(features, hidden).to(device)
+    theirs = getattr(torch.nn, mode)(features, hidden).to(device)
+    theirs.load_state_dict({k: v.data.clone() for k, v in ours.state_dict().items()})
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(steps, batch, features, generator=gen).to(device)
+    g_out = torch.randn(steps, batch, hidden, generator=gen).to(device)
+    g_h = torch.randn(1, batch, hidden, generator=gen).to(device)
+    hx, tx = hg.Tensor(x.clone(), requires_grad=True), x.clone().requires_grad_()
+    hg_out, hg_h = hg.Tensor(g_out), hg.Tensor(g_h)
+    our_params, their_params = list(ours.parameters()), list(theirs.parameters())
+
+    def handgrad_step():
+        hx.grad = None
+        for p in our_params:
+            p.grad = None
+        out, hidden_state = ours(hx)
+        h_n = hidden_state[0] if mode == "LSTM" else hidden_state
+        hg.autograd.backward([out, h_n], [hg_out, hg_h])
+
+    def torch_step():
+        tx.grad = None
+        for p in their_params:
+            p.grad = None
+        out, hidden_state = theirs(tx)
+        h_n = hidden_state[0] if mode == "LSTM" else hidden_state
+        torch.autograd.backward([out, h_n], [g_out, g_h])
+
+    return handgrad_step, torch_step
+
+
+def run_all(device, rounds: int, inner: int, warmup: int = 2, only: str | None = None) -> dict:
+    """Every case's compare() figures, keyed by its name (`only`: names containing it)."""
+    from handgrad.bench.timing import compare
+
+    results = {}
+    for name, mode, steps, batch, features, hidden, target in CASES:
+        if only and only not in name:
+            continue
+        ours, theirs = layer_case(mode, steps, batch, features, hidden, device)
+        results[name] = {**compare(ours, theirs, rounds=rounds, inner=inner, warmup=warmup,
+                                   device=device), "target": target}
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from handgrad.models.options import add_common_arguments
+
+    add_common_arguments(parser, device="cpu or cuda (default: cpu)")
+    add_common_arguments(parser, threads=None)
+    parser.add_argument("--only", metavar="TEXT",
+                        help="run only the cases whose name contains TEXT (e.g. 'lstm', "
+                             "'H512')")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timing rounds per case (default 15; --quick: 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a couple of iterations only: checks the benchmark runs, not speed")
+    add_common_arguments(parser, json="also write the figures as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from handgrad.bench.timing import machine, write_json
+    from handgrad.models.options import resolve_device, set_threads
+
+    try:
+        device = resolve_device(args.device)
+        set_threads(args.threads)
+        if args.rounds is not None and args.rounds < 1:
+            raise ValueError(f"--rounds must be positive, got {args.rounds}")
+    except ValueError as error:
+        print(f"handgrad bench rnn: {error}", file=sys.stderr)
+        return 2
+    rounds, inner, warmup = (2, 1, 1) if args.quick else (15, 3, 2)
+    rounds = args.rounds or rounds
+
+    print(f"handgrad bench rnn on {device}, {torch.get_num_threads()} threads  (forward + "
+          "backward; ratio = torch_time / handgrad_time, above 1.0 handgrad is faster)")
+    results = run_all(device, rounds, inner, warmup, args.only)
+    print(f"{'case':<26} {'handgrad ms':>12} {'torch ms':>10} {'ratio':>7} {'target':>7}")
+    for name, r in results.items():
+        mark = "" if r["ratio"] >= r["target"] else "  below target"
+        print(f"{name:<26} {r['handgrad_s'] * 1e3:>12.3f} {r['reference_s'] * 1e3:>10.3f} "
+              f"{r['ratio']:>7.2f} {r['target']:>7.1f}{mark}")
+    write_json(args.json, {"benchmark": "rnn", "quick": args.quick, "machine": machine(device),
+                           "results": results})
+    return 0
