@@ -8,7 +8,9 @@ Bare `handgrad` lists the commands (exit status 0); `handgrad train` or `handgra
 without a subcommand lists that group's subcommands and exits with status 2, as argparse
 does for a missing required argument. `handgrad --version` prints the version. Ctrl-C
 ends any command with one line instead of a traceback, and exit status 130 (a command
-may print more first, e.g. `handgrad train mlp` says how to resume).
+may print more first, e.g. `handgrad train mlp` says how to resume). Every command first
+tunes glibc's malloc to keep freed memory for reuse (handgrad/_malloc.py;
+HANDGRAD_MALLOC_TUNING=0 turns that off).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import importlib
 import sys
 
+from handgrad._malloc import tune_allocator
 from handgrad.models.registry import MODELS
 
 # (words, module, one-line help). Modules are imported only when their command runs
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_listing(argv[0]))
         print(f"handgrad {argv[0]}: choose a subcommand", file=sys.stderr)
         return 2
+    tune_allocator()  # keep freed memory for reuse: see handgrad/_malloc.py
     try:
         return _run(argv)
     except KeyboardInterrupt:
