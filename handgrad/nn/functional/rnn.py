@@ -8,7 +8,7 @@ How it is fast (the method of torch's own CPU loop and of torch-rnn):
     (X W_ih^T + b: (N, I) @ (I, G H) with N = the rows of every step);
   * inside the loop only h_{t-1} @ W_hh^T (an in-place addmm into the step's rows of
     that product) and the gate arithmetic, a handful of in-place kernels per step
-    written into preallocated buffers (RNN 2, GRU 7, LSTM 7 forward; RNN 2, GRU 4,
+    written into preallocated buffers (RNN 2, GRU 7, LSTM 8 forward; RNN 2, GRU 4,
     LSTM 5 backward);
   * everything the backward needs that does not depend on the step order (the gate
     derivatives, tanh'(c), ...) is computed for all steps at once before its loop;
@@ -154,10 +154,11 @@ def _with_ones(x):
 
 
 def _project(x, w_ih, bias):
-    """x W_ih^T + bias for all steps: (N, I) or (N, I + 1) with ones -> (N, G)."""
+    """x W_ih^T + bias for all steps: (N, I) or (N, I + 1) with ones -> (N, G). W^T is
+    made contiguous first (a small copy; the mm is faster with it)."""
     if bias is None:
-        return torch.mm(x, w_ih.t())
-    return torch.mm(x, torch.cat([w_ih, bias.unsqueeze(1)], 1).t())
+        return torch.mm(x, w_ih.t().contiguous())
+    return torch.mm(x, torch.cat([w_ih, bias.unsqueeze(1)], 1).t().contiguous())
 
 
 def _input_grads(d, x, has_bias, order=None, size=0):
@@ -218,39 +219,35 @@ def _rnn_step(dh, t, d, extra):
 
 
 # ========================================================================= LSTM
-_LSTM_ORDER = (3, 0, 1, 2)  # torch's i, f, g, o -> o, i, f, g inside: see _lstm_forward
-
-
 def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
-    """Gates (torch order i, f, g, o):
+    """Gates (torch order i, f, g, o, kept inside: no weight is reordered or copied
+    but W_hh^T, made contiguous for the step's matmul):
         i, f, o = sigmoid(.), g = tanh(.)  of  x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)   (proj: h_t = W_hr (o * tanh(c_t)))
-    The gate rows are reordered to (o, i, f, g) inside: one sigmoid_ over three gates and
-    one tanh_ a step, and in the backward the three gates that dc multiplies are side by
-    side. 7 kernels a step (8 with the projection)."""
+    8 kernels a step (9 with the projection): the addmm, sigmoid_ (i, f), tanh_ (g),
+    sigmoid_ (o), f * c, + i * g, tanh(c), o * tanh(c)."""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
-    bias = _blocks(b_ih + b_hh, _LSTM_ORDER, H) if b_ih is not None else None
-    gates = _project(x, _blocks(w_ih, _LSTM_ORDER, H), bias)  # (N, 4H)
-    whh_t = _blocks(w_hh, _LSTM_ORDER, H).t().contiguous()
+    gates = _project(x, w_ih, b_ih + b_hh if b_ih is not None else None)  # (N, 4H)
+    whh_t = w_hh.t().contiguous()
     hs, cs = _States(sched, reverse, h0), _States(sched, reverse, c0)
     tanh_c = torch.empty_like(cs.out)  # (N, H)
     m = torch.empty_like(cs.out) if w_hr is not None else None  # o * tanh(c) before W_hr
     whr_t = w_hr.t().contiguous() if w_hr is not None else None
-    H3 = 3 * H
     step = _per_step
-    g_all, sig, tan = step(gates, sched), step(gates[:, :H3], sched), step(gates[:, H3:], sched)
-    o_s, i_s, f_s = (step(gates[:, k * H:(k + 1) * H], sched) for k in range(3))
+    g_all, if_s = step(gates, sched), step(gates[:, :2 * H], sched)
+    i_s, f_s, g_s, o_s = (step(gates[:, k * H:(k + 1) * H], sched) for k in range(4))
     tc_s = step(tanh_c, sched)
     m_s = step(m, sched) if m is not None else hs.curs
     hp_s, hc_s, cp_s, cc_s = hs.prevs, hs.curs, cs.prevs, cs.curs
     for t in sched.order(reverse):
         g_all[t].addmm_(hp_s[t], whh_t)
-        sig[t].sigmoid_()
-        tan[t].tanh_()
+        if_s[t].sigmoid_()
+        g_s[t].tanh_()
+        o_s[t].sigmoid_()
         c, tc = cc_s[t], tc_s[t]
         torch.mul(f_s[t], cp_s[t], out=c)
-        c.addcmul_(i_s[t], tan[t])
+        c.addcmul_(i_s[t], g_s[t])
         torch.tanh(c, out=tc)
         torch.mul(o_s[t], tc, out=m_s[t])
         if whr_t is not None:
@@ -268,42 +265,41 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     """With dh_t the whole gradient reaching h_t and dc_t the one reaching c_t from step
     t+1 (dm_t = dh_t, or dh_t W_hr with the projection; m = o * tanh(c)):
         dc_t += dm_t * o * (1 - tanh(c_t)^2)
-        da_o = dm_t * tanh(c_t) * o (1 - o)      da_i = dc_t * g * i (1 - i)
-        da_f = dc_t * c_{t-1} * f (1 - f)        da_g = dc_t * i * (1 - g^2)
-        dc_{t-1} = dc_t * f,                     dh_{t-1} += da_t W_hh
-    The factors next to dm_t and dc_t are computed for all steps before the loop, in one
-    (N, 4H) buffer in the inside gate order (o, i, f, g); each step multiplies them in
-    place (5 kernels: dc, the three dc gates at once, the o gate, dc * f, the matmul).
-    After the loop dW_ih = dA^T X, dW_hh = dA^T H_prev, db = sum dA, dW_hr = dH^T m."""
+        da_i = dc_t * g * i (1 - i)        da_f = dc_t * c_{t-1} * f (1 - f)
+        da_g = dc_t * i * (1 - g^2)        da_o = dm_t * tanh(c_t) * o (1 - o)
+        dc_{t-1} = dc_t * f,               dh_{t-1} += da_t W_hh
+    The factors next to dc_t (gates i, f, g, side by side) and dm_t (gate o) are
+    computed for all steps before the loop, in one (N, 4H) buffer; each step multiplies
+    them in place (5 kernels: dc, the three dc gates at once, the o gate, dc * f, the
+    matmul). After the loop dW_ih = dA^T X, dW_hh = dA^T H_prev, db = sum dA,
+    dW_hr = dH^T m."""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
     gates, tc, cs, m = saved["gates"], saved["tanh_c"], saved["cs"], saved["m"]
-    o, i, f, g = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
     q = torch.empty_like(gates)  # (N, 4H): the factors, then dA in the loop
-    sig = gates[:, :3 * H]
-    torch.addcmul(sig, sig, sig, value=-1, out=q[:, :3 * H])  # s (1 - s) for o, i, f
-    q[:, :H].mul_(tc)
-    q[:, H:2 * H].mul_(g)
-    q[:, 2 * H:3 * H].mul_(cs.previous())
-    q_g = q[:, 3 * H:]
+    s_if, q_g, q_o = gates[:, :2 * H], q[:, 2 * H:3 * H], q[:, 3 * H:]
+    torch.addcmul(s_if, s_if, s_if, value=-1, out=q[:, :2 * H])  # s (1 - s) for i, f
+    torch.addcmul(o, o, o, value=-1, out=q_o)
+    q[:, :H].mul_(g)
+    q[:, H:2 * H].mul_(cs.previous())
+    q_o.mul_(tc)
     torch.mul(i, g, out=q_g)
     torch.addcmul(i, q_g, g, value=-1, out=q_g)  # i (1 - g^2)
     factor_c = torch.addcmul(o, m, tc, value=-1)  # o (1 - tanh(c)^2), m = o tanh(c)
     dc_run = dcn.clone()  # the running gradient of c; dc0 once the loop is done
     extra = (dc_run, _per_step(factor_c, sched), _per_step(f, sched),
-             _per_step(q[:, :H], sched), _per_step(q[:, H:], sched), w_hr, H)
-    whh = _blocks(w_hh, _LSTM_ORDER, H)
-    dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, whh, _per_step(q, sched),
+             _per_step(q_o, sched), _per_step(q[:, :3 * H], sched), w_hr, H)
+    dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, w_hh, _per_step(q, sched),
                                  _lstm_step, extra)
-    back = _inverse(_LSTM_ORDER)
-    w_grad, b_grad = _input_grads(q, x, b_ih is not None, back, H)
+    w_grad, b_grad = _input_grads(q, x, b_ih is not None)
     grads = {"h0": dh0, "c0": dc_run, "w_ih": w_grad,
-             "w_hh": _blocks(torch.mm(saved["hs"].previous().t(), q).t(), back, H)}
+             "w_hh": torch.mm(saved["hs"].previous().t(), q).t().contiguous()}
     if b_ih is not None:
         grads["b_ih"], grads["b_hh"] = b_grad, b_grad.clone()
     if w_hr is not None:
         grads["w_hr"] = torch.mm(dh_all.t(), m)
-    return q, _blocks(w_ih, _LSTM_ORDER, H), grads
+    return q, w_ih, grads
 
 
 def _lstm_step(dh, t, q, extra):
