@@ -9,6 +9,12 @@
              (import handgrad.models.cnn)
     cli.py   the `handgrad train mlp` / `handgrad train cnn` command (train(config, out)
              does the whole run, for any registered model's config)
+    char_rnn.py  CharRNNConfig, Vocabulary, StreamBatches (TBPTT batches), CharRNN
+             (embedding or one-hot -> RNN/LSTM/GRU -> Linear), CarryState, stream_nats,
+             generate (import handgrad.models.char_rnn)
+    char_rnn_cli.py  the `handgrad train char-rnn` command (its own train(config, out):
+             the state carried between chunks, validation in nats/char, samples)
+    sample.py, evaluate.py  `handgrad sample CKPT` and `handgrad evaluate CKPT --text FILE`
     registry.py  MODELS: one small entry per model of `handgrad train NAME`
     options.py   the options train, demo and bench share (--device, --threads, --seed,
                  --json), set_threads and resolve_device
@@ -19,7 +25,7 @@ registry without importing torch).
 The CNN's names live in handgrad.models.cnn only (its REFERENCE_CONFIGS and builders
 share the MLP's names).
 
-Left out: recurrent and attention reference models (not yet written).
+Left out: attention reference models (not yet written).
 """
 
 import importlib

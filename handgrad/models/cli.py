@@ -26,7 +26,11 @@ folder unless --out says otherwise, so the resumed run keeps one checkpoint and 
 results.json. Ctrl-C stops the run with one line that gives the exact command to resume
 from the last checkpoint (exit status 130), not a traceback.
 
-Left out: hyper-parameter search; the recurrent and attention models (not yet written).
+The char-rnn entry has a command module of its own (models/char_rnn_cli.py: a language
+model's run carries state between batches and reports nats per character); it shares
+config_from_args and the flag tables here.
+
+Left out: hyper-parameter search; the attention models (not yet written).
 """
 
 from __future__ import annotations
