@@ -278,18 +278,19 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     gates, tc, cs, m = saved["gates"], saved["tanh_c"], saved["cs"], saved["m"]
     i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
     q = torch.empty_like(gates)  # (N, 4H): the factors, then dA in the loop
-    s_if, q_g, q_o = gates[:, :2 * H], q[:, 2 * H:3 * H], q[:, 3 * H:]
-    torch.addcmul(s_if, s_if, s_if, value=-1, out=q[:, :2 * H])  # s (1 - s) for i, f
-    torch.addcmul(o, o, o, value=-1, out=q_o)
-    q[:, :H].mul_(g)
-    q[:, H:2 * H].mul_(cs.previous())
-    q_o.mul_(tc)
+    q_i, q_f, q_g, q_o = (q[:, k * H:(k + 1) * H] for k in range(4))
+    # 7 passes, each factor written as one product less: with ig = i g, fc = f c_prev
+    torch.addcmul(m, o, m, value=-1, out=q_o)  # tanh(c) o (1 - o) = m - o m
     torch.mul(i, g, out=q_g)
-    torch.addcmul(i, q_g, g, value=-1, out=q_g)  # i (1 - g^2)
+    torch.addcmul(q_g, i, q_g, value=-1, out=q_i)  # g i (1 - i) = ig - i ig
+    torch.addcmul(i, q_g, g, value=-1, out=q_g)  # i (1 - g^2) = i - ig g
+    torch.mul(f, cs.previous(), out=q_f)
+    torch.addcmul(q_f, f, q_f, value=-1, out=q_f)  # c_prev f (1 - f) = fc - f fc
     factor_c = torch.addcmul(o, m, tc, value=-1)  # o (1 - tanh(c)^2), m = o tanh(c)
     dc_run = dcn.clone()  # the running gradient of c; dc0 once the loop is done
+    q_ifg = [rows.view(rows.shape[0], 3, H) for rows in _per_step(q[:, :3 * H], sched)]
     extra = (dc_run, _per_step(factor_c, sched), _per_step(f, sched),
-             _per_step(q_o, sched), _per_step(q[:, :3 * H], sched), w_hr, H)
+             _per_step(q_o, sched), q_ifg, w_hr, H)
     dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, w_hh, _per_step(q, sched),
                                  _lstm_step, extra)
     w_grad, b_grad = _input_grads(q, x, b_ih is not None)
@@ -308,7 +309,7 @@ def _lstm_step(dh, t, q, extra):
     dm = dh if w_hr is None else torch.mm(dh, w_hr)
     dc = dc_run[:rows] if rows != dc_run.shape[0] else dc_run
     dc.addcmul_(dm, factor_c[t])
-    q_ifg[t].view(rows, 3, H).mul_(dc.unsqueeze(1))
+    q_ifg[t].mul_(dc.unsqueeze(1))
     q_o[t].mul_(dm)
     dc.mul_(f[t])
     return q
