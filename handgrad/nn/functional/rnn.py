@@ -291,8 +291,11 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     q_ifg = [rows.view(rows.shape[0], 3, H) for rows in _per_step(q[:, :3 * H], sched)]
     extra = (dc_run, _per_step(factor_c, sched), _per_step(f, sched),
              _per_step(q_o, sched), q_ifg, w_hr, H)
-    dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, w_hh, _per_step(q, sched),
-                                 _lstm_step, extra)
+    if sched.packed or w_hr is not None:
+        dh0, dh_all = _backward_loop(sched, reverse, dout, dhn, w_hh, _per_step(q, sched),
+                                     _lstm_step, extra)
+    else:
+        dh0 = _lstm_padded_loop(sched, reverse, dout, dhn, w_hh, q, extra)
     w_grad, b_grad = _input_grads(q, x, b_ih is not None)
     grads = {"h0": dh0, "c0": dc_run, "w_ih": w_grad,
              "w_hh": torch.mm(saved["hs"].previous().t(), q).t().contiguous()}
@@ -301,6 +304,33 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     if w_hr is not None:
         grads["w_hr"] = torch.mm(dh_all.t(), m)
     return q, w_ih, grads
+
+
+def _lstm_padded_loop(sched, reverse, dout, dhn, w_hh, q, extra):
+    """_backward_loop with _lstm_step written inline, for padded input without a
+    projection (the common case): the same kernels, less Python a step."""
+    dc, factor_c, f, q_o, q_ifg, _, _ = extra
+    steps = list(sched.order(not reverse))
+    dh_all = dhn.new_empty(sched.rows, dhn.shape[1])
+    dh_s, dout_s, q_s = _per_step(dh_all, sched), _per_step(dout, sched), _per_step(q, sched)
+    dh0 = torch.empty_like(dhn)
+    if not steps:
+        return dhn.clone()
+    torch.add(dhn, dout_s[steps[0]], out=dh_s[steps[0]])
+    targets = [dh_s[t] for t in steps[1:]] + [dh0]
+    addends = [dout_s[t] for t in steps[1:]] + [None]
+    dc_wide = dc.unsqueeze(1)
+    for t, target, addend in zip(steps, targets, addends):
+        dh = dh_s[t]
+        dc.addcmul_(dh, factor_c[t])
+        q_ifg[t].mul_(dc_wide)
+        q_o[t].mul_(dh)
+        dc.mul_(f[t])
+        if addend is None:
+            torch.mm(q_s[t], w_hh, out=target)
+        else:
+            torch.addmm(addend, q_s[t], w_hh, out=target)
+    return dh0
 
 
 def _lstm_step(dh, t, q, extra):
