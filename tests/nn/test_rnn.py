@@ -159,6 +159,39 @@ def test_packed_lstm_projection(one_thread):
              packed=True, proj_size=P)
 
 
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_handgrad_packing_end_to_end(mode, enforce_sorted, one_thread):
+    """handgrad's own pack_padded_sequence -> layer -> pad_packed_sequence against
+    torch's, padded output, lengths and final states in the batch's original order, and
+    the gradient of the padded input through the packing."""
+    from handgrad.nn.utils import rnn as hg_rnn
+
+    torch.manual_seed(3)
+    ours, theirs = _pair(mode, torch.float64, num_layers=2, bidirectional=True)
+    lengths = [5, 3, 2] if enforce_sorted else [3, 5, 2]
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    leaf = _leaf(x)
+    out_t, hid_t = theirs(torch.nn.utils.rnn.pack_padded_sequence(
+        x, lengths, enforce_sorted=enforce_sorted))
+    out_o, hid_o = ours(hg_rnn.pack_padded_sequence(leaf, lengths,
+                                                    enforce_sorted=enforce_sorted))
+    padded_t, lengths_t = torch.nn.utils.rnn.pad_packed_sequence(out_t)
+    padded_o, lengths_o = hg_rnn.pad_packed_sequence(out_o)
+    assert_close(padded_o, padded_t, torch.float64, "padded output")
+    assert torch.equal(getattr(lengths_o, "data", lengths_o), lengths_t)
+    hid_t = hid_t if isinstance(hid_t, tuple) else (hid_t,)
+    hid_o = hid_o if isinstance(hid_o, tuple) else (hid_o,)
+    for k, (a, e) in enumerate(zip(hid_o, hid_t)):
+        assert_close(a, e, torch.float64, f"final state {k}")
+    (padded_t.sum() + sum(h.pow(2).sum() for h in hid_t)).backward()
+    total = padded_o.sum()
+    for h in hid_o:
+        total = total + (h * h).sum()
+    total.backward()
+    assert_close(leaf.grad, x.grad, torch.float64, "padded input gradient")
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_dropout_is_off_in_eval(mode, one_thread):
     _compare(mode, torch.float64, num_layers=2, bidirectional=True, dropout=0.5,
