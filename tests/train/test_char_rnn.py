@@ -4,8 +4,7 @@
 What the model reaches on tiny-shakespeare is measured by the full command and recorded
 in docs/training.md; these tests check the TBPTT batching, the state carried between
 chunks, the vocabulary in the checkpoint, exact resume, deterministic sampling and the
-errors. They use nn.LSTM / nn.GRU / nn.RNN when handgrad has them, else a small Elman
-layer of the same interface built from primitives (_StandIn).
+errors, with handgrad's nn.LSTM / nn.GRU / nn.RNN inside the model.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import pytest
 import torch
 
 import handgrad as hg
-from handgrad import nn
 from handgrad.cli import main
 from handgrad.models import char_rnn as lm
 from handgrad.models.registry import get_entry
@@ -28,38 +26,9 @@ TINY = ["--hidden", "16", "--layers", "1", "--embedding", "8", "--seq-len", "16"
         "--batch-size", "4", "--sample-length", "20", "--quiet"]
 
 
-class _StandIn(nn.Module):
-    """tanh Elman layers, batch_first, nn.RNN's call: (x, h0) -> (output, h_n)."""
-
-    def __init__(self, input_size, hidden_size, num_layers=1, batch_first=True, dropout=0.0):
-        super().__init__()
-        self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.ih = nn.ModuleList([nn.Linear(input_size if k == 0 else hidden_size, hidden_size)
-                                 for k in range(num_layers)])
-        self.hh = nn.ModuleList([nn.Linear(hidden_size, hidden_size, bias=False)
-                                 for _ in range(num_layers)])
-
-    def forward(self, x, h0=None):
-        batch, steps = x.shape[0], x.shape[1]
-        finals = []
-        for k in range(self.num_layers):
-            h = (h0[k] if h0 is not None
-                 else hg.zeros(batch, self.hidden_size, device=x.data.device))
-            outputs = []
-            for t in range(steps):
-                h = (self.ih[k](x[:, t]) + self.hh[k](h)).tanh()  # (B, H)
-                outputs.append(h)
-            x = hg.stack(outputs, dim=1)  # (B, T, H)
-            finals.append(h)
-        return x, hg.stack(finals, dim=0)  # (B, T, H), (layers, B, H)
-
-
 @pytest.fixture(autouse=True)
-def recurrent_layers(monkeypatch):
-    """nn.RNN / LSTM / GRU where they exist; the stand-in for the missing ones."""
-    for name in ("RNN", "LSTM", "GRU"):
-        if not hasattr(nn, name):
-            monkeypatch.setattr(nn, name, _StandIn, raising=False)
+def keep_torch_threads():
+    """The commands set torch's thread count (--threads, default 1); put it back."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
@@ -114,6 +83,23 @@ def test_carry_state_feeds_each_chunk_the_detached_state_of_the_previous_one():
     learner.batch = (x, x)
     carry.before_batch(learner)
     assert learner.batch[1] is None
+
+
+@pytest.mark.parametrize("cell", lm.CELLS)
+def test_chunks_with_the_carried_state_equal_one_pass_over_the_whole_stream(cell):
+    """What TBPTT relies on: reading a stream in chunks, each given the state the last
+    one ended with, gives the logits of reading it in one go (every cell)."""
+    config = lm.CharRNNConfig(cell=cell, hidden=8, layers=2, embedding=4)
+    torch.manual_seed(0)
+    model = lm.build_model(config, 9).double().eval()
+    ids = torch.randint(0, 9, (3, 12))
+    whole, _ = model(hg.Tensor(ids))
+    state, parts = None, []
+    for start in (0, 5, 10):
+        logits, state = model(hg.Tensor(ids[:, start:start + 5]), state)
+        parts.append(logits.data)
+        state = lm.detach_state(state)
+    torch.testing.assert_close(torch.cat(parts, dim=1), whole.data)
 
 
 def test_stream_nats_scores_every_character_once_for_any_batch_size():
