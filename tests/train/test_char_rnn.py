@@ -274,3 +274,20 @@ def test_train_sample_evaluate_on_cuda(tmp_path, text_file, capsys):
     checkpoint = str(out / "checkpoint.safetensors")
     assert main(["sample", checkpoint, "--device", "cuda", "--length", "10"]) == 0
     assert main(["evaluate", checkpoint, "--device", "cuda", "--text", str(text_file)]) == 0
+
+
+def test_ctrl_c_prints_the_exact_resume_command(tmp_path, text_file, monkeypatch, capsys):
+    import handgrad.models.char_rnn_cli as command
+
+    args = ["train", "char-rnn", "--dataset", str(text_file), "--epochs", "1", "--out",
+            str(tmp_path), "--no-plots", *TINY]
+    assert main(args) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "train", interrupted)
+    assert main([*args[:4], "--epochs", "3", *args[6:]]) == 130
+    err = capsys.readouterr().err
+    assert (f"handgrad train char-rnn --resume {tmp_path / 'checkpoint.safetensors'} "
+            f"--epochs 3 --out {tmp_path} --quiet --no-plots") in err
