@@ -225,7 +225,9 @@ def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
         i, f, o = sigmoid(.), g = tanh(.)  of  x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)   (proj: h_t = W_hr (o * tanh(c_t)))
     8 kernels a step (9 with the projection): the addmm, sigmoid_ (i, f), tanh_ (g),
-    sigmoid_ (o), f * c, + i * g, tanh(c), o * tanh(c)."""
+    sigmoid_ (o), f * c, + i * g, tanh(c), o * tanh(c). (Computing the backward's
+    factors here too, step by step while the gates are in cache, measured slower at
+    both H128 and H512 than 6 passes over all steps in the backward.)"""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
     gates = _project(x, w_ih, b_ih + b_hh if b_ih is not None else None)  # (N, 4H)
@@ -261,6 +263,23 @@ def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
     return hs.out, hs.final(), cs.final(), saved
 
 
+def _lstm_factors(gates, c_prev, tc, m, q, factor_c, H):
+    """The factors of the LSTM backward (see _lstm_backward) from the activated gates
+    (rows, 4H), in 6 kernels, each written as one product less (ig = i g, fc = f c_prev,
+    m = o tanh(c)):
+        q_i = g i (1 - i) = ig - i ig      q_f = c_prev f (1 - f) = fc - f fc
+        q_g = i (1 - g^2) = i - ig g       q_o = tanh(c) o (1 - o) = m - o m
+        factor_c = o (1 - tanh(c)^2) = o - m tanh(c)."""
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    q_if, q_i, q_g = q[:, :2 * H], q[:, :H], q[:, 2 * H:3 * H]
+    torch.mul(i, g, out=q_i)
+    torch.mul(f, c_prev, out=q[:, H:2 * H])
+    torch.addcmul(i, q_i, g, value=-1, out=q_g)
+    torch.addcmul(q_if, gates[:, :2 * H], q_if, value=-1, out=q_if)
+    torch.addcmul(m, o, m, value=-1, out=q[:, 3 * H:])
+    torch.addcmul(o, m, tc, value=-1, out=factor_c)
+
+
 def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     """With dh_t the whole gradient reaching h_t and dc_t the one reaching c_t from step
     t+1 (dm_t = dh_t, or dh_t W_hr with the projection; m = o * tanh(c)):
@@ -276,17 +295,10 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
     gates, tc, cs, m = saved["gates"], saved["tanh_c"], saved["cs"], saved["m"]
-    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
-    q = torch.empty_like(gates)  # (N, 4H): the factors, then dA in the loop
-    q_i, q_f, q_g, q_o = (q[:, k * H:(k + 1) * H] for k in range(4))
-    # 7 passes, each factor written as one product less: with ig = i g, fc = f c_prev
-    torch.addcmul(m, o, m, value=-1, out=q_o)  # tanh(c) o (1 - o) = m - o m
-    torch.mul(i, g, out=q_g)
-    torch.addcmul(q_g, i, q_g, value=-1, out=q_i)  # g i (1 - i) = ig - i ig
-    torch.addcmul(i, q_g, g, value=-1, out=q_g)  # i (1 - g^2) = i - ig g
-    torch.mul(f, cs.previous(), out=q_f)
-    torch.addcmul(q_f, f, q_f, value=-1, out=q_f)  # c_prev f (1 - f) = fc - f fc
-    factor_c = torch.addcmul(o, m, tc, value=-1)  # o (1 - tanh(c)^2), m = o tanh(c)
+    f = gates[:, H:2 * H]
+    q, factor_c = torch.empty_like(gates), torch.empty_like(tc)  # q becomes dA in the loop
+    _lstm_factors(gates, cs.previous(), tc, m, q, factor_c, H)
+    q_o = q[:, 3 * H:]
     dc_run = dcn.clone()  # the running gradient of c; dc0 once the loop is done
     q_ifg = [rows.view(rows.shape[0], 3, H) for rows in _per_step(q[:, :3 * H], sched)]
     extra = (dc_run, _per_step(factor_c, sched), _per_step(f, sched),
