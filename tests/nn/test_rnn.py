@@ -20,6 +20,7 @@ import torch
 
 import handgrad as hg
 import handgrad.nn as nn
+import handgrad.nn.functional as F
 from handgrad.nn.utils.rnn import PackedSequence
 from tests.torch_compare import assert_close
 
@@ -372,3 +373,20 @@ def test_cuda_matches_cpu(mode):
                             *(w.grad.data for w in layer.parameters())])
         for a, b in zip(*results):
             torch.testing.assert_close(b.cpu(), a)
+
+
+def test_functional_stack_refuses_what_it_would_broadcast_or_drop():
+    """F.lstm / F.gru check the states and packed rows themselves (nn.LSTM is not the only
+    caller): a batch-1 hx for a batch of 3, and packed rows that batch_sizes do not add
+    up to, are errors, not a broadcast or dropped rows."""
+    weights = list(nn.LSTM(5, 6).parameters())  # w_ih, w_hh, b_ih, b_hh
+    x = hg.randn(4, 3, 5)
+    h, c = hg.zeros(1, 1, 6), hg.zeros(1, 3, 6)
+    with pytest.raises(RuntimeError, match=r"lstm: expected hx of shape \(1, 3, 6\)"):
+        F.lstm(x, (h, c), weights, True, 1, 0.0, False, False, False)
+    with pytest.raises(RuntimeError, match="add up to 12 rows, but the packed data has 13"):
+        F.lstm(hg.randn(13, 5), None, weights, True, 1, 0.0, False, False, False,
+               batch_sizes=[3, 3, 3, 3])
+    with pytest.raises(RuntimeError, match="I = 5"):
+        F.gru(hg.randn(4, 3, 4), None, list(nn.GRU(5, 6).parameters()), True, 1, 0.0,
+              False, False, False)

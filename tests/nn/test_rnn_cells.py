@@ -131,7 +131,8 @@ def test_parameters_names_shapes_init_and_state_dicts_both_ways(kind):
     bound = 1 / math.sqrt(7)
     for name, p in ours.named_parameters():
         assert p.data.abs().max() <= bound, f"{name} outside U(-1/sqrt(H), 1/sqrt(H))"
-        assert p.data.std() > bound / 3, f"{name} looks not uniform over the range"
+        if p.numel() >= 30:  # U(-b, b) has std b / sqrt(3); a 7-value bias may well not
+            assert p.data.std() > bound / 3, f"{name} looks not uniform over the range"
     # ours -> torch: torch's cell now computes what ours does
     theirs.load_state_dict({k: v.data.clone() for k, v in ours.state_dict().items()})
     x = _randn(2, 6, dtype=torch.float32)

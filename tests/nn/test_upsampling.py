@@ -268,3 +268,9 @@ def test_cuda_matches_cpu_and_torch(options):
         _against_torch(x.to(device), torch.float32, **options)
     for got, want in zip(results["cuda"], results["cpu"]):
         torch.testing.assert_close(got, want)
+
+
+def test_a_fractional_size_is_refused_not_truncated():
+    """torch refuses size=3.7 (a TypeError); int(3.7) would silently give 3."""
+    with pytest.raises(TypeError, match="interpolate: expected size"):
+        F.interpolate(hg.randn(1, 1, 4, 4), size=3.7)

@@ -393,6 +393,7 @@ def _shift_backward(ctx, g):
 # (a graph that has not run its backward yet, or keeps it with retain_graph) nor a view
 # of its storage. On other devices torch's caching allocator already reuses memory.
 _BUFFERS: dict = {}
+_BUFFERS_LOCK = threading.Lock()
 _BUFFER_ENTRIES = 8
 _BUFFER_MAX_BYTES = 16 << 20
 
@@ -411,20 +412,23 @@ _CAN_REUSE = hasattr(torch._C, "_storage_Use_Count")
 _FREE = _free_holders() if _CAN_REUSE else None
 
 
-def _buffer(like, shape) -> torch.Tensor:
+def _buffer(like, shape, role: str = "columns") -> torch.Tensor:
     """An uninitialized tensor of `shape` (like's dtype and device) for column data,
-    reused from an earlier call when no one holds that one any more."""
+    reused from an earlier call when no one holds that one any more. `role` keeps the
+    saved columns and a column gradient of the same shape apart (the backward needs
+    both at once)."""
     shape = tuple(shape)
     if (like.device.type != "cpu" or not _CAN_REUSE
             or math.prod(shape) * like.element_size() > _BUFFER_MAX_BYTES):
         return like.new_empty(shape)
-    key = (threading.get_ident(), like.dtype, shape)
-    buffer = _BUFFERS.pop(key, None)
-    if buffer is None or _holders(buffer) != _FREE:
-        buffer = like.new_empty(shape)
-        while len(_BUFFERS) >= _BUFFER_ENTRIES:
-            _BUFFERS.pop(next(iter(_BUFFERS)))
-    _BUFFERS[key] = buffer
+    key = (threading.get_ident(), role, like.dtype, shape)
+    with _BUFFERS_LOCK:  # threads share the dict (each only its own entries)
+        buffer = _BUFFERS.pop(key, None)
+        if buffer is None or _holders(buffer) != _FREE:
+            buffer = like.new_empty(shape)
+            while len(_BUFFERS) >= _BUFFER_ENTRIES:
+                _BUFFERS.pop(next(iter(_BUFFERS)))
+        _BUFFERS[key] = buffer
     return buffer
 
 
@@ -485,7 +489,8 @@ def _batch_inner_backward(ctx, g):
     if need_x:
         w3 = weight.reshape(groups, out_channels // groups, -1)  # (G, Og, Cg K)
         dcols = torch.bmm(w3.transpose(1, 2), g3,  # (C, *k, *out, N), read by col2im only
-                          out=_buffer(g3, (groups, w3.shape[2], g3.shape[2])))
+                          out=_buffer(g3, (groups, w3.shape[2], g3.shape[2]),
+                                      role="column gradient"))
         dcols = dcols.view(view_shape)
         dilation, pads, stride = ctx.geometry
         kernel, out = view_shape[1:1 + n], view_shape[1 + n:1 + 2 * n]

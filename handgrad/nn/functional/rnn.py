@@ -652,6 +652,35 @@ class RNNStack(Function):
 
 
 # ==================================================================== entry points
+def _check_inputs(mode, input, hx, cx, weights, stacks, batch_first, batch_sizes):
+    """The shapes the Function relies on, checked here so nothing broadcasts or is
+    dropped silently: the input's rank and feature size, packed rows against
+    batch_sizes, and the initial states' (L D, B, P) / (L D, B, H)."""
+    op = mode.lower()
+    features = weights[0].shape[1]
+    rank = 2 if batch_sizes is not None else 3
+    if input.dim() != rank or input.shape[-1] != features:
+        what = "packed rows (N, I)" if batch_sizes is not None else (
+            "(B, T, I)" if batch_first else "(T, B, I)")
+        raise HandgradError(f"{op}: input must be {what} with I = {features} (weight_ih_l0 "
+                            f"is {tuple(weights[0].shape)}), got {tuple(input.shape)}")
+    if batch_sizes is not None:
+        if sum(batch_sizes) != input.shape[0]:
+            raise HandgradError(f"{op}: batch_sizes {batch_sizes} add up to "
+                                f"{sum(batch_sizes)} rows, but the packed data has "
+                                f"{input.shape[0]}; pack with pack_padded_sequence")
+        batch = batch_sizes[0] if batch_sizes else 0
+    else:
+        batch = input.shape[0] if batch_first else input.shape[1]
+    w_hh = weights[1]
+    state, cell = w_hh.shape[1], w_hh.shape[0] // GATES[mode]
+    for name, value, size in (("hx", hx, state), ("cx", cx, cell)):
+        if value is not None and tuple(value.shape) != (stacks, batch, size):
+            raise HandgradError(f"{op}: expected {name} of shape {(stacks, batch, size)} "
+                                f"(layers x directions, batch, size), got "
+                                f"{tuple(value.shape)}")
+
+
 def _run(mode, input, hx, cx, weights, has_biases, num_layers, dropout, train,
          bidirectional, batch_first, batch_sizes):
     directions = 2 if bidirectional else 1
@@ -668,6 +697,8 @@ def _run(mode, input, hx, cx, weights, has_biases, num_layers, dropout, train,
         if any(a < b for a, b in zip(batch_sizes, batch_sizes[1:])):
             raise HandgradError(f"{mode.lower()}: batch_sizes must not increase (sequences "
                                 f"sorted by decreasing length), got {batch_sizes}")
+    _check_inputs(mode, input, hx, cx, weights, num_layers * directions, batch_first,
+                  batch_sizes)
     flat = RNNStack.apply(input, hx, cx, *weights, mode=mode, num_layers=num_layers,
                           bidirectional=bidirectional, batch_first=batch_first,
                           batch_sizes=batch_sizes, dropout=float(dropout),

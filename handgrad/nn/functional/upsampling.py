@@ -193,7 +193,11 @@ def _output_size(input, size, scale_factor, spatial):
                                 f"Tuple[int, int], but got size with types "
                                 f"{[type(s) for s in size]}")
             return [int(s) for s in size], [None] * spatial
-        return [int(size)] * spatial, [None] * spatial
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"interpolate: expected size to be one of int or Tuple[int] or "
+                            f"Tuple[int, int], but got size of type {type(size).__name__} "
+                            f"({size!r}); pass whole output sizes")
+        return [size] * spatial, [None] * spatial
     if scale_factor is None:
         raise ValueError("interpolate: either size or scale_factor should be defined")
     if isinstance(scale_factor, list | tuple):
