@@ -30,6 +30,21 @@ def test_bench_rnn_quick_writes_json(tmp_path, capsys):
     assert list(figures["results"]) == [name for name, *_ in rnn.CASES if "H128" in name]
     assert all(r["ratio"] > 0 and r["rounds"] == 2 for r in figures["results"].values())
 
+    step = tmp_path / "step.json"
+    assert main(["bench", "rnn", "--quick", "--threads", "1", "--only", "step",
+                 "--json", str(step)]) == 0
+    assert "char-lstm training step" in capsys.readouterr().out
+    results = json.loads(step.read_text())["results"]
+    assert list(results) == [rnn.STEP_CASE[0]]
+    assert results[rnn.STEP_CASE[0]]["ratio"] > 0 and results[rnn.STEP_CASE[0]]["target"] is None
+
+
+def test_twin_char_lms_train_the_same():
+    """Both steps (Adam, clipping) give the same loss, step after step, on small sizes."""
+    ours, theirs = rnn.char_lm_steps(11, 6, 8, 2, 3, 5, "cpu")
+    for _ in range(3):
+        torch.testing.assert_close(ours().data, theirs().detach())
+
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_twin_layers_compute_the_same(mode):
