@@ -299,3 +299,13 @@ def test_cuda_matches_cpu(which):
     for name, got, want in zip(["output", "dx", "dw", "db", "mean", "var"], results["cuda"],
                                results["cpu"]):
         torch.testing.assert_close(got.cpu(), want, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_batch_norm_refuses_a_statistic_of_the_wrong_size():
+    """torch: "running_mean should contain 4 elements not 1"; a (1,) vector must not
+    broadcast over 4 channels."""
+    x = hg.randn(2, 4, 3, 3)
+    with pytest.raises(RuntimeError, match=r"batch_norm: expected running_mean .* \(4\)"):
+        F.batch_norm(x, hg.zeros(1), hg.ones(4), training=False)
+    with pytest.raises(RuntimeError, match=r"batch_norm: expected weight"):
+        F.batch_norm(x, hg.zeros(4), hg.ones(4), weight=hg.ones(3), training=True)

@@ -266,6 +266,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ValueError(f"batch_norm: eps must be non-negative, but got {eps}")
+    for name, vector in (("running_mean", running_mean), ("running_var", running_var),
+                         ("weight", weight), ("bias", bias)):
+        _check_channel_vector("batch_norm", name, vector, input)  # never broadcast a (1,)
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, training,
                            momentum, eps)
 
