@@ -138,25 +138,34 @@ def _pooling_matrix(size, out, like) -> torch.Tensor:
 # ============================================================== the fused Functions
 class MaxPool(Function):
     """out[n, c, o] = max over kernel offsets i of x_padded[n, c, o s + i d] (padding is
-    -inf), for 1 or 2 spatial dims; also the argmax as a flat index into x's plane.
+    -inf), for 1 or 2 spatial dims; also (with_indices) the argmax as a flat index into
+    x's plane.
 
     Only the first maximum of each window (row-major) gets its output's gradient, as in
     torch; windows overlap when s < k d, so the scatter adds:
         dx.flat[n, c, index[n, c, o]] += g[n, c, o]      (scatter_add_ over the plane).
-    Only the int64 indices are saved."""
+    Only the int64 indices are saved. Tiling windows (stride = kernel, no padding,
+    dilation 1, no ceil_mode window past the input) take _max_blocks instead, which
+    saves the winning offset as uint8 and builds the indices only when asked."""
 
     name = "max_pool"
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding, dilation, out):
+    def forward(ctx, x, kernel, stride, padding, dilation, out, with_indices=True):
         ctx.unbatched = x.ndim == len(kernel) + 1
         if ctx.unbatched:
             x = x.unsqueeze(0)
         n = len(kernel)
+        ctx.blocks = False
+        if _tiles(x.shape[2:], kernel, stride, padding, dilation, out):
+            values, index = _max_blocks(ctx, x, kernel, out, with_indices)
+            if ctx.blocks:
+                return _unbatched(ctx, values, index, with_indices)
         view = _windows(x, kernel, stride, padding, dilation, out, float("-inf"))
         if math.prod(kernel) <= _OFFSET_SCAN_LIMIT:
-            return _max_outputs(ctx, x, *_max_offset_scan(view, x.shape, kernel, stride,
-                                                          padding, dilation))
+            values, index = _max_offset_scan(view, x.shape, kernel, stride, padding,
+                                             dilation)
+            return _unbatched(ctx, *_max_outputs(ctx, x, values, index), with_indices)
         values, argmax = view.reshape(*view.shape[:2 + n], -1).max(-1)  # (N, C, *out)
         # argmax (row-major offset in the window) -> flat index into the input plane
         index = torch.zeros_like(argmax)
@@ -168,11 +177,97 @@ class MaxPool(Function):
             coordinate = _first_inside(position + offset * dilation[axis] - padding[axis],
                                        padding[axis], dilation[axis])
             index += coordinate * math.prod(x.shape[3 + axis:])
-        return _max_outputs(ctx, x, values, index)
+        return _unbatched(ctx, *_max_outputs(ctx, x, values, index), with_indices)
 
     @staticmethod
     def backward(ctx, g):
-        return _max_input_gradient(ctx, g), None, None, None, None, None
+        dx = _max_blocks_gradient(ctx, g) if ctx.blocks else _max_input_gradient(ctx, g)
+        return dx, None, None, None, None, None, None
+
+
+def _unbatched(ctx, values, index, with_indices):
+    """The forward's result: values, or (values, index) with_indices (index as it is:
+    _max_outputs has already unbatched it)."""
+    if ctx.blocks and ctx.unbatched:
+        values = values[0]
+        index = index[0] if index is not None else None
+    return (values, index) if with_indices else values
+
+
+def _tiles(spatial, kernel, stride, padding, dilation, out) -> bool:
+    """True when the windows tile the input: stride = kernel, no padding, dilation 1,
+    every window inside (2 to 255 offsets: the winning offset is a uint8)."""
+    return (tuple(stride) == tuple(kernel) and not any(padding) and max(dilation) == 1
+            and 2 <= math.prod(kernel) <= _OFFSET_SCAN_LIMIT
+            and all(o * k <= size for o, k, size in zip(out, kernel, spatial)))
+
+
+def _blocks(t, kernel, out) -> torch.Tensor:
+    """(N, C, *S) -> (N, C, o_0, k_0, o_1, k_1 ..): a view of t's first o_a k_a rows
+    along each axis, element [n, c, o_0, i_0 ..] being t[n, c, o_0 k_0 + i_0 ..]."""
+    shape, strides = list(t.shape[:2]), list(t.stride()[:2])
+    for st, k, o in zip(t.stride()[2:], kernel, out):
+        shape += [o, k]
+        strides += [st * k, st]
+    return t.as_strided(shape, strides, t.storage_offset())
+
+
+def _block_slab(blocks, offset) -> torch.Tensor:
+    """Kernel offset i's values of every window: blocks[n, c, :, i_0, :, i_1 ..]."""
+    return blocks[(slice(None), slice(None),
+                   *itertools.chain.from_iterable((slice(None), i) for i in offset))]
+
+
+def _max_blocks(ctx, x, kernel, out, with_indices):
+    """Max pooling over tiling windows, 3 to 4 elementwise kernels per offset on strided
+    views of x, no copy and no int64 temporaries: the running maximum
+        values = max(values, slab_t)           (NaN propagates, as torch's max)
+    and the winning offset's row-major ordinal t as a running maximum
+        ordinal = max(ordinal, t [slab_t > values])     (t rises: the last strict
+    improvement, so the first maximum wins ties, as in torch). A NaN anywhere in the
+    output (one reduction) hands the input back to _max_offset_scan (torch lets the last
+    NaN of a window win, which the strict comparison misses); ctx.blocks stays False.
+    Saves the uint8 ordinals; the flat plane indices (sum_a (o_a k_a + i_a) W_a, W_a the
+    plane's stride along axis a) are built only with_indices."""
+    slabs = [_block_slab(_blocks(x, kernel, out), offset)
+             for offset in itertools.product(*(range(k) for k in kernel))]
+    values = torch.maximum(slabs[0], slabs[1])  # (N, C, *out)
+    ordinal = torch.gt(slabs[1], slabs[0]).view(torch.uint8)
+    for t in range(2, len(slabs)):
+        torch.maximum(ordinal, torch.gt(slabs[t], values).view(torch.uint8) * t,
+                      out=ordinal)
+        torch.maximum(values, slabs[t], out=values)
+    if bool(values.isnan().any()):
+        return None, None
+    ctx.blocks = True
+    ctx.save_for_backward(ordinal)
+    ctx.x_shape, ctx.kernel = x.shape, kernel
+    if not with_indices:
+        return values, None
+    n, index, rest = len(kernel), None, ordinal.long()
+    for axis in reversed(range(n)):
+        rest, offset = rest.div(kernel[axis], rounding_mode="floor"), rest % kernel[axis]
+        position = torch.arange(out[axis], device=x.device) * kernel[axis]
+        position = position.reshape(-1, *(1,) * (n - axis - 1))
+        term = (position + offset) * math.prod(x.shape[3 + axis:])
+        index = term if index is None else index + term
+    return values, index
+
+
+def _max_blocks_gradient(ctx, g):
+    """dx of _max_blocks: every input position lies in exactly one window, at one offset
+    t, so dx's blocks view at offset t is g [ordinal == t] (one compare and one multiply
+    written into dx per offset), and the rows past the last window (floor mode) are 0."""
+    (ordinal,) = ctx.saved_tensors
+    if ctx.unbatched:
+        g = g.unsqueeze(0)
+    out = ordinal.shape[2:]
+    whole = all(o * k == size for o, k, size in zip(out, ctx.kernel, ctx.x_shape[2:]))
+    dx = g.new_empty(ctx.x_shape) if whole else g.new_zeros(ctx.x_shape)
+    blocks = _blocks(dx, ctx.kernel, out)
+    for t, offset in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
+        torch.mul(g, ordinal == t, out=_block_slab(blocks, offset))
+    return dx[0] if ctx.unbatched else dx
 
 
 # kernels of up to 255 offsets scan them (the ordinals are uint8); larger ones copy their
@@ -447,8 +542,7 @@ def _max_pool(op, n, input, kernel_size, stride, padding, dilation, ceil_mode,
     _check_input(op, input, n)
     kernel, stride, padding, dilation, out = _geometry(op, input, n, kernel_size, stride,
                                                        padding, dilation, ceil_mode)
-    values, indices = MaxPool.apply(input, kernel, stride, padding, dilation, out)
-    return (values, indices) if return_indices else values
+    return MaxPool.apply(input, kernel, stride, padding, dilation, out, bool(return_indices))
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
