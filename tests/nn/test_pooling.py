@@ -128,6 +128,42 @@ def test_max_pool_nan_windows_pick_torchs_index(options):
     torch.testing.assert_close(values.data, theirs, equal_nan=True)
     assert torch.equal(indices.data, their_indices)
 
+@pytest.mark.parametrize("n, shape, options", [
+    (2, (2, 3, 8, 6), {"kernel_size": 2}),
+    (2, (2, 3, 9, 7), {"kernel_size": (3, 2), "stride": (3, 2)}),  # rows and a column left
+    (2, (3, 5, 4), {"kernel_size": (1, 2)}),  # unbatched, 2 offsets
+    (2, (2, 2, 6, 5), {"kernel_size": (2, 1), "ceil_mode": True}),  # ceil changes nothing
+    (1, (2, 3, 9), {"kernel_size": 3}),
+], ids=str)
+def test_max_pool_tiling_windows_match_torch(n, shape, options, dtype):
+    """Windows that tile the input (stride = kernel, no padding, dilation 1) take the
+    blocks path: ties, -inf windows, indices or none, and backward as torch's."""
+    x = _ties(*shape)
+    x[..., :2] = float("-inf")
+    pool, theirs = (F.max_pool2d, TF.max_pool2d) if n == 2 else (F.max_pool1d, TF.max_pool1d)
+    _against_torch(lambda x: pool(x, **options, return_indices=True),
+                   lambda x: theirs(x, **options, return_indices=True), x, dtype)
+    _against_torch(lambda x: pool(x, **options), lambda x: theirs(x, **options), x, dtype)
+
+
+def test_max_pool_tiling_windows_with_a_nan_keep_torchs_gradient():
+    """One NaN sends the tiling path back to the offset scan (the last NaN of a window
+    wins in torch): values, indices and the input gradient still match."""
+    x = _ties(2, 3, 8, 8)
+    x[1, 2, 3, 4] = x[1, 2, 2, 5] = float("nan")
+    ours = hg.Tensor(x.clone(), requires_grad=True)
+    theirs = x.clone().requires_grad_()
+    (values, indices), (expected, expected_indices) = (
+        F.max_pool2d(ours, 2, return_indices=True),
+        TF.max_pool2d(theirs, 2, return_indices=True))
+    torch.testing.assert_close(values.data, expected, equal_nan=True)
+    assert torch.equal(indices.data, expected_indices)
+    upstream = _randn(*expected.shape, seed=2)
+    values.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(ours.grad.data, theirs.grad, equal_nan=True)
+
+
 # ================================================================= average pooling
 AVG_CASES = [  # average pooling has no dilation
     {**{key: value for key, value in case.items() if key != "dilation"},

@@ -15,7 +15,11 @@ The windows are a strided view of the padded input (Tensor.as_strided):
     max      out = max over the window; the first maximum (row-major in the window) is
              the argmax, saved as a flat index into the input plane (torch's indices),
              found by one elementwise pass per kernel offset (_max_offset_scan);
-             dx = g scattered to those indices (scatter_add_: overlapping windows add)
+             dx = g scattered to those indices (scatter_add_: overlapping windows add);
+             windows that tile the input (stride = kernel, no padding, dilation 1) scan
+             a blocks view (N, C, o_0, k_0, ..) instead, keep the winning offset as
+             uint8, build indices only when asked and write dx per offset, no scatter
+             (_max_blocks)
     average  out = window sum / divisor, the divisor per output position as torch's
              (count_include_pad, divisor_override, windows cut at the padding's edge);
              dx = the transposed window sum of g / divisor (one strided add per kernel

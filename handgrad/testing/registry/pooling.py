@@ -160,6 +160,8 @@ MAX_POOL2D = [  # (name, shapes, options)
       "ceil_mode": True}),
     ("max_pool2d_overlapping_ceil", [(1, 2, 5, 6)],
      {"kernel_size": 3, "stride": 1, "ceil_mode": True}),
+    ("max_pool2d_tiles_indices", [(2, 3, 7, 6), (2, 6, 4)],  # _max_blocks, a row left over
+     {"kernel_size": (3, 2), "return_indices": True}),
     ("max_pool2d_indices", [(2, 2, 6, 7), (2, 5, 5)],
      {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
       "return_indices": True}),
