@@ -18,7 +18,7 @@ The windows are a strided view of the padded input (Tensor.as_strided):
              dx = g scattered to those indices (scatter_add_: overlapping windows add);
              windows that tile the input (stride = kernel, no padding, dilation 1) scan
              a blocks view (N, C, o_0, k_0, ..) instead, keep the winning offset as
-             uint8, build indices only when asked and write dx per offset, no scatter
+             uint8 and build the int64 indices only when asked or in backward
              (_max_blocks)
     average  out = window sum / divisor, the divisor per output position as torch's
              (count_include_pad, divisor_override, windows cut at the padding's edge);
@@ -150,7 +150,8 @@ class MaxPool(Function):
         dx.flat[n, c, index[n, c, o]] += g[n, c, o]      (scatter_add_ over the plane).
     Only the int64 indices are saved. Tiling windows (stride = kernel, no padding,
     dilation 1, no ceil_mode window past the input) take _max_blocks instead, which
-    saves the winning offset as uint8 and builds the indices only when asked."""
+    saves the winning offset as uint8 when no indices are asked for; backward then
+    builds the indices from it."""
 
     name = "max_pool"
 
@@ -162,14 +163,14 @@ class MaxPool(Function):
         n = len(kernel)
         ctx.blocks = False
         if _tiles(x.shape[2:], kernel, stride, padding, dilation, out):
-            values, index = _max_blocks(ctx, x, kernel, out, with_indices)
-            if ctx.blocks:
-                return _unbatched(ctx, values, index, with_indices)
+            result = _max_blocks(ctx, x, kernel, out, with_indices)
+            if result is not None:
+                return result
         view = _windows(x, kernel, stride, padding, dilation, out, float("-inf"))
         if math.prod(kernel) <= _OFFSET_SCAN_LIMIT:
-            values, index = _max_offset_scan(view, x.shape, kernel, stride, padding,
-                                             dilation)
-            return _unbatched(ctx, *_max_outputs(ctx, x, values, index), with_indices)
+            values, index = _max_outputs(ctx, x, *_max_offset_scan(
+                view, x.shape, kernel, stride, padding, dilation))
+            return (values, index) if with_indices else values
         values, argmax = view.reshape(*view.shape[:2 + n], -1).max(-1)  # (N, C, *out)
         # argmax (row-major offset in the window) -> flat index into the input plane
         index = torch.zeros_like(argmax)
@@ -181,21 +182,12 @@ class MaxPool(Function):
             coordinate = _first_inside(position + offset * dilation[axis] - padding[axis],
                                        padding[axis], dilation[axis])
             index += coordinate * math.prod(x.shape[3 + axis:])
-        return _unbatched(ctx, *_max_outputs(ctx, x, values, index), with_indices)
+        values, index = _max_outputs(ctx, x, values, index)
+        return (values, index) if with_indices else values
 
     @staticmethod
     def backward(ctx, g):
-        dx = _max_blocks_gradient(ctx, g) if ctx.blocks else _max_input_gradient(ctx, g)
-        return dx, None, None, None, None, None, None
-
-
-def _unbatched(ctx, values, index, with_indices):
-    """The forward's result: values, or (values, index) with_indices (index as it is:
-    _max_outputs has already unbatched it)."""
-    if ctx.blocks and ctx.unbatched:
-        values = values[0]
-        index = index[0] if index is not None else None
-    return (values, index) if with_indices else values
+        return _max_input_gradient(ctx, g), None, None, None, None, None, None
 
 
 def _tiles(spatial, kernel, stride, padding, dilation, out) -> bool:
@@ -224,15 +216,15 @@ def _block_slab(blocks, offset) -> torch.Tensor:
 
 def _max_blocks(ctx, x, kernel, out, with_indices):
     """Max pooling over tiling windows, 3 to 4 elementwise kernels per offset on strided
-    views of x, no copy and no int64 temporaries: the running maximum
+    views of x, no copy of the windows: the running maximum
         values = max(values, slab_t)           (NaN propagates, as torch's max)
     and the winning offset's row-major ordinal t as a running maximum
         ordinal = max(ordinal, t [slab_t > values])     (t rises: the last strict
-    improvement, so the first maximum wins ties, as in torch). A NaN anywhere in the
-    output (one reduction) hands the input back to _max_offset_scan (torch lets the last
-    NaN of a window win, which the strict comparison misses); ctx.blocks stays False.
-    Saves the uint8 ordinals; the flat plane indices (sum_a (o_a k_a + i_a) W_a, W_a the
-    plane's stride along axis a) are built only with_indices."""
+    improvement, so the first maximum wins ties, as in torch). A NaN sum of the output
+    (one reduction: a NaN, or +inf and -inf) returns None, handing the input back to
+    _max_offset_scan (torch lets the last NaN of a window win, which the strict
+    comparison misses). Without indices it saves only the uint8 ordinals (ctx.blocks);
+    backward builds the int64 indices from them (_block_indices)."""
     slabs = [_block_slab(_blocks(x, kernel, out), offset)
              for offset in itertools.product(*(range(k) for k in kernel))]
     values = torch.maximum(slabs[0], slabs[1])  # (N, C, *out)
@@ -241,37 +233,32 @@ def _max_blocks(ctx, x, kernel, out, with_indices):
         torch.maximum(ordinal, torch.gt(slabs[t], values).view(torch.uint8) * t,
                       out=ordinal)
         torch.maximum(values, slabs[t], out=values)
-    if bool(values.isnan().any()):
-        return None, None
+    if math.isnan(float(values.sum())):
+        return None
+    if with_indices:
+        return _max_outputs(ctx, x, values, _block_indices(ordinal, kernel, x.shape))
     ctx.blocks = True
     ctx.save_for_backward(ordinal)
     ctx.x_shape, ctx.kernel = x.shape, kernel
-    if not with_indices:
-        return values, None
-    n, index, rest = len(kernel), None, ordinal.long()
-    for axis in reversed(range(n)):
-        rest, offset = rest.div(kernel[axis], rounding_mode="floor"), rest % kernel[axis]
-        position = torch.arange(out[axis], device=x.device) * kernel[axis]
+    return values[0] if ctx.unbatched else values
+
+
+def _block_indices(ordinal, kernel, x_shape) -> torch.Tensor:
+    """The flat plane indices of _max_blocks' winners: base(o) + delta(t), base(o) =
+    sum_a o_a k_a W_a and delta(t) = sum_a i_a W_a for offset t = ravel(i) (W_a: the
+    plane's stride along axis a), delta a K-entry table looked up by the ordinals."""
+    n, out = len(kernel), ordinal.shape[2:]
+    plane_strides = [math.prod(x_shape[3 + a:]) for a in range(n)]
+    delta = torch.tensor([sum(i * w for i, w in zip(offset, plane_strides))
+                          for offset in itertools.product(*(range(k) for k in kernel))],
+                         device=ordinal.device)
+    base = None
+    for axis in range(n):
+        position = torch.arange(out[axis], device=ordinal.device) * (
+            kernel[axis] * plane_strides[axis])
         position = position.reshape(-1, *(1,) * (n - axis - 1))
-        term = (position + offset) * math.prod(x.shape[3 + axis:])
-        index = term if index is None else index + term
-    return values, index
-
-
-def _max_blocks_gradient(ctx, g):
-    """dx of _max_blocks: every input position lies in exactly one window, at one offset
-    t, so dx's blocks view at offset t is g [ordinal == t] (one compare and one multiply
-    written into dx per offset), and the rows past the last window (floor mode) are 0."""
-    (ordinal,) = ctx.saved_tensors
-    if ctx.unbatched:
-        g = g.unsqueeze(0)
-    out = ordinal.shape[2:]
-    whole = all(o * k == size for o, k, size in zip(out, ctx.kernel, ctx.x_shape[2:]))
-    dx = g.new_empty(ctx.x_shape) if whole else g.new_zeros(ctx.x_shape)
-    blocks = _blocks(dx, ctx.kernel, out)
-    for t, offset in enumerate(itertools.product(*(range(k) for k in ctx.kernel))):
-        torch.mul(g, ordinal == t, out=_block_slab(blocks, offset))
-    return dx[0] if ctx.unbatched else dx
+        base = position if base is None else base + position
+    return delta.take(ordinal.long()).add_(base)  # (N, C, *out)
 
 
 # kernels of up to 255 offsets scan them (the ordinals are uint8); larger ones copy their
@@ -345,8 +332,11 @@ def _max_outputs(ctx, x, values, index):
 
 
 def _max_input_gradient(ctx, g):
-    """dx.flat[n, c, index[n, c, o]] += g[n, c, o], for both max poolings."""
+    """dx.flat[n, c, index[n, c, o]] += g[n, c, o], for both max poolings (the indices
+    rebuilt from _max_blocks' ordinals where it saved those)."""
     (index,) = ctx.saved_tensors
+    if getattr(ctx, "blocks", False):
+        index = _block_indices(index, ctx.kernel, ctx.x_shape)
     dx = _scatter_to_planes(g, index, ctx.x_shape)
     return dx[0] if ctx.unbatched else dx
 
