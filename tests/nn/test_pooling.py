@@ -2,8 +2,9 @@
 F.adaptive_avg_pool1d/2d and F.adaptive_max_pool2d over a grid of kernel, stride, padding,
 dilation, ceil_mode, count_include_pad and divisor_override (float32 and float64, a random
 upstream gradient), inputs full of ties (integer-valued floats: the first maximum of a
-window gets the gradient, as in torch), non-contiguous and channels-last inputs, unbatched
-inputs, the modules against torch.nn (outputs, gradients, repr), and the errors.
+window gets the gradient, as in torch), max pooling's tiling path (stride = kernel) and
+its NaN fall-back, non-contiguous and channels-last inputs, unbatched inputs, the modules
+against torch.nn (outputs, gradients, repr), the errors, and (skipped without a GPU) CUDA.
 
 Left out: finite differences and the fused-vs-composed proof (the registry entries in
 handgrad/testing/registry/pooling.py, run by tests/tensor/test_ops.py and
@@ -162,6 +163,28 @@ def test_max_pool_tiling_windows_with_a_nan_keep_torchs_gradient():
     values.backward(upstream)
     expected.backward(upstream)
     torch.testing.assert_close(ours.grad.data, theirs.grad, equal_nan=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("options", [{"kernel_size": 2}, {"kernel_size": 2,
+                                                         "return_indices": True},
+                                     {"kernel_size": 3, "stride": 2, "padding": 1}], ids=str)
+def test_max_pool_on_cuda_matches_torch(options):
+    """The tiling path (with and without indices) and the offset scan on the GPU: values,
+    indices and the input gradient equal torch's CUDA kernel's."""
+    x = _ties(2, 3, 9, 8).cuda()
+    ours = hg.Tensor(x.clone(), requires_grad=True)
+    theirs = x.clone().requires_grad_()
+    out, expected = F.max_pool2d(ours, **options), TF.max_pool2d(theirs, **options)
+    if isinstance(expected, tuple):
+        (out, indices), (expected, expected_indices) = out, expected
+        assert torch.equal(indices.data, expected_indices)
+    torch.testing.assert_close(out.data, expected)
+    upstream = _randn(*expected.shape, seed=3).cuda()
+    out.backward(upstream)
+    expected.backward(upstream)
+    torch.testing.assert_close(ours.grad.data, theirs.grad)
 
 
 # ================================================================= average pooling
