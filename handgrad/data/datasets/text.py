@@ -27,6 +27,7 @@ import torch
 from handgrad.data._tensors import wrap
 from handgrad.data.dataset import Dataset
 from handgrad.data.datasets._files import (
+    DATA_ENV_VAR,
     DataFileError,
     download_dir,
     download_file,
@@ -67,9 +68,11 @@ def tiny_shakespeare(root: str | os.PathLike | None = None, *, download: bool = 
     if path is None:
         raise missing_data_error(
             "tiny-shakespeare", names, dirs,
-            f"call tiny_shakespeare(download=True) (or char_corpus(download=True)) to fetch "
-            f"it from {url} into {download_dir(root)}, or download that file yourself and "
-            f"save it as {TINY_SHAKESPEARE_FILE} in one of the directories above.")
+            f"add --download to `handgrad train char-rnn` (in Python: "
+            f"tiny_shakespeare(download=True) or char_corpus(download=True)) to fetch it "
+            f"from {url} into {download_dir(root)}; or set {DATA_ENV_VAR} to a directory "
+            f"holding {TINY_SHAKESPEARE_FILE}; or download that file yourself and save it "
+            f"as {TINY_SHAKESPEARE_FILE} in one of the directories above.")
     return _read_text(path)
 
 
