@@ -20,12 +20,11 @@ convolutions, average pooling (same machinery, not in the issue's list).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
 import handgrad as hg
-from handgrad.bench.timing import compare, machine, write_json
+from handgrad.bench.timing import add_case_arguments, compare, run_cases
 from handgrad.nn import functional as F
 
 # (name, batch, in_channels, out_channels, kernel, size, padding, input needs grad)
@@ -152,42 +151,8 @@ def run_all(device, rounds: int, inner: int, warmup: int = 3, only: str | None =
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from handgrad.models.options import add_common_arguments
-
-    add_common_arguments(parser, device="cpu or cuda (default: cpu)")
-    add_common_arguments(parser, threads=None)
-    parser.add_argument("--only", metavar="TEXT",
-                        help="run only the cases whose name contains TEXT (e.g. 'lenet', "
-                             "'64->64', 'max_pool')")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="timing rounds per case (default 21; --quick: 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a couple of iterations only: checks the benchmark runs, not speed")
-    add_common_arguments(parser, json="also write the figures as JSON")
+    add_case_arguments(parser, only_examples="'lenet', '64->64', 'max_pool'", default_rounds=21)
 
 
 def run(args: argparse.Namespace) -> int:
-    from handgrad.models.options import resolve_device, set_threads
-
-    try:
-        device = resolve_device(args.device)
-        set_threads(args.threads)
-        if args.rounds is not None and args.rounds < 1:
-            raise ValueError(f"--rounds must be positive, got {args.rounds}")
-    except ValueError as error:
-        print(f"handgrad bench cnn: {error}", file=sys.stderr)
-        return 2
-    rounds, inner, warmup = (2, 1, 1) if args.quick else (21, 5, 3)
-    rounds = args.rounds or rounds
-
-    print(f"handgrad bench cnn on {device}, {torch.get_num_threads()} threads  (forward + "
-          "backward; ratio = torch_time / handgrad_time, above 1.0 handgrad is faster)")
-    results = run_all(device, rounds, inner, warmup, args.only)
-    print(f"{'case':<34} {'handgrad ms':>12} {'torch ms':>10} {'ratio':>7} {'target':>7}")
-    for name, r in results.items():
-        mark = "" if r["ratio"] >= r["target"] else "  below target"
-        print(f"{name:<34} {r['handgrad_s'] * 1e3:>12.3f} {r['reference_s'] * 1e3:>10.3f} "
-              f"{r['ratio']:>7.2f} {r['target']:>7.1f}{mark}")
-    write_json(args.json, {"benchmark": "cnn", "quick": args.quick, "machine": machine(device),
-                           "results": results})
-    return 0
+    return run_cases(args, "cnn", run_all, rounds=21, inner=5, warmup=3)

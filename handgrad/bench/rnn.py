@@ -23,11 +23,11 @@ the learning rate schedule of the reference recipe (no kernels on either side).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
 import handgrad as hg
+from handgrad.bench.timing import add_case_arguments, compare, run_cases
 
 # (name, mode, steps, batch, input size, hidden size, target)
 CASES = [
@@ -131,7 +131,6 @@ def char_lm_steps(vocab, embedding, hidden, layers, batch, steps, device, lr=3e-
 
 def run_all(device, rounds: int, inner: int, warmup: int = 2, only: str | None = None) -> dict:
     """Every case's compare() figures, keyed by its name (`only`: names containing it)."""
-    from handgrad.bench.timing import compare
 
     results = {}
     for name, mode, steps, batch, features, hidden, target in CASES:
@@ -149,44 +148,8 @@ def run_all(device, rounds: int, inner: int, warmup: int = 2, only: str | None =
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from handgrad.models.options import add_common_arguments
-
-    add_common_arguments(parser, device="cpu or cuda (default: cpu)")
-    add_common_arguments(parser, threads=None)
-    parser.add_argument("--only", metavar="TEXT",
-                        help="run only the cases whose name contains TEXT (e.g. 'lstm', "
-                             "'H512', 'step')")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="timing rounds per case (default 15; --quick: 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a couple of iterations only: checks the benchmark runs, not speed")
-    add_common_arguments(parser, json="also write the figures as JSON")
+    add_case_arguments(parser, only_examples="'lstm', 'H512', 'step'", default_rounds=15)
 
 
 def run(args: argparse.Namespace) -> int:
-    from handgrad.bench.timing import machine, write_json
-    from handgrad.models.options import resolve_device, set_threads
-
-    try:
-        device = resolve_device(args.device)
-        set_threads(args.threads)
-        if args.rounds is not None and args.rounds < 1:
-            raise ValueError(f"--rounds must be positive, got {args.rounds}")
-    except ValueError as error:
-        print(f"handgrad bench rnn: {error}", file=sys.stderr)
-        return 2
-    rounds, inner, warmup = (2, 1, 1) if args.quick else (15, 3, 2)
-    rounds = args.rounds or rounds
-
-    print(f"handgrad bench rnn on {device}, {torch.get_num_threads()} threads  (forward + "
-          "backward; ratio = torch_time / handgrad_time, above 1.0 handgrad is faster)")
-    results = run_all(device, rounds, inner, warmup, args.only)
-    print(f"{'case':<42} {'handgrad ms':>12} {'torch ms':>10} {'ratio':>7} {'target':>7}")
-    for name, r in results.items():
-        target = "-" if r["target"] is None else f"{r['target']:.1f}"
-        mark = "" if r["target"] is None or r["ratio"] >= r["target"] else "  below target"
-        print(f"{name:<42} {r['handgrad_s'] * 1e3:>12.3f} {r['reference_s'] * 1e3:>10.3f} "
-              f"{r['ratio']:>7.2f} {target:>7}{mark}")
-    write_json(args.json, {"benchmark": "rnn", "quick": args.quick, "machine": machine(device),
-                           "results": results})
-    return 0
+    return run_cases(args, "rnn", run_all, rounds=15, inner=3, warmup=2)
