@@ -54,11 +54,13 @@ def _pad(x: torch.Tensor, pads) -> torch.Tensor:
     return out
 
 
-def _im2col(x, kernel, dilation, pads, stride) -> torch.Tensor:
+def _im2col(x, kernel, dilation, pads, stride, out=None) -> torch.Tensor:
     """(N, C, *S) -> (N, C, *kernel, *out): element [n, c, i.., o..] is the padded
-    x[n, c, o s + i d ..]. A view (as_strided of the padded input)."""
+    x[n, c, o s + i d ..]. A view (as_strided of the padded input). `out` defaults to
+    every position that fits; the transposed conv passes its input's size."""
     padded = _pad(x, pads)
-    out = _output_size(x.shape[2:], kernel, dilation, pads, stride)
+    if out is None:
+        out = _output_size(x.shape[2:], kernel, dilation, pads, stride)
     strides = padded.stride()
     spatial_strides = strides[2:]
     return padded.as_strided(

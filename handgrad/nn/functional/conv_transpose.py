@@ -17,8 +17,8 @@ backward is what conv's forward does (im2col, then a matmul):
 output_padding only lengthens the canvas at the high end (rows no kernel offset reaches
 get zeros); torch accepts it below max(stride, dilation).
 
-This file keeps its own small im2col / col2im (a strided view and k_h k_w strided adds)
-rather than borrowing conv.py's private helpers, so the two can change independently.
+im2col / col2im are conv.py's (`_im2col` with the input's size as `out`, `_col2im`),
+with the symmetric padding as (p, p) pairs.
 
 Left out: conv_transpose3d, padding strings ('same' / 'valid': torch has none for the
 transposed conv either), padding modes other than zeros (torch's ConvTranspose has none).
@@ -26,49 +26,15 @@ transposed conv either), padding modes other than zeros (torch's ConvTranspose h
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 
 from handgrad.autograd import Function, HandgradError
+from handgrad.nn.functional.conv import _col2im, _im2col
+from handgrad.nn.functional.conv import _tuple as _conv_tuple
 
 __all__ = ["ConvTransposeNd", "conv_transpose1d", "conv_transpose2d"]
-
-
-# ======================================================== geometry on raw torch tensors
-def _im2col(x, kernel, dilation, padding, stride, out) -> torch.Tensor:
-    """(N, C, *S) -> (N, C, *kernel, *out), element [n, c, i.., o..] = x zero-padded by
-    `padding` on both sides at [n, c, o s + i d ..]. A view of the padded copy."""
-    n = len(kernel)
-    if any(padding):
-        spatial = x.shape[2:]
-        padded = x.new_zeros(*x.shape[:2], *(s + 2 * p for s, p in zip(spatial, padding)))
-        padded[(..., *(slice(p, p + s) for s, p in zip(spatial, padding)))] = x
-    else:
-        padded = x
-    strides = padded.stride()
-    return padded.as_strided(
-        (*padded.shape[:2], *kernel, *out),
-        (*strides[:2], *(strides[2 + a] * dilation[a] for a in range(n)),
-         *(strides[2 + a] * stride[a] for a in range(n))),
-        padded.storage_offset())
-
-
-def _col2im(cols, spatial, dilation, padding, stride) -> torch.Tensor:
-    """(N, C, *kernel, *out) -> (N, C, *spatial), the adjoint of _im2col: each kernel
-    offset's slab is added at padded rows i d, i d + s, ...; then the padding is cropped.
-    The loop runs over the k_h k_w kernel offsets only, never over pixels."""
-    n = len(spatial)
-    kernel, out = cols.shape[2:2 + n], cols.shape[2 + n:]
-    canvas = cols.new_zeros(*cols.shape[:2], *(s + 2 * p for s, p in zip(spatial, padding)))
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        window = tuple(slice(i * d, i * d + s * (o - 1) + 1, s)
-                       for i, d, s, o in zip(offset, dilation, stride, out))
-        canvas[(..., *window)] += cols[(slice(None), slice(None), *offset)]
-    if not any(padding):
-        return canvas
-    return canvas[(..., *(slice(p, p + s) for s, p in zip(spatial, padding)))]
 
 
 # ============================================================== the fused Function
@@ -115,7 +81,7 @@ class ConvTransposeNd(Function):
         # (C_out, *k, N, *S_in) -> (N, C_out, *k, *S_in), a view col2im reads strided
         cols = cols.reshape(out_channels, *kernel, batch, *spatial)
         cols = cols.permute(1 + n, 0, *range(1, 1 + n), *range(2 + n, 2 + 2 * n))
-        y = _col2im(cols, out_spatial, dilation, padding, stride)
+        y = _col2im(cols, out_spatial, dilation, tuple((p, p) for p in padding), stride)
         if bias is not None:
             y = y + bias.reshape(out_channels, *(1,) * n)
         else:
@@ -136,7 +102,8 @@ class ConvTransposeNd(Function):
             g = g.unsqueeze(0)
         kernel = w_shape[2:]
         out_channels = g.shape[1]
-        view = _im2col(g, kernel, dilation, padding, stride, spatial)  # (N, C_out, *k, *S_in)
+        pads = tuple((p, p) for p in padding)
+        view = _im2col(g, kernel, dilation, pads, stride, spatial)  # (N, C_out, *k, *S_in)
         # (C_out, *k, N, *S_in) -> (G, Cg_out K, N L): the one copy of g's columns
         gcols = view.permute(1, *range(2, 2 + n), 0, *range(2 + n, 2 + 2 * n))
         gcols = gcols.reshape(groups, out_channels // groups * math.prod(kernel), -1)
@@ -155,20 +122,11 @@ class ConvTransposeNd(Function):
 
 # ================================================================ argument handling
 def _tuple(op: str, name: str, value, n: int) -> tuple[int, ...]:
-    """An int or a sequence of 1 or n ints, as n ints (torch's expand_param_if_needed)."""
+    """conv's _tuple (torch's expand_param_if_needed), refusing padding strings."""
     if isinstance(value, str):
         raise TypeError(f"{op}(): argument '{name}' must be tuple of ints, not str "
                         f"({value!r}); the transposed conv takes no padding strings")
-    if isinstance(value, int):
-        return (value,) * n
-    value = tuple(int(v) for v in value)
-    if len(value) == 1:
-        return value * n
-    if len(value) != n:
-        raise HandgradError(
-            f"{op}: expected {name} to be a single integer value or a list of {n} values "
-            f"to match the convolution dimensions, but got {name}={list(value)}")
-    return value
+    return _conv_tuple(op, name, value, n)
 
 
 def output_size(input_size, kernel, stride, padding, output_padding, dilation):
