@@ -38,10 +38,12 @@ from handgrad.data.datasets.text import (
     tiny_shakespeare,
     translation_pairs,
 )
+from handgrad.data.datasets.translation import TranslationPairs, translation_splits
 
 __all__ = [
     "DATA_ENV_VAR", "CharCorpus", "CharSequenceDataset", "DataFileError", "DataSplits",
     "MissingDataError", "cache_dir", "char_corpus", "circles", "clusters", "digits",
     "download_file", "mnist", "mnist5k", "moons", "parabola", "read_idx", "spirals",
     "tiny_shakespeare", "translation_pairs",
+    "TranslationPairs", "translation_splits",
 ]
