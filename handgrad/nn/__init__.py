@@ -41,6 +41,11 @@ from handgrad.nn.activation import (
     Softplus,
     Tanh,
 )
+from handgrad.nn.attention import (
+    LearnedPositionalEncoding,
+    MultiheadAttention,
+    SinusoidalPositionalEncoding,
+)
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
 from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from handgrad.nn.dropout import Dropout, Dropout1d, Dropout2d
@@ -109,4 +114,5 @@ __all__ = [
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
+    "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
 ]
