@@ -44,6 +44,10 @@ from handgrad.nn.functional.activation import (
     softplus,
     tanh,
 )
+from handgrad.nn.functional.attention import (
+    ScaledDotProductAttention,
+    scaled_dot_product_attention,
+)
 from handgrad.nn.functional.conv import ConvNd, Fold, Unfold, conv1d, conv2d, fold, unfold
 from handgrad.nn.functional.conv_transpose import (
     ConvTransposeNd,
@@ -72,6 +76,7 @@ from handgrad.nn.functional.loss import (
     nll_loss,
     smooth_l1_loss,
 )
+from handgrad.nn.functional.multi_head_attention import multi_head_attention_forward
 from handgrad.nn.functional.normalization import (
     BatchNorm,
     GroupNorm,
@@ -144,4 +149,8 @@ __all__ = [
     "dropout1d", "dropout2d", "FeatureDropout",
     # resampling
     "interpolate", "UpsampleNearest", "UpsampleLinear",
+    # multi-head attention (composed from linear, matmul, softmax and SDPA)
+    "multi_head_attention_forward",
+    # attention
+    "scaled_dot_product_attention", "ScaledDotProductAttention",
 ]

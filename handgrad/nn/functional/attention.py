@@ -1,0 +1,274 @@
+"""Scaled dot-product attention, one fused Function (ScaledDotProductAttention) with a
+hand-derived backward: the softmax backward fused with the matmuls around it.
+
+    scores = q k^T * scale (+ bias),   P = softmax(scores),   out = dropout(P) v
+
+with q: (..., L, E), k: (..., S, E), v: (..., S, Ev) -> out (..., L, Ev), as
+torch.nn.functional.scaled_dot_product_attention (torch 2.13) computes it, with its
+argument checks and their exception types:
+
+* scale defaults to 1 / sqrt(E);
+* attn_mask: bool (True = may attend; False becomes -inf) or float (added to the
+  scores; it gets a gradient when it requires one, as in torch), of the query's dtype
+  or float32, of any shape of at least two dims that broadcasts to the attention
+  weights' shape (*batch of query and key, L, S) without growing it;
+* is_causal: torch's top-left causal mask, query i may attend keys j <= i (also when
+  L != S), never together with attn_mask;
+* the batch dims of query, key and value broadcast against each other;
+* enable_gqa: grouped-query attention, key and value heads (dim -3) repeated
+  (repeat_interleave) to the query's number of heads;
+* dropout_p > 0 drops entries of P (kept ones scaled by 1 / (1 - p)), always, as in
+  torch: pass 0.0 in evaluation. The mask is `torch.empty(*batch, L, S).bernoulli_(1 -
+  p)` on the query's device from the default generator (the batch dims those of the
+  broadcast inputs); torch's own draw differs, so dropout is tested by statistics and
+  against the same mask.
+
+Rows where every key is masked (a bool mask row of all False, or -inf everywhere in a
+float one) give a zero output row and zero gradients, as torch's CPU call returns
+(its "safe softmax"), not NaN.
+
+The computation is batched over all leading dims at once: the inputs are expanded to
+the common batch shape and flattened to (N, L, E) for bmm / baddbmm (a causal mask or
+a 2-d mask is the baddbmm's added input), the softmax runs in place on the scores, and
+no Python loop runs over heads. It works on any device.
+
+Left out: half-precision accumulation in float32 (torch's math backend keeps float32
+intermediates for float16 / bfloat16 inputs; here they stay in the input's dtype),
+nested tensors, and the modules built on it (nn.MultiheadAttention,
+handgrad/nn/activation.py or transformer.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from handgrad.autograd import Function, HandgradError
+
+OP = "scaled_dot_product_attention"
+
+
+def _causal_bias(length, source_length, dtype, device):
+    """(L, S) additive mask of torch's is_causal: 0 where key j <= query i, else -inf."""
+    return torch.full((length, source_length), float("-inf"), dtype=dtype,
+                      device=device).triu_(1)
+
+
+def _as_bias(mask, dtype):
+    """A bool mask (True = may attend) as 0 / -inf in `dtype`; a float one in `dtype`."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+            mask.logical_not(), float("-inf"))
+    return mask.to(dtype)
+
+
+class ScaledDotProductAttention(Function):
+    """out = D(P) v,  P = softmax(Z),  Z = scale * q k^T + bias,  per batch entry,
+    with q: (L, E), k: (S, E), v: (S, Ev); bias: the float mask (or the 0 / -inf of a
+    bool or causal one); D(P) = P * M, M = Bernoulli(1 - p) / (1 - p) elementwise (M = 1
+    without dropout).
+
+    Backward, with G = d loss / d out (L, Ev):
+        dv = D(P)^T G                                    (S, Ev)
+        dD = G v^T,   dP = dD * M                        (L, S)
+        dZ = P * (dP - rowsum(dP * P))                   (the softmax backward)
+        dq = scale * dZ k,   dk = scale * dZ^T q,   dbias = dZ.
+    The row sum needs no (L, S) product: rowsum_j(dP_ij P_ij) = sum_j sum_e G_ie v_je
+    M_ij P_ij = sum_e G_ie (D(P) v)_ie = rowsum(G * out)_i, an (L, Ev) product, with
+    dropout as without (FlashAttention's D = rowsum(dO * O)). A fully masked row has
+    P = 0 there (see the module docstring), so dZ, dq and its share of dk, dv are 0.
+
+    Inputs whose batch dims were broadcast get the gradient of the broadcast shape; the
+    engine sums it down to theirs (as it does for a 2-d float mask's batch). Saved: the
+    flattened q, k, v as each gradient needs them, P, M (with dropout) and the output.
+    """
+
+    name = OP
+
+    @staticmethod
+    def forward(ctx, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=1.0):
+        length, embed = q.shape[-2:]
+        source_length, value_embed = k.shape[-2], v.shape[-1]
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        n = math.prod(batch)
+        q3 = q.expand(*batch, length, embed).reshape(n, length, embed)
+        k3 = k.expand(*batch, source_length, embed).reshape(n, source_length, embed)
+        v3 = v.expand(*batch, source_length, value_embed).reshape(n, source_length,
+                                                                  value_embed)
+        bias = None
+        if is_causal:
+            bias = _causal_bias(length, source_length, q.dtype, q.device)
+        elif attn_mask is not None:
+            bias = _as_bias(attn_mask, q.dtype)
+        # ---- Z = scale q k^T + bias  (N, L, S)
+        if bias is not None and math.prod(bias.shape[:-2]) == 1:  # one (L, S) for all
+            scores = torch.baddbmm(bias.reshape(bias.shape[-2:]), q3, k3.mT, alpha=scale)
+        else:
+            scores = torch.bmm(q3, k3.mT)
+            if scale != 1.0:
+                scores.mul_(scale)
+            if bias is not None:
+                scores.view(*batch, length, source_length).add_(bias)
+        # ---- P = softmax(Z) in place: exp(Z - rowmax) / rowsum. A fully masked row has
+        # rowmax -inf (clamped to finite, so exp gives 0, not NaN) and rowsum 0 (clamped
+        # to 1: every other row sums to >= 1, its maximum's exp(0)); so P = 0 there.
+        probs = scores
+        if source_length:
+            rowmax = scores.amax(-1, keepdim=True).clamp_(min=torch.finfo(q.dtype).min)
+            probs = scores.sub_(rowmax).exp_()
+            probs.div_(probs.sum(-1, keepdim=True).clamp_(min=1.0))
+        keep = None
+        if dropout_p > 0:
+            if dropout_p >= 1:
+                keep = torch.zeros((), dtype=q.dtype, device=q.device)
+            else:
+                keep = torch.empty(probs.shape, dtype=q.dtype, device=q.device).bernoulli_(
+                    1 - dropout_p).div_(1 - dropout_p)
+        out = torch.bmm(probs if keep is None else probs * keep, v3)  # (N, L, Ev)
+        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
+        need_scores = need_q or need_k or need_mask
+        ctx.save_for_backward(q3 if need_k else None, k3 if need_q else None,
+                              v3 if need_scores else None, probs, keep,
+                              out if need_scores else None)
+        ctx.shapes = (batch, scale)
+        return out.view(*batch, length, value_embed)
+
+    @staticmethod
+    def backward(ctx, g):
+        q3, k3, v3, probs, keep, out = ctx.saved_tensors
+        batch, scale = ctx.shapes
+        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
+        n, length, source_length = probs.shape
+        g3 = g.reshape(n, length, g.shape[-1])  # (N, L, Ev)
+        dq = dk = dv = dmask = None
+        if need_v:
+            dropped = probs if keep is None else probs * keep
+            dv = torch.bmm(dropped.mT, g3).view(*batch, source_length, g.shape[-1])
+        if need_q or need_k or need_mask:
+            dscores = torch.bmm(g3, v3.mT)  # dD, then dP  (N, L, S)
+            if keep is not None:
+                dscores.mul_(keep)
+            rowsum = (g3 * out).sum(-1, keepdim=True)  # rowsum(dP * P) = rowsum(G * out)
+            dscores.sub_(rowsum).mul_(probs)  # dZ
+            if need_mask:
+                dmask = dscores.view(*batch, length, source_length)
+            if need_q:
+                dq = torch.bmm(dscores, k3).mul_(scale).view(*batch, length, k3.shape[-1])
+            if need_k:
+                dk = torch.bmm(dscores.mT, q3).mul_(scale).view(*batch, source_length,
+                                                                q3.shape[-1])
+        return dq, dk, dv, dmask, None, None, None
+
+
+# ------------------------------------------------------------------ the functional form
+def _check(query, key, value, attn_mask, dropout_p, is_causal):
+    """torch's argument checks, with its exception types; messages name the op."""
+    if min(query.ndim, key.ndim, value.ndim) < 2:
+        raise HandgradError(
+            f"{OP}: expected query, key and value to be at least 2-dimensional (..., L or "
+            f"S, E), got query {tuple(query.shape)}, key {tuple(key.shape)}, value "
+            f"{tuple(value.shape)}")
+    if not query.dtype == key.dtype == value.dtype:
+        raise HandgradError(
+            f"{OP}: expected query, key and value to have the same dtype, got query "
+            f"{query.dtype}, key {key.dtype}, value {value.dtype}; convert them with .to()")
+    if not query.dtype.is_floating_point:
+        raise HandgradError(f"{OP}: expected floating-point query, key and value, got "
+                            f"{query.dtype}")
+    if not query.device == key.device == value.device:
+        raise HandgradError(
+            f"{OP}: expected query, key and value on one device, got query on "
+            f"{query.device}, key on {key.device}, value on {value.device}")
+    if query.shape[-1] != key.shape[-1]:
+        raise HandgradError(
+            f"{OP}: query and key must have the same embedding size E (last dim), got "
+            f"query {tuple(query.shape)} and key {tuple(key.shape)}")
+    if key.shape[-2] != value.shape[-2]:
+        raise HandgradError(
+            f"{OP}: key and value must have the same sequence length S (dim -2), got key "
+            f"{tuple(key.shape)} and value {tuple(value.shape)}")
+    if dropout_p > 1:
+        raise HandgradError(f"{OP}: dropout probability has to be between 0 and 1, but got "
+                            f"{dropout_p}")
+    if attn_mask is not None and is_causal:
+        raise HandgradError(f"{OP}: explicit attn_mask should not be set when is_causal=True "
+                            "(the causal mask is built for you; or fold it into attn_mask)")
+
+
+def _check_batch_and_mask(query, key, value, attn_mask):
+    """The batch dims broadcast; the mask's dtype, device and shape (after enable_gqa)."""
+    try:
+        weight_batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+        torch.broadcast_shapes(weight_batch, value.shape[:-2])
+    except RuntimeError:
+        raise HandgradError(
+            f"{OP}: the batch dims of query {tuple(query.shape)}, key {tuple(key.shape)} and "
+            f"value {tuple(value.shape)} (all but the last two) do not broadcast; for "
+            "grouped-query attention (fewer key/value heads) pass enable_gqa=True") from None
+    if attn_mask is None:
+        return
+    if attn_mask.dtype not in (torch.bool, torch.float32, query.dtype):
+        raise HandgradError(
+            f"{OP}: expected attn_mask dtype to be bool or float or to match query dtype, "
+            f"but got attn_mask.dtype: {attn_mask.dtype} and query.dtype: {query.dtype}")
+    if attn_mask.device != query.device:
+        raise HandgradError(f"{OP}: attn_mask is on {attn_mask.device}, query on "
+                            f"{query.device}; move the mask with .to(query.device)")
+    target = (*weight_batch, query.shape[-2], key.shape[-2])
+    if attn_mask.ndim < 2:
+        raise IndexError(
+            f"{OP}: attn_mask must have at least 2 dims (L, S), got shape "
+            f"{tuple(attn_mask.shape)}; expected a shape that broadcasts to {target}")
+    shape = tuple(attn_mask.shape)
+    if len(shape) > len(target) or any(
+            m not in (1, t) for m, t in zip(reversed(shape), reversed(target))):
+        raise HandgradError(
+            f"{OP}: attn_mask of shape {shape} does not broadcast to the attention weights' "
+            f"shape {target} (*batch of query and key, L, S); expected (L, S) = "
+            f"{target[-2:]}, {target}, or a shape with 1s that broadcasts to it")
+
+
+def _repeat_heads(x, repeats):
+    """x (..., H, S, E) -> (..., H * repeats, S, E), each head repeated `repeats` times in
+    a row (torch's repeat_interleave on dim -3), from differentiable primitives."""
+    heads, rest = x.shape[-3], tuple(x.shape[-2:])
+    lead = tuple(x.shape[:-3])
+    return x.unsqueeze(-3).expand(*lead, heads, repeats, *rest).reshape(
+        *lead, heads * repeats, *rest)
+
+
+def _group_query(query, key, value):
+    """enable_gqa: key and value heads repeated to the query's (torch's rule: both head
+    counts divide the query's)."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if t.ndim < 3:
+            raise IndexError(f"{OP}: enable_gqa=True needs a heads dim (-3) in {name}, got "
+                             f"shape {tuple(t.shape)}")
+    heads = query.shape[-3]
+    if heads % key.shape[-3] or heads % value.shape[-3]:
+        raise HandgradError(
+            f"{OP}: number of heads in key and value must divide the number of heads in "
+            f"query (enable_gqa=True), got query {tuple(query.shape)}, key "
+            f"{tuple(key.shape)}, value {tuple(value.shape)}")
+    if key.shape[-3] != heads:
+        key = _repeat_heads(key, heads // key.shape[-3])
+    if value.shape[-3] != heads:
+        value = _repeat_heads(value, heads // value.shape[-3])
+    return key, value
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, *, scale=None, enable_gqa=False):
+    """PyTorch's nn.functional.scaled_dot_product_attention: softmax(q k^T * scale +
+    mask) v, with dropout_p applied to the attention weights (always: pass 0.0 when not
+    training). query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev);
+    the mask rules are in the module docstring. One fused graph node."""
+    _check(query, key, value, attn_mask, dropout_p, is_causal)
+    if enable_gqa:
+        key, value = _group_query(query, key, value)
+    _check_batch_and_mask(query, key, value, attn_mask)
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    return ScaledDotProductAttention.apply(query, key, value, attn_mask, max(dropout_p, 0.0),
+                                           is_causal, float(scale))
