@@ -97,6 +97,13 @@ from handgrad.nn.pooling import (
 from handgrad.nn.rnn import GRU, LSTM, RNN, RNNBase
 from handgrad.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from handgrad.nn.sparse import Embedding
+from handgrad.nn.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from handgrad.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 __all__ = [
@@ -115,4 +122,6 @@ __all__ = [
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
     "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
+    "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
 ]
