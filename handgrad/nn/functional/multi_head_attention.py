@@ -59,6 +59,7 @@ import torch
 
 from handgrad._functions import cat
 from handgrad._tensor import Tensor, to_torch
+from handgrad.nn.functional.attention import scaled_dot_product_attention
 from handgrad.nn.functional.dropout import dropout
 from handgrad.nn.functional.linear import linear
 
@@ -213,14 +214,6 @@ def _explicit_attention(q, k, v, mask, dropout_p):
     return weights @ v, weights  # (N, H, L, d), (N, H, L, S)
 
 
-def _fused_attention(q, k, v, mask, dropout_p, is_causal):
-    """F.scaled_dot_product_attention (need_weights=False)."""
-    from handgrad.nn.functional.attention import scaled_dot_product_attention
-
-    return scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                        is_causal=is_causal)
-
-
 def multi_head_attention_forward(
         query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
         in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float,
@@ -329,7 +322,9 @@ def multi_head_attention_forward(
     if need_weights:
         out, weights = _explicit_attention(q, k, v, mask, dropout_p)
     else:
-        out, weights = _fused_attention(q, k, v, mask, dropout_p, is_causal), None
+        out = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                           is_causal=is_causal)  # (N, H, L, d)
+        weights = None
 
     out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)  # (L, N, E)
     out = linear(out, out_proj_weight, out_proj_bias)
