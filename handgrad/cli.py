@@ -40,9 +40,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     # one `train NAME` per model of the registry (handgrad/models/registry.py)
     *((("train", entry.name), entry.command, entry.help) for entry in MODELS.values()),
     (("sample",), "handgrad.models.sample",
-     "stream text from a trained char-rnn checkpoint (--prompt, --temperature, --top-k, --seed)"),
+     "stream text from a gpt or char-rnn checkpoint (--prompt, --temperature, --top-k/p, --seed)"),
     (("evaluate",), "handgrad.models.evaluate",
-     "nats and bits per character, perplexity of a text under a char-rnn checkpoint"),
+     "nats and bits per character, perplexity of a text under a gpt or char-rnn checkpoint"),
     (("bench", "cnn"), "handgrad.bench.cnn",
      "conv2d / max_pool2d forward+backward and a LeNet-5 training step vs torch's kernels"),
     (("bench", "rnn"), "handgrad.bench.rnn",

@@ -435,34 +435,16 @@ def figures(total: float, count: int) -> dict:
 
 def generate(model, vocabulary: Vocabulary, prompt: str, length: int,
              temperature: float = 1.0, top_k: int | None = None,
-             generator: torch.Generator | None = None, device=None) -> Iterator[str]:
+             generator: torch.Generator | None = None, device=None,
+             top_p: float | None = None, greedy: bool = False) -> Iterator[str]:
     """Yield `length` characters sampled after `prompt`, one at a time (the prompt itself
-    is not yielded). Each is drawn from softmax(logits / temperature), restricted to the
-    `top_k` likeliest characters when top_k is given. A ValueError lists the prompt's
+    is not yielded): models/decoding.py's generate, the one decoding path of every
+    language model (temperature, top-k, top-p, greedy). A ValueError lists the prompt's
     characters outside the vocabulary."""
-    if not prompt:
-        raise ValueError("generate: the prompt is empty; give at least one character")
-    if not temperature > 0:
-        raise ValueError(f"generate: temperature must be positive, got {temperature}")
-    ids = vocabulary.encode(prompt, what=f"the prompt {prompt!r}").to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            logits, state = model(Tensor(ids.unsqueeze(0)))  # (1, P, V)
-            for _ in range(length):
-                scores = logits.data[0, -1].double() / temperature  # (V,)
-                if top_k is not None and top_k < scores.shape[0]:
-                    kth = torch.topk(scores, top_k).values[-1]
-                    scores = torch.where(scores < kth, torch.full_like(scores, -math.inf),
-                                         scores)
-                probs = torch.exp(scores - scores.max())
-                probs = probs / probs.sum()
-                index = torch.multinomial(probs.cpu(), 1, generator=generator)  # (1,)
-                yield vocabulary.chars[int(index)]
-                logits, state = model(Tensor(index.view(1, 1).to(ids.device)), state)
-    finally:
-        model.train(was_training)
+    from handgrad.models.decoding import generate as decode
+
+    return decode(model, vocabulary, prompt, length, temperature, top_k, top_p, greedy,
+                  generator, device)
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -479,12 +461,13 @@ def reference_config(dataset: str = "tiny-shakespeare", **overrides) -> CharRNNC
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def load_trained(path, device=None):
+def load_trained(path, device=None, state=None):
     """(model in eval mode, vocabulary, config) from a checkpoint of `handgrad train
-    char-rnn`; a CheckpointError when the file holds another kind of run."""
+    char-rnn`; a CheckpointError when the file holds another kind of run. `state` is the
+    already loaded checkpoint (handgrad.train.load_state), if the caller has it."""
     from handgrad.train import CheckpointError, load_state
 
-    state = load_state(path)
+    state = load_state(path) if state is None else state
     if not isinstance(state, dict) or "vocabulary" not in state or not state.get("config"):
         raise CheckpointError(f"{path}: not a checkpoint of `handgrad train char-rnn` (it "
                               f"holds no vocabulary and run config)")

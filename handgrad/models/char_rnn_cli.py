@@ -1,4 +1,5 @@
-"""The `handgrad train char-rnn` command, and `train(config, out)`, the whole run it performs.
+"""The `handgrad train char-rnn` command, and `train(config, out)`, the whole run of any
+character-level language model (char-RNN here, GPT through models/gpt_cli.py).
 
     handgrad train char-rnn                                  # the reference LSTM recipe
     handgrad train char-rnn --cell gru --hidden 256 --layers 2 --seq-len 128 --epochs 4
@@ -8,7 +9,9 @@
 The model, data and TBPTT batching are models/char_rnn.py's. The run goes through the
 Learner: `CarryState` carries the hidden state from chunk to chunk (detached) and resets
 it at each epoch start; `StreamValidation` measures nats per character over the whole
-validation part after each epoch (the `valid_loss` of the table and curves);
+validation part after each epoch (the `valid_loss` of the table and curves). A GPT run
+(a GPTConfig) goes through the same `train`: random windows (gpt.RandomWindows) instead
+of streams, no state carried, and gpt.window_nats over the whole validation part;
 `EpochSample` prints a sample from a generator of its own, seeded by (seed, epoch), so
 the samples leave the run's random numbers alone. Since every epoch starts from a zero
 state and the checkpoint (written after each epoch) holds every random generator, a
@@ -18,6 +21,8 @@ Writes into --out: `loss.png` (train per step and epoch, valid per epoch),
 `checkpoint.safetensors` (weights, optimizer, schedule, RNG, history, the config and
 the vocabulary as JSON metadata) and `results.json` (config, validation nats / bits per
 character and perplexity, history, the last sample, time).
+
+`run(args)` serves both commands (`args._model`: char-rnn or gpt).
 
 Left out: the sampling and evaluation commands (models/sample.py, models/evaluate.py).
 """
@@ -35,7 +40,12 @@ import torch
 
 from handgrad.models import char_rnn as lm
 from handgrad.models.cli import _seed_everything, config_from_args
-from handgrad.models.options import add_common_arguments, resolve_device, set_threads
+from handgrad.models.options import (
+    add_common_arguments,
+    add_run_arguments,
+    resolve_device,
+    set_threads,
+)
 from handgrad.train.callbacks import SaveCheckpoint
 
 __all__ = ["add_arguments", "run", "train", "StreamValidation", "EpochSample",
@@ -80,37 +90,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what each epoch's sample starts from (default a newline)")
     parser.add_argument("--temperature", type=float, help="temperature of the epoch samples")
     add_common_arguments(parser, device="where to train: cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--out", metavar="DIR",
-                        help="folder for the curves, checkpoint and results.json (default "
-                             "runs/char-rnn-CELL)")
-    parser.add_argument("--resume", metavar="CKPT",
-                        help="continue the run saved in this checkpoint (its settings are "
-                             "used; --epochs may raise the epoch count with --scheduler none)")
-    parser.add_argument("--data-root", metavar="DIR",
-                        help="folder with tinyshakespeare.txt (default $HANDGRAD_DATA, then "
-                             "~/.cache/handgrad)")
-    parser.add_argument("--download", action="store_true",
-                        help="download tiny-shakespeare (1.1 MB, sha256-checked) when it is "
-                             "not found")
-    add_common_arguments(parser, threads=1)
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar, no per-epoch table and no samples")
-    parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    add_run_arguments(parser, default_out="runs/char-rnn-CELL")
 
 
 # ---------------------------------------------------------------------------- callbacks
 class StreamValidation:
-    """After each epoch: nats per character over the whole validation text
-    (char_rnn.stream_nats), recorded as the epoch's `valid_loss`."""
+    """After each epoch: nats per character over the whole validation text, recorded as
+    the epoch's `valid_loss`: char_rnn.stream_nats, or `score(model, ids, device)` ->
+    (total nats, count) when given (the GPT's window_nats)."""
 
     order = -5  # after the History wrote the epoch's record, before the table and checkpoint
 
-    def __init__(self, ids, batch_size: int, seq_len: int):
-        self.ids, self.batch_size, self.seq_len = ids, batch_size, seq_len
+    def __init__(self, ids, batch_size: int = 32, seq_len: int = 256, score=None):
+        self.ids, self.batch_size, self.seq_len, self.score = ids, batch_size, seq_len, score
 
     def after_epoch(self, learner) -> None:
-        total, count = lm.stream_nats(learner.model, self.ids, self.batch_size, self.seq_len,
-                                      device=learner.device)
+        if self.score is not None:
+            total, count = self.score(learner.model, self.ids, learner.device)
+        else:
+            total, count = lm.stream_nats(learner.model, self.ids, self.batch_size,
+                                          self.seq_len, device=learner.device)
         learner.history.last["valid_loss"] = total / count
 
 
@@ -137,18 +136,19 @@ class EpochSample:
 
 
 class SaveLMCheckpoint(SaveCheckpoint):
-    """SaveCheckpoint that also stores the vocabulary ({"chars": [...]}, JSON) beside the
-    run's config, so sample / evaluate need the checkpoint only."""
+    """SaveCheckpoint that also stores the vocabulary ({"chars": [...]}, JSON) and the
+    model's kind ("char-rnn" or "gpt") beside the run's config, so sample / evaluate need
+    the checkpoint only (decoding.load_language_model reads the kind)."""
 
-    def __init__(self, path, config, vocabulary):
+    def __init__(self, path, config, vocabulary, kind: str = "char-rnn"):
         super().__init__(path, config=config)
-        self.vocabulary = vocabulary
+        self.vocabulary, self.kind = vocabulary, kind
 
     def after_epoch(self, learner) -> None:
         from handgrad.train.checkpoint import save_state
 
         save_state(self.path, {**learner.state_dict(self.config),
-                               "vocabulary": self.vocabulary.to_json()})
+                               "vocabulary": self.vocabulary.to_json(), "kind": self.kind})
 
 
 def _print(line: str) -> None:
@@ -158,12 +158,51 @@ def _print(line: str) -> None:
 
 
 # ---------------------------------------------------------------------------- the run
-def train(config: lm.CharRNNConfig, out: str | Path, *, device: str = "cpu",
+def _is_gpt(config) -> bool:
+    return type(config).__name__ == "GPTConfig"
+
+
+def _model_module(config):
+    """models/gpt.py for a GPTConfig, models/char_rnn.py for a CharRNNConfig."""
+    if _is_gpt(config):
+        from handgrad.models import gpt
+
+        return gpt
+    return lm
+
+
+def _score(config):
+    """(model, ids, device) -> (total nats, count) over the validation text: the GPT's
+    window_nats (windows every eval_stride characters) or the char-RNN's stream_nats."""
+    if _is_gpt(config):
+        from handgrad.models.gpt import window_nats
+
+        return lambda model, ids, device: window_nats(
+            model, ids, config.block_size, config.eval_stride or None, device=device)
+    return lambda model, ids, device: lm.stream_nats(model, ids, config.batch_size,
+                                                     config.seq_len, device=device)
+
+
+def _train_batches(config, data, device):
+    """The GPT's random windows (steps_per_epoch batches, from a generator seeded by the
+    run's seed and saved in the checkpoint) or the char-RNN's TBPTT streams."""
+    if _is_gpt(config):
+        from handgrad.models.gpt import RandomWindows
+
+        return RandomWindows(data.train, config.batch_size, config.block_size,
+                             config.steps_per_epoch,
+                             generator=torch.Generator().manual_seed(config.seed),
+                             device=device)
+    return lm.StreamBatches(data.train, config.batch_size, config.seq_len, device=device)
+
+
+def train(config, out: str | Path, *, device: str = "cpu",
           resume: str | None = None, data_root=None, download: bool = False,
           text: str | None = None, progress: bool | None = None, table: bool = True,
           samples: bool = True, plots: bool = True, callbacks=(), log=print) -> dict:
-    """Train the language model of `config` and write its curves, checkpoint and
-    results.json into `out`; returns the results. `text` replaces reading the dataset."""
+    """Train the language model of `config` (a CharRNNConfig or a GPTConfig) and write its
+    curves, checkpoint and results.json into `out`; returns the results. `text` replaces
+    reading the dataset."""
     from handgrad.train import (
         CheckpointError,
         EpochTable,
@@ -180,25 +219,27 @@ def train(config: lm.CharRNNConfig, out: str | Path, *, device: str = "cpu",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(str(device))
+    module, kind = _model_module(config), "gpt" if _is_gpt(config) else "char-rnn"
     _seed_everything(config.seed)
-    data = lm.prepare_data(config, data_root, download, text=text)
+    data = module.prepare_data(config, data_root, download, text=text)
     if resume is not None:
         saved = lm.Vocabulary.from_json(load_state(resume).get("vocabulary"))
         if saved != data.vocabulary:
             raise CheckpointError(f"{resume}: its vocabulary ({len(saved)} characters) is not "
                                   f"that of {config.dataset} ({len(data.vocabulary)}): the "
                                   f"text changed since the run began")
-    model = lm.build_model(config, data).to(device)
-    optimizer = lm.build_optimizer(config, model)
-    train_batches = lm.StreamBatches(data.train, config.batch_size, config.seq_len,
-                                     device=device)
-    scheduler = lm.build_scheduler(config, optimizer, steps_per_epoch=len(train_batches))
+    model = module.build_model(config, data).to(device)
+    optimizer = module.build_optimizer(config, model)
+    train_batches = _train_batches(config, data, device)
+    scheduler = module.build_scheduler(config, optimizer, steps_per_epoch=len(train_batches))
     checkpoint = out / "checkpoint.safetensors"
     sampler = EpochSample(data.vocabulary, config.sample_prompt, config.sample_length,
                           config.temperature, config.seed, _print if samples else None)
-    callbacks = [NaNGuard(), lm.CarryState(),
-                 StreamValidation(data.valid, config.batch_size, config.seq_len),
-                 SaveLMCheckpoint(checkpoint, config.to_dict(), data.vocabulary), *callbacks]
+    score = _score(config)
+    callbacks = [NaNGuard(), *([] if kind == "gpt" else [lm.CarryState()]),
+                 StreamValidation(data.valid, score=score),
+                 SaveLMCheckpoint(checkpoint, config.to_dict(), data.vocabulary, kind),
+                 *callbacks]
     if config.sample_length:
         callbacks.append(sampler)
     if config.clip_grad > 0:
@@ -208,9 +249,9 @@ def train(config: lm.CharRNNConfig, out: str | Path, *, device: str = "cpu",
     if table:
         callbacks.append(EpochTable())
     if plots:
-        callbacks.append(LearningCurves(out, title=f"{lm.describe(config)} on "
+        callbacks.append(LearningCurves(out, title=f"{module.describe(config)} on "
                                                    f"{Path(config.dataset).name}"))
-    learner = Learner(model, train_batches, None, lm.build_loss(), optimizer, scheduler,
+    learner = Learner(model, train_batches, None, module.build_loss(), optimizer, scheduler,
                       callbacks=callbacks, scheduler_interval="batch", device=device)
     if resume is not None:
         learner.load_checkpoint(resume)
@@ -220,12 +261,11 @@ def train(config: lm.CharRNNConfig, out: str | Path, *, device: str = "cpu",
     fit_seconds = time.perf_counter() - fit_start
 
     last = learner.history.last
-    total, count = lm.stream_nats(model, data.valid, config.batch_size, config.seq_len,
-                                  device=device)
+    total, count = score(model, data.valid, device)
     steps = learner.step - first_step
     results = {
-        "model": "char-rnn",
-        "network": lm.describe(config),
+        "model": kind,
+        "network": module.describe(config),
         "dataset": config.dataset,
         "description": data.description,
         "vocabulary_size": len(data.vocabulary),
@@ -249,6 +289,10 @@ def train(config: lm.CharRNNConfig, out: str | Path, *, device: str = "cpu",
         "checkpoint": str(checkpoint),
         "history": learner.history.epochs,
     }
+    if kind == "gpt":
+        results["valid_scoring"] = (f"every validation character once, in windows of "
+                                    f"{config.block_size} starting every "
+                                    f"{config.eval_stride or config.block_size} characters")
     files = [str(p) for cb in callbacks if isinstance(cb, LearningCurves) for p in cb.paths]
     results["files"] = files
     write_json_atomic(out / "results.json", results)
@@ -274,7 +318,8 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     checkpoint = out / "checkpoint.safetensors"
     if not checkpoint.is_file():
         return "interrupted before the first epoch ended; no checkpoint to resume from"
-    command = ["handgrad", "train", "char-rnn", "--resume", str(checkpoint)]
+    command = ["handgrad", "train", getattr(args, "_model", "char-rnn"), "--resume",
+               str(checkpoint)]
     for flag, value, default in (("--epochs", args.epochs, None), ("--device", args.device, "cpu"),
                                  ("--threads", args.threads, 1),
                                  ("--data-root", args.data_root, None), ("--out", args.out, None)):
@@ -285,11 +330,22 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     return f"interrupted; resume from the last checkpoint with: {shlex.join(command)}"
 
 
-def run(args: argparse.Namespace) -> int:
+def _char_rnn_plan(config, args, out: Path) -> str:
+    return (f"training {lm.describe(config)} on {config.dataset} ({config.optimizer}, lr "
+            f"{config.lr:g}, {config.scheduler}, {config.epochs} epochs, {config.batch_size} "
+            f"streams x {config.seq_len} characters) on {args.device}; losses are nats per "
+            f"character; writing to {out}/")
+
+
+def run(args: argparse.Namespace, *, make_config=config_from_args, default_out=None,
+        plan=_char_rnn_plan) -> int:
+    """The command of `args._model` (char-rnn, or gpt from models/gpt_cli.py, which gives
+    its own `make_config(args, saved, name)`, `default_out(config)` and `plan` line)."""
     from handgrad.data.datasets._files import DataFileError
     from handgrad.train import CheckpointError, NonFiniteLossError, load_state
 
-    command = "handgrad train char-rnn"
+    name = getattr(args, "_model", "char-rnn")
+    command = f"handgrad train {name}"
     saved = None
     try:
         set_threads(args.threads)
@@ -298,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
             if saved is None:
                 raise CheckpointError(f"{args.resume} holds no run config: it was not written "
                                       f"by `{command}`")
-        config = config_from_args(args, saved, "char-rnn")
+        config = make_config(args, saved, name)
         resolve_device(args.device)
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"{command}: {error}", file=sys.stderr)
@@ -307,12 +363,11 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
     elif args.resume:
         out = Path(args.resume).parent
+    elif default_out is not None:
+        out = Path(default_out(config))
     else:
         out = Path(f"runs/char-rnn-{config.cell}")
-    print(f"training {lm.describe(config)} on {config.dataset} ({config.optimizer}, lr "
-          f"{config.lr:g}, {config.scheduler}, {config.epochs} epochs, {config.batch_size} "
-          f"streams x {config.seq_len} characters) on {args.device}; losses are nats per "
-          f"character; writing to {out}/")
+    print(plan(config, args, out))
     try:
         results = train(config, out, device=args.device, resume=args.resume,
                         data_root=args.data_root, download=args.download,

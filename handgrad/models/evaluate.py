@@ -1,5 +1,5 @@
 """The `handgrad evaluate CKPT --text FILE` command: how well a trained character-level
-model predicts a text.
+model (a GPT or a char-RNN) predicts a text.
 
     handgrad evaluate runs/char-rnn-lstm/checkpoint.safetensors --text play.txt
 
@@ -9,7 +9,14 @@ Characters outside the model's vocabulary cannot be scored (the model gives them
 probability 0): they are counted and listed, and the text is scored with them taken
 out; the output always says how many there were.
 
-Left out: texts of other models (word-level, GPT).
+The char-RNN reads the text as --batch-size streams with its state carried, so each
+character is scored given everything before it in its stream; the GPT sees at most its
+block_size characters: it scores the text in windows of block_size (gpt.window_nats),
+one starting every --stride characters (default: the stride of its training run's
+validation, block_size unless --eval-stride said otherwise), so its figure is the one
+its training run reported on the same text.
+
+Left out: texts of other models (word-level).
 """
 
 from __future__ import annotations
@@ -25,27 +32,39 @@ __all__ = ["add_arguments", "run", "evaluate_text"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT",
-                        help="a checkpoint.safetensors written by `handgrad train char-rnn`")
+                        help="a checkpoint.safetensors written by `handgrad train gpt` or "
+                             "`handgrad train char-rnn`")
     parser.add_argument("--text", required=True, metavar="FILE",
                         help="the UTF-8 text file to score")
     parser.add_argument("--batch-size", type=int, default=32, metavar="B",
-                        help="parallel streams over the text (default 32; the figure does "
-                             "not depend on it beyond rounding)")
+                        help="parallel streams (char-RNN) or windows per batch (GPT) "
+                             "(default 32; the figure does not depend on it beyond rounding)")
     parser.add_argument("--seq-len", type=int, default=256, metavar="T",
-                        help="characters per chunk (default 256)")
+                        help="char-RNN: characters per chunk (default 256)")
+    parser.add_argument("--stride", type=int, default=None, metavar="S",
+                        help="GPT: a window of block_size characters starts every S "
+                             "characters (default: the training run's validation stride)")
     add_common_arguments(parser, device="where to run the model (default cpu)", threads=1,
                          json="also write the figures to this JSON file")
 
 
 def evaluate_text(model, vocabulary, text: str, batch_size: int = 32, seq_len: int = 256,
-                  device=None) -> dict:
+                  device=None, stride: int | None = None) -> dict:
     """The figures of `text`: nats_per_char, bits_per_char, perplexity, chars (scored),
-    and unknown ({character: count}) / unknown_count for the characters taken out."""
+    and unknown ({character: count}) / unknown_count for the characters taken out.
+    A GPT scores windows every `stride` characters (default block_size); a char-RNN
+    reads `batch_size` streams in chunks of `seq_len`."""
     from handgrad.models.char_rnn import figures, stream_nats
+    from handgrad.models.gpt import GPT, window_nats
 
     unknown = vocabulary.unknown(text)
     known = "".join(c for c in text if c in vocabulary.stoi) if unknown else text
-    total, count = stream_nats(model, vocabulary.encode(known), batch_size, seq_len, device)
+    ids = vocabulary.encode(known)
+    if isinstance(model, GPT):
+        total, count = window_nats(model, ids, stride=stride, batch_size=batch_size,
+                                   device=device)
+    else:
+        total, count = stream_nats(model, ids, batch_size, seq_len, device)
     result = figures(total, count)
     result.update(unknown=unknown, unknown_count=sum(unknown.values()),
                   text_chars=len(text))
@@ -55,7 +74,7 @@ def evaluate_text(model, vocabulary, text: str, batch_size: int = 32, seq_len: i
 def run(args: argparse.Namespace) -> int:
     from handgrad.data.datasets._files import DataFileError
     from handgrad.data.datasets.text import _read_text
-    from handgrad.models.char_rnn import load_trained
+    from handgrad.models.decoding import load_language_model
 
     command = "handgrad evaluate"
     try:
@@ -65,11 +84,18 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"--text {args.text}: no such file")
         text = _read_text(path)
-        model, vocabulary, _ = load_trained(args.checkpoint, device)
+        model, vocabulary, config, kind = load_language_model(args.checkpoint, device)
+        stride = args.stride
+        if kind == "gpt" and stride is None:
+            stride = config.eval_stride or None
+        if stride is not None and not 1 <= stride <= getattr(model, "block_size", stride):
+            raise ValueError(f"--stride must be in [1, the block size "
+                             f"{getattr(model, 'block_size', '?')}], got {stride}")
         if len(text) < 2:
             raise ValueError(f"--text {args.text}: {len(text)} characters; at least 2 are "
                              f"needed to score one")
-        result = evaluate_text(model, vocabulary, text, args.batch_size, args.seq_len, device)
+        result = evaluate_text(model, vocabulary, text, args.batch_size, args.seq_len, device,
+                               stride)
     except (ValueError, FileNotFoundError, DataFileError) as error:
         print(f"{command}: {error}", file=sys.stderr)
         return 2

@@ -4,6 +4,8 @@ share (--device, --threads, --seed, --json), defined once, and the checks of two
     add_common_arguments(parser, device="where to train", threads=1, seed=..., json=True)
     set_threads(args.threads)           torch's CPU threads (0 or None: torch's default)
     resolve_device(args.device)         a torch.device, or a ValueError that says why
+    add_run_arguments(parser, ...)      --out, --resume, --data-root, --download, --quiet,
+                                        --no-plots of the language-model training commands
 
 This file imports no torch at module level: `handgrad bench scalar` (the stdlib-only
 engine against micrograd) uses it too. Left out: each command's own options.
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_common_arguments", "set_threads", "resolve_device", "UNSET"]
+__all__ = ["add_common_arguments", "add_run_arguments", "set_threads", "resolve_device",
+           "UNSET"]
 
 UNSET = object()  # "this command has no such option"
 
@@ -39,6 +42,29 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, device: str | None 
         parser.add_argument("--seed", type=int, default=seed, help=seed_help)
     if json is not None:
         parser.add_argument("--json", metavar="PATH", help=json)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, default_out: str,
+                      resume: str = "continue the run saved in this checkpoint (its settings "
+                                    "are used; --epochs may raise the epoch count with "
+                                    "--scheduler none)",
+                      data_root: str = "folder with tinyshakespeare.txt (default "
+                                       "$HANDGRAD_DATA, then ~/.cache/handgrad)",
+                      download: str = "download tiny-shakespeare (1.1 MB, sha256-checked) "
+                                      "when it is not found",
+                      quiet: str = "no progress bar, no per-epoch table and no samples") -> None:
+    """Add the options of a training run's files and output: --out DIR (`default_out`
+    names its default), --resume CKPT, --data-root DIR, --download, --threads (default 1),
+    --quiet and --no-plots; each help may be given."""
+    parser.add_argument("--out", metavar="DIR",
+                        help=f"folder for the curves, checkpoint and results.json (default "
+                             f"{default_out})")
+    parser.add_argument("--resume", metavar="CKPT", help=resume)
+    parser.add_argument("--data-root", metavar="DIR", help=data_root)
+    parser.add_argument("--download", action="store_true", help=download)
+    add_common_arguments(parser, threads=1)
+    parser.add_argument("--quiet", action="store_true", help=quiet)
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
 
 
 def set_threads(threads: int | None) -> None:

@@ -78,6 +78,10 @@ MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (
                "tiny-shakespeare (or any text) with truncated BPTT: nats/char, samples, "
                "checkpoint", module="handgrad.models.char_rnn", config="CharRNNConfig",
                default_dataset="tiny-shakespeare", command="handgrad.models.char_rnn_cli"),
+    ModelEntry("gpt", "train a character-level GPT (nanoGPT's shape) on tiny-shakespeare (or "
+               "any text): warm-up + cosine AdamW, nats/char, samples, checkpoint",
+               module="handgrad.models.gpt", config="GPTConfig",
+               default_dataset="tiny-shakespeare", command="handgrad.models.gpt_cli"),
 )}
 
 
