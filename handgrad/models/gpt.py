@@ -6,12 +6,13 @@
     logits, loss = model(idx, targets)                   # idx: (B, T) ids -> (B, T, V)
 
 The model, small to large: `CausalSelfAttention` (one `c_attn` Linear makes q, k and v;
-causal scaled dot-product attention; `c_proj` back to the residual width), `MLP`
-(Linear 4x -> GELU -> Linear), `Block` (pre-norm: x + attn(ln_1(x)), then
-x + mlp(ln_2(x))) and `GPT` (token + position embedding, dropout, the blocks, a final
-LayerNorm, and an lm head whose weight is the token embedding's: weight tying). Names
-and layouts are nanoGPT's (`transformer.wte`, `transformer.h.0.attn.c_attn.weight`,
-..., `lm_head.weight`), so a nanoGPT state_dict of the same shape loads as it is.
+causal F.scaled_dot_product_attention, one fused Function with a hand-written backward;
+`c_proj` back to the residual width), `MLP` (Linear 4x -> GELU -> Linear), `Block`
+(pre-norm: x + attn(ln_1(x)), then x + mlp(ln_2(x))) and `GPT` (token + position
+embedding, dropout, the blocks, a final LayerNorm, and an lm head whose weight is the
+token embedding's: weight tying). Names and layouts are nanoGPT's (`transformer.wte`,
+`transformer.h.0.attn.c_attn.weight`, ..., `lm_head.weight`), so a nanoGPT state_dict
+of the same shape loads as it is.
 Initialisation is nanoGPT's: every Linear and Embedding weight N(0, 0.02), biases zero,
 and the projections that end a residual branch (`c_proj`) N(0, 0.02 / sqrt(2 n_layer)).
 
@@ -239,31 +240,6 @@ class KVCache:
 
 
 # ---------------------------------------------------------------------------- model
-def _composed_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0,
-                        is_causal: bool = False):
-    """softmax(q k^T / sqrt(hd) + mask) v from primitives: the stand-in used until the
-    fused F.scaled_dot_product_attention exists (bool masks: True = may attend)."""
-    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))  # (B, nh, T, S)
-    if is_causal:
-        attn_mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool,
-                               device=q.data.device).tril()
-    if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, -math.inf)
-    weights = scores.softmax(-1)  # (B, nh, T, S)
-    if dropout_p > 0:
-        weights = F.dropout(weights, dropout_p)
-    return weights @ v  # (B, nh, T, hd)
-
-
-def _attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False):
-    """softmax(q k^T / sqrt(hd) + mask) v through handgrad's fused
-    F.scaled_dot_product_attention."""
-    fused = getattr(F, "scaled_dot_product_attention", None)
-    if fused is None:
-        return _composed_attention(q, k, v, attn_mask, dropout_p, is_causal)
-    return fused(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
-
-
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one Linear for q, k and v (nanoGPT's)."""
 
@@ -294,8 +270,9 @@ class CausalSelfAttention(nn.Module):
                 if T > 1:
                     mask = (torch.arange(start + T, device=keys.device)
                             <= torch.arange(start, start + T, device=keys.device)[:, None])
-        y = _attention(q, k, v, attn_mask=mask, is_causal=causal,
-                       dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hd)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hd)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))  # (B, T, C)
 
