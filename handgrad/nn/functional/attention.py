@@ -55,6 +55,13 @@ def _causal_bias(length, source_length, dtype, device):
                       device=device).triu_(1)
 
 
+def _exp_floor(dtype):
+    """log(tiny) + 1 of float64 for float64, else of float32 (half and bfloat16 are
+    exponentiated in float32): exp of it is about 3 * tiny, and in the fast path."""
+    wide = torch.float64 if dtype == torch.float64 else torch.float32
+    return math.log(torch.finfo(wide).tiny) + 1
+
+
 def _as_bias(mask, dtype):
     """A bool mask (True = may attend) as 0 / -inf in `dtype`; a float one in `dtype`."""
     if mask.dtype == torch.bool:
@@ -96,11 +103,14 @@ class ScaledDotProductAttention(Function):
         k3 = k.expand(*batch, source_length, embed).reshape(n, source_length, embed)
         v3 = v.expand(*batch, source_length, value_embed).reshape(n, source_length,
                                                                   value_embed)
-        bias = None
+        bias = allowed = None  # additive 0 / -inf (or float) mask; 1 where it may attend
         if is_causal:
             bias = _causal_bias(length, source_length, q.dtype, q.device)
+            allowed = torch.ones(length, source_length, dtype=q.dtype, device=q.device).tril_()
         elif attn_mask is not None:
             bias = _as_bias(attn_mask, q.dtype)
+            allowed = (attn_mask if attn_mask.dtype == torch.bool
+                       else attn_mask != float("-inf")).to(q.dtype)
         # ---- Z = scale q k^T + bias  (N, L, S)
         if bias is not None and math.prod(bias.shape[:-2]) == 1:  # one (L, S) for all
             scores = torch.baddbmm(bias.reshape(bias.shape[-2:]), q3, k3.mT, alpha=scale)
@@ -110,13 +120,22 @@ class ScaledDotProductAttention(Function):
                 scores.mul_(scale)
             if bias is not None:
                 scores.view(*batch, length, source_length).add_(bias)
-        # ---- P = softmax(Z) in place: exp(Z - rowmax) / rowsum. A fully masked row has
-        # rowmax -inf (clamped to finite, so exp gives 0, not NaN) and rowsum 0 (clamped
-        # to 1: every other row sums to >= 1, its maximum's exp(0)); so P = 0 there.
+        # ---- P = softmax(Z) in place: exp(Z - rowmax) / rowsum, rowmax over the keys a
+        # query may attend (the others are -inf). The exp's argument is clamped below at
+        # _exp_floor: torch's vectorised exp leaves its fast path under about -87
+        # (float32), -inf included, and is then 3-5x slower; the masked entries, exp of
+        # the floor instead of 0, are zeroed by `allowed` after. A fully masked row has
+        # rowmax -inf (clamped to finite, so no NaN) and rowsum 0 (clamped to 1: every
+        # other row sums to >= 1, its maximum's exp(0)); so P = 0 there.
         probs = scores
         if source_length:
             rowmax = scores.amax(-1, keepdim=True).clamp_(min=torch.finfo(q.dtype).min)
-            probs = scores.sub_(rowmax).exp_()
+            probs = scores.sub_(rowmax).clamp_(min=_exp_floor(q.dtype)).exp_()
+            if allowed is not None:
+                if allowed.ndim == 2:
+                    probs.mul_(allowed)
+                else:
+                    probs.view(*batch, length, source_length).mul_(allowed)
             probs.div_(probs.sum(-1, keepdim=True).clamp_(min=1.0))
         keep = None
         if dropout_p > 0:
