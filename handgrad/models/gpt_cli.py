@@ -131,9 +131,10 @@ def config_from_args(args: argparse.Namespace, saved: dict | None = None,
 def _plan(config, args, out) -> str:
     from handgrad.models.gpt import describe
 
+    after = (f"cosine to {config.min_lr:g}" if config.scheduler == "cosine" else "constant")
     return (f"training {describe(config)} on {config.dataset} ({config.optimizer}, lr "
-            f"{config.lr:g}, warm-up {config.warmup_steps}, {config.scheduler} to "
-            f"{config.min_lr:g}, {config.epochs} epochs of {config.steps_per_epoch} steps, "
+            f"{config.lr:g}, warm-up {config.warmup_steps}, {after}, {config.epochs} epochs "
+            f"of {config.steps_per_epoch} steps, "
             f"{config.batch_size} windows x {config.block_size} characters) on "
             f"{args.device}; losses are nats per character; writing to {out}/")
 
