@@ -47,6 +47,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "conv2d / max_pool2d forward+backward and a LeNet-5 training step vs torch's kernels"),
     (("bench", "rnn"), "handgrad.bench.rnn",
      "LSTM / GRU layer forward+backward over a sequence (T64 B32, H128 and H512) vs torch.nn"),
+    (("bench", "transformer"), "handgrad.bench.transformer",
+     "causal attention, a TransformerEncoderLayer and the GPT training step vs torch.nn"),
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
