@@ -15,7 +15,8 @@ out_proj.bias, xavier_normal_ on bias_k / bias_v, out_proj.weight as a Linear's.
 forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
 average_attn_weights=True, is_causal=False) -> (output, weights or None) is
 F.multi_head_attention_forward (handgrad/nn/functional/multi_head_attention.py, with the
-mask conventions and the steps) after batch_first's transposes.
+mask conventions and the steps), run in the batch-first layout itself when batch_first
+(no transposes to (L, N, E) and back).
 
 SinusoidalPositionalEncoding(d_model, max_len=5000, dropout=0.0, batch_first=False): adds
 "Attention Is All You Need"'s fixed table, PE[t, 2i] = sin(t / 10000^(2i / d_model)),
@@ -39,7 +40,7 @@ import torch
 
 from handgrad.nn import init
 from handgrad.nn.dropout import Dropout
-from handgrad.nn.functional.multi_head_attention import multi_head_attention_forward
+from handgrad.nn.functional.multi_head_attention import multi_head_attention
 from handgrad.nn.linear import Linear
 from handgrad.nn.module import Module, Parameter
 from handgrad.nn.sparse import Embedding
@@ -114,30 +115,17 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True,
                 attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
         """(output, weights or None); see F.multi_head_attention_forward for shapes."""
-        batched = query.ndim == 3
-        if self.batch_first and batched:  # to (L, N, E), keeping `query is key is value`
-            if key is value:
-                if query is key:
-                    query = key = value = query.transpose(1, 0)
-                else:
-                    query, key = (x.transpose(1, 0) for x in (query, key))
-                    value = key
-            else:
-                query, key, value = (x.transpose(1, 0) for x in (query, key, value))
         separate = {}
         if not self._qkv_same_embed_dim:
             separate = dict(use_separate_proj_weight=True, q_proj_weight=self.q_proj_weight,
                             k_proj_weight=self.k_proj_weight, v_proj_weight=self.v_proj_weight)
-        output, weights = multi_head_attention_forward(
+        return multi_head_attention(
             query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight,
             self.in_proj_bias, self.bias_k, self.bias_v, self.add_zero_attn, self.dropout,
             self.out_proj.weight, self.out_proj.bias, training=self.training,
             key_padding_mask=key_padding_mask, need_weights=need_weights,
             attn_mask=attn_mask, average_attn_weights=average_attn_weights,
-            is_causal=is_causal, **separate)
-        if self.batch_first and batched:
-            output = output.transpose(1, 0)
-        return output, weights
+            is_causal=is_causal, batch_first=self.batch_first, **separate)
 
     def extra_repr(self) -> str:
         text = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"

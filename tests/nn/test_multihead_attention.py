@@ -295,6 +295,40 @@ def test_functional_form_matches_torch():
     assert_close(w_o, w_t, torch.float64, "weights")
 
 
+def test_functional_static_kv_and_separate_weights():
+    """static_k / static_v (N * H, S, d) replace the projected keys and values; separate
+    q / k / v weights with different widths."""
+    ours, theirs = _pair(kdim=3, vdim=6)
+    tq = _inputs("distinct", torch.float64, kdim=3, vdim=6)
+    gen = torch.Generator().manual_seed(11)
+    static = [torch.randn(N * H, S + 1, E // H, generator=gen, dtype=torch.float64,
+                          requires_grad=True) for _ in range(2)]
+    names = ["q_proj_weight", "k_proj_weight", "v_proj_weight"]
+
+    def run(module, inputs, statics, wrap):
+        return (multi_head_attention_forward if wrap is hg.Tensor else
+                torch.nn.functional.multi_head_attention_forward)(
+            *inputs, E, H, None, module.in_proj_bias, None, None, True, 0.0,
+            module.out_proj.weight, module.out_proj.bias, training=False,
+            use_separate_proj_weight=True, **{n: getattr(module, n) for n in names},
+            static_k=statics[0], static_v=statics[1], average_attn_weights=False,
+            key_padding_mask=wrap(_mask("bool", (N, S + 1))))
+
+    out_t, w_t = run(theirs, tq, static, torch.as_tensor)
+    ours_static = [_leaf(x) for x in static]
+    ours_inputs = _as_ours(tq)
+    out_o, w_o = run(ours, ours_inputs, ours_static, hg.Tensor)
+    assert_close(out_o, out_t, torch.float64, "output")
+    assert_close(w_o, w_t, torch.float64, "weights")
+    g = torch.randn(out_t.shape, generator=gen, dtype=torch.float64)
+    (out_t * g).sum().backward()
+    (out_o * hg.Tensor(g)).sum().backward()
+    for a, e in zip(ours_static, static):
+        assert_close(a.grad, e.grad, torch.float64, "static key / value gradient")
+    assert_close(ours_inputs[0].grad, tq[0].grad, torch.float64, "query gradient")
+    assert_close(ours.q_proj_weight.grad, theirs.q_proj_weight.grad, torch.float64, "W_q")
+
+
 # --------------------------------------------------------------------- errors
 def _error_cases():
     q3, q2 = hg.randn(L, N, E), hg.randn(L, E)

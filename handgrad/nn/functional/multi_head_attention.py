@@ -17,8 +17,8 @@ The steps, each an existing fused Function or primitive (so no Function of its o
 and no registry entry: every gradient comes from linear, matmul, softmax, dropout,
 cat and the views):
   1. in-projection: q = query W_q^T + b_q, k = key W_k^T + b_k, v = value W_v^T + b_v,
-     one linear with the packed (3E, E) in_proj_weight for self-attention (query is key
-     is value), two for key is value, three otherwise;
+     three linears with the row blocks of the packed (3E, E) in_proj_weight (or with
+     q_proj_weight, k_proj_weight, v_proj_weight);
   2. bias_k / bias_v append one learned key / value to every sequence (S -> S + 1), and
      add_zero_attn one zero key / value (S -> S + 1); the masks get a column of 0
      ("may attend") for each;
@@ -63,7 +63,7 @@ from handgrad.nn.functional.attention import scaled_dot_product_attention
 from handgrad.nn.functional.dropout import dropout
 from handgrad.nn.functional.linear import linear
 
-__all__ = ["multi_head_attention_forward", "canonical_mask"]
+__all__ = ["multi_head_attention_forward", "multi_head_attention", "canonical_mask"]
 
 _WHO = "multi_head_attention_forward"
 
@@ -148,15 +148,11 @@ def _in_projection(query, key, value, embed_dim, in_proj_weight, in_proj_bias,
     if not use_separate_proj_weight:
         if in_proj_weight is None:
             raise AssertionError("use_separate_proj_weight is False but in_proj_weight is None")
-        if query is key and key is value:  # self-attention: one matrix product
-            return linear(query, in_proj_weight, in_proj_bias).chunk(3, dim=-1)
-        biases = (None, None) if in_proj_bias is None else in_proj_bias.split(
-            [embed_dim, 2 * embed_dim])
-        w_q, w_kv = in_proj_weight.split([embed_dim, 2 * embed_dim])
-        if key is value:  # encoder-decoder attention: keys and values in one product
-            k, v = linear(key, w_kv, biases[1]).chunk(2, dim=-1)
-            return linear(query, w_q, biases[0]), k, v
-        w_k, w_v = w_kv.chunk(2)
+        # Three products with the weight's row blocks, also for self-attention: one product
+        # chunked into q, k, v would cost, backward, a zero-filled (*, 3E) gradient per
+        # chunk and their sum (6 % of an encoder layer's step); row blocks of the (3E, E)
+        # weight cost that only at the weight's size.
+        w_q, w_k, w_v = in_proj_weight.chunk(3)
         b_q, b_k, b_v = (None,) * 3 if in_proj_bias is None else in_proj_bias.chunk(3)
         return linear(query, w_q, b_q), linear(key, w_k, b_k), linear(value, w_v, b_v)
     for name, weight in (("q", q_proj_weight), ("k", k_proj_weight), ("v", v_proj_weight)):
@@ -186,8 +182,12 @@ def _append_column(mask):
     return torch.cat([mask, zeros], dim=-1)
 
 
-def _heads(x, length, bsz, num_heads, head_dim):
-    """(length, N, E) -> (N, H, length, d)."""
+def _heads(x, num_heads, head_dim, batch_first):
+    """(length, N, E), or (N, length, E) with batch_first, -> (N, H, length, d): a view."""
+    if batch_first:
+        bsz, length = x.shape[:2]
+        return x.reshape(bsz, length, num_heads, head_dim).permute(0, 2, 1, 3)
+    length, bsz = x.shape[:2]
     return x.reshape(length, bsz, num_heads, head_dim).permute(1, 2, 0, 3)
 
 
@@ -224,13 +224,33 @@ def multi_head_attention_forward(
     """torch.nn.functional.multi_head_attention_forward: (output, weights or None).
 
     See the module docstring for the shapes, the steps and the mask conventions."""
+    return multi_head_attention(
+        query, key, value, embed_dim_to_check, num_heads, in_proj_weight, in_proj_bias,
+        bias_k, bias_v, add_zero_attn, dropout_p, out_proj_weight, out_proj_bias, training,
+        key_padding_mask, need_weights, attn_mask, use_separate_proj_weight, q_proj_weight,
+        k_proj_weight, v_proj_weight, static_k, static_v, average_attn_weights, is_causal)
+
+
+def multi_head_attention(
+        query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
+        in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float,
+        out_proj_weight, out_proj_bias, training: bool = True, key_padding_mask=None,
+        need_weights: bool = True, attn_mask=None, use_separate_proj_weight: bool = False,
+        q_proj_weight=None, k_proj_weight=None, v_proj_weight=None, static_k=None,
+        static_v=None, average_attn_weights: bool = True, is_causal: bool = False,
+        batch_first: bool = False):
+    """multi_head_attention_forward, also in the batch-first layout: with batch_first=True,
+    query is (N, L, E), key and value (N, S, *) and the output (N, L, E), with no
+    transposes to and from (L, N, E) (what nn.MultiheadAttention(batch_first=True) calls:
+    it saves a copy of every projection's input and of the output)."""
+    seq_dim, batch_dim = (1, 0) if batch_first else (0, 1)
     batched = _check_shapes(query, key, value, key_padding_mask, attn_mask, num_heads)
     if not batched:
-        query, key, value = (x if x is None else x.unsqueeze(1) for x in (query, key, value))
+        query, key, value = (x.unsqueeze(batch_dim) for x in (query, key, value))
         if key_padding_mask is not None:
             key_padding_mask = key_padding_mask.unsqueeze(0)
-    tgt_len, bsz, embed_dim = query.shape
-    src_len = key.shape[0]
+    tgt_len, bsz, embed_dim = query.shape[seq_dim], query.shape[batch_dim], query.shape[2]
+    src_len = key.shape[seq_dim]
 
     key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask",
                                       _dtype_of(attn_mask), "attn_mask", query.dtype)
@@ -262,7 +282,7 @@ def multi_head_attention_forward(
 
     q, k, v = _in_projection(query, key, value, embed_dim, in_proj_weight, in_proj_bias,
                              use_separate_proj_weight, q_proj_weight, k_proj_weight,
-                             v_proj_weight)  # (L, N, E), (S, N, E), (S, N, E)
+                             v_proj_weight)  # (L, N, E), (S, N, E), (S, N, E) or (N, ., E)
 
     if attn_mask is not None:  # as (1, 1, L, S) or (N, H, L, S)
         if attn_mask.ndim == 2:
@@ -284,8 +304,9 @@ def multi_head_attention_forward(
             raise AssertionError("bias cannot be added to static key.")
         if static_v is not None:
             raise AssertionError("bias cannot be added to static value.")
-        k = cat([k, bias_k.expand(1, bsz, embed_dim)])  # (S + 1, N, E)
-        v = cat([v, bias_v.expand(1, bsz, embed_dim)])
+        shape = (bsz, 1, embed_dim) if batch_first else (1, bsz, embed_dim)
+        k = cat([k, bias_k.expand(shape)], dim=seq_dim)  # S -> S + 1
+        v = cat([v, bias_v.expand(shape)], dim=seq_dim)
         attn_mask = _append_column(attn_mask)
         key_padding_mask = _append_column(key_padding_mask)
     elif bias_k is not None:
@@ -293,10 +314,10 @@ def multi_head_attention_forward(
     elif bias_v is not None:
         raise AssertionError("bias_v is set but bias_k is None")
 
-    q = _heads(q, tgt_len, bsz, num_heads, head_dim)  # (N, H, L, d)
-    k = (_heads(k, k.shape[0], bsz, num_heads, head_dim) if static_k is None
+    q = _heads(q, num_heads, head_dim, batch_first)  # (N, H, L, d)
+    k = (_heads(k, num_heads, head_dim, batch_first) if static_k is None
          else _static(static_k, "static_k", bsz, num_heads, head_dim))  # (N, H, S, d)
-    v = (_heads(v, v.shape[0], bsz, num_heads, head_dim) if static_v is None
+    v = (_heads(v, num_heads, head_dim, batch_first) if static_v is None
          else _static(static_v, "static_v", bsz, num_heads, head_dim))
 
     if add_zero_attn:
@@ -310,9 +331,11 @@ def multi_head_attention_forward(
 
     if key_padding_mask is not None:  # merged into attn_mask: (N, 1 or H, L or 1, S)
         if tuple(key_padding_mask.shape) != (bsz, src_len):
+            added = int(bias_k is not None) + int(add_zero_attn)  # the columns appended
+            given = (key_padding_mask.shape[0], key_padding_mask.shape[1] - added)
             raise AssertionError(
-                f"Expected key_padding_mask of shape (N, S) = {(bsz, src_len)} (S counts any "
-                f"bias_k / zero-attention column), but got {tuple(key_padding_mask.shape)}")
+                f"Expected key_padding_mask of shape (N, S) = {(bsz, src_len - added)} (S the "
+                f"number of keys), but got {given}")
         padding = key_padding_mask.reshape(bsz, 1, 1, src_len)
         attn_mask = padding if attn_mask is None else attn_mask + padding
 
@@ -326,11 +349,14 @@ def multi_head_attention_forward(
                                            is_causal=is_causal)  # (N, H, L, d)
         weights = None
 
-    out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)  # (L, N, E)
+    if batch_first:
+        out = out.permute(0, 2, 1, 3).reshape(bsz, tgt_len, embed_dim)  # (N, L, E)
+    else:
+        out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)  # (L, N, E)
     out = linear(out, out_proj_weight, out_proj_bias)
     if weights is not None and average_attn_weights:
         weights = weights.mean(dim=1)  # (N, L, S)
     if not batched:
-        out = out.squeeze(1)
+        out = out.squeeze(batch_dim)
         weights = None if weights is None else weights.squeeze(0)
     return out, weights
