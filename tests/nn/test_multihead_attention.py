@@ -84,16 +84,21 @@ def _mask(kind, shape, device="cpu", seed=2):
     return torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
 
 
-def _compare(ours, theirs, tq, dtype, seed=3, ours_masks=None, **kwargs):
+def _compare(ours, theirs, tq, dtype, seed=3, ours_masks=None, rng_seed=None, **kwargs):
     """Run both twins on the torch leaves `tq` (and their handgrad copies); compare the
-    output, the weights, and every gradient for random upstream gradients."""
+    output, the weights, and every gradient for random upstream gradients. With
+    `rng_seed`, torch's generator is seeded so before each forward (dropout's masks)."""
     hq = _as_ours(tq)
     ours.zero_grad()
     theirs.zero_grad()
+    if rng_seed is not None:
+        torch.manual_seed(rng_seed)
     out_t, w_t = theirs(*tq, **kwargs)
     ours_kwargs = {k: (hg.Tensor(v) if isinstance(v, torch.Tensor) else v)
                    for k, v in kwargs.items()}
     ours_kwargs.update(ours_masks or {})
+    if rng_seed is not None:
+        torch.manual_seed(rng_seed)
     out_o, w_o = ours(*hq, **ours_kwargs)
     assert_close(out_o, out_t, dtype, "output")
     if w_t is None:
@@ -271,6 +276,11 @@ def test_dropout_train_and_eval():
     out.sum().backward()
     out2, none = ours(*_as_ours(tq), need_weights=False)
     assert none is None and tuple(out2.shape) == (L, N, E)
+    # On the CPU the masks are drawn as torch draws them: the same seed, the same result.
+    _compare(ours, theirs, _inputs("self", torch.float64, seed=8), torch.float64,
+             rng_seed=7, average_attn_weights=False)
+    _compare(ours, theirs, _inputs("kv", torch.float64, seed=8), torch.float64,
+             rng_seed=7, need_weights=False)
     ours.eval()
     theirs.eval()
     _compare(ours, theirs, tq, torch.float64)

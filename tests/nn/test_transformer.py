@@ -4,7 +4,8 @@ ours, and ours into torch's): outputs and the gradients of every input and param
 random upstream gradient, float64 (to 1e-10) and float32, over norm_first, batch_first,
 relu / gelu / a callable activation, bias=False, unbatched input, src / tgt / memory masks
 (bool and float, (L, S) and (N * nhead, L, S)), key padding masks, the *_is_causal hints
-and their detection; dropout (train: shapes; eval: exact); torch's encoder fast path
+and their detection; dropout (train: shapes, and torch's very
+masks and results for the same seed on the CPU; eval: exact); torch's encoder fast path
 (nested tensors: zeros at padded positions in eval without gradients) matched; deep-copied
 layers; parameter names and torch's xavier initialisation; generate_square_subsequent_mask;
 torch's errors; CUDA (cuda marker).
@@ -304,10 +305,25 @@ def test_dropout_train_shapes_and_eval_exact():
     assert all(p.grad is not None for p in ours.parameters())
     again = ours(_ours(src), _ours(tgt))
     assert not torch.allclose(again.data, out.data)  # a new mask each call
+    # On the CPU every dropout mask is drawn as torch draws it, in torch's order: the same
+    # seed gives torch's output and gradients in training too.
     ours.zero_grad()
+    torch.manual_seed(11)
+    out_t = theirs(src, tgt, tgt_mask=torch.nn.Transformer.generate_square_subsequent_mask(T))
+    torch.manual_seed(11)
+    out_o = ours(_ours(src), _ours(tgt), tgt_mask=ours.generate_square_subsequent_mask(T))
+    assert_close(out_o, out_t, torch.float64, "training output, same seed")
+    (out_t * out_t.detach()).sum().backward()
+    (out_o * hg.Tensor(out_t.detach())).sum().backward()
+    params_t = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert_close(p.grad, params_t[name].grad, torch.float64, f"gradient of {name}")
+    ours.zero_grad()
+    theirs.zero_grad()
     ours.eval()
     theirs.eval()
-    _compare(ours, theirs, [src, tgt], torch.float64)
+    _compare(ours, theirs, [_seq(S, torch.float64, seed=2), _seq(T, torch.float64, seed=3)],
+             torch.float64)
 
 
 # -------------------------------------------------------------- the fast path
