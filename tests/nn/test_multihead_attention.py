@@ -367,10 +367,12 @@ def _error_cases():
         ((q3, k3, hg.randn(S + 1, N, E)), {}, AssertionError,
          "key shape .* does not match value shape"),
         ((hg.randn(1, L, N, E),) * 3, {}, AssertionError, "query should be unbatched 2D"),
+        ((q3, hg.randn(S, N + 1, E), hg.randn(S, N + 1, E)), {}, RuntimeError,
+         "query has batch size 3 but key and value 4 and 4"),
     ]
 
 
-@pytest.mark.parametrize("case", range(13))
+@pytest.mark.parametrize("case", range(len(_error_cases())))
 def test_errors_as_torch(case):
     args, kwargs, error, message = _error_cases()[case]
     ours = nn.MultiheadAttention(E, H)

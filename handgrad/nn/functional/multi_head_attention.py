@@ -251,6 +251,11 @@ def multi_head_attention(
             key_padding_mask = key_padding_mask.unsqueeze(0)
     tgt_len, bsz, embed_dim = query.shape[seq_dim], query.shape[batch_dim], query.shape[2]
     src_len = key.shape[seq_dim]
+    if key.shape[batch_dim] != bsz or value.shape[batch_dim] != bsz:
+        raise RuntimeError(f"{_WHO}: query has batch size {bsz} but key and value "
+                           f"{key.shape[batch_dim]} and {value.shape[batch_dim]} (query "
+                           f"{tuple(query.shape)}, key {tuple(key.shape)}, value "
+                           f"{tuple(value.shape)}, batch_first={batch_first})")
 
     key_padding_mask = canonical_mask(key_padding_mask, "key_padding_mask",
                                       _dtype_of(attn_mask), "attn_mask", query.dtype)
