@@ -41,6 +41,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     *((("train", entry.name), entry.command, entry.help) for entry in MODELS.values()),
     (("sample",), "handgrad.models.sample",
      "stream text from a gpt or char-rnn checkpoint (--prompt, --temperature, --top-k/p, --seed)"),
+    (("translate",), "handgrad.models.translate",
+     "English -> French with a trained translator checkpoint (a sentence, or --file; --beam)"),
     (("evaluate",), "handgrad.models.evaluate",
      "nats and bits per character, perplexity of a text under a gpt or char-rnn checkpoint"),
     (("bench", "cnn"), "handgrad.bench.cnn",

@@ -82,6 +82,11 @@ MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in (
                "any text): warm-up + cosine AdamW, nats/char, samples, checkpoint",
                module="handgrad.models.gpt", config="GPTConfig",
                default_dataset="tiny-shakespeare", command="handgrad.models.gpt_cli"),
+    ModelEntry("translator", "train an English -> French Transformer on Tatoeba pairs "
+               "(teacher forcing, label smoothing, warm-up + cosine): BLEU / chrF / exact "
+               "match on held-out sentences, checkpoint", module="handgrad.models.translator",
+               config="TranslatorConfig", default_dataset="tatoeba-5k",
+               command="handgrad.models.translator_cli"),
 )}
 
 
