@@ -7,9 +7,10 @@ weights, float64 (to 1e-10) and float32, over self-attention, encoder-decoder (k
 value) and distinct inputs, batch_first, unbatched input, kdim / vdim, add_bias_kv,
 add_zero_attn, bias=False, bool and float attn_mask of shape (L, S) and (N * H, L, S),
 bool and float key_padding_mask, both merged (and mixed, with torch's warning), is_causal
-with and without need_weights, dropout (train: shapes and torch's statistics; eval:
-exact); torch's errors and exception types; torch's initialisation; CUDA (cuda marker).
-The positional encodings (not in torch) against their formulas.
+with and without need_weights, static_k / static_v, fully masked rows, dropout (train:
+shapes, and torch's very masks for the same seed on the CPU; eval: exact); torch's errors
+and exception types; torch's initialisation; CUDA (cuda marker). The positional
+encodings (not in torch) against their formulas.
 
 Left out: the fused scaled_dot_product_attention's own checks (tests/nn/test_attention.py
 and its registry entry), the Transformer layers (tests/nn/test_transformer.py).
