@@ -276,6 +276,17 @@ def test_state_dict_both_ways_and_names():
     assert "layers.1.multihead_attn.in_proj_weight" in dict(ours.decoder.named_parameters())
 
 
+def test_custom_encoder_and_decoder():
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(D, NHEAD, FF, 0.0), 1,
+                                    enable_nested_tensor=False)
+    decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(D, NHEAD, FF, 0.0), 3)
+    model = nn.Transformer(D, NHEAD, custom_encoder=encoder, custom_decoder=decoder)
+    assert model.encoder is encoder and model.decoder is decoder
+    assert len(model.decoder.layers) == 3 and model.decoder.norm is None
+    src, tgt = hg.randn(S, N, D), hg.randn(T, N, D)
+    assert_close(model(src, tgt), decoder(tgt, encoder(src)).data, torch.float32)
+
+
 def test_xavier_initialisation():
     torch.manual_seed(0)
     model = nn.Transformer(32, 4, 1, 1, 64)
