@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="GPT: run the whole context at every step instead of using the "
                              "KV cache (the same text, slower)")
+    parser.add_argument("--keep", type=int, default=None, metavar="N",
+                        help="GPT: when the context outgrows the block size, move the window "
+                             "to the last N characters and rebuild the cache (default the "
+                             "block size: nanoGPT's sliding window, a rebuild per character "
+                             "past the block; smaller: a rebuild every block-N characters)")
     add_common_arguments(parser, seed=0, seed_help="seed of the draws (default 0)")
     add_common_arguments(parser, device="where to run the model (default cpu)", threads=1)
 
@@ -67,11 +72,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--length must be >= 0, got {args.length}")
         check_sampling_options(args.temperature, args.top_k, args.top_p, who="--temperature, "
                                "--top-k, --top-p")
-        model, vocabulary, _, _ = load_language_model(args.checkpoint, device)
+        model, vocabulary, _, kind = load_language_model(args.checkpoint, device)
+        block = getattr(model, "block_size", None)
+        if args.keep is not None and (kind != "gpt" or not 1 <= args.keep <= block):
+            raise ValueError(f"--keep applies to GPT checkpoints, in [1, the block size]; "
+                             f"this {kind} checkpoint" + (f" has block size {block}" if block
+                                                          else " has no context window"))
         generator = torch.Generator().manual_seed(args.seed)
         chars = generate(model, vocabulary, args.prompt, args.length, args.temperature,
                          args.top_k, args.top_p, args.greedy, generator=generator,
-                         device=device, use_cache=not args.no_cache)
+                         device=device, use_cache=not args.no_cache, keep=args.keep)
         first = next(chars, "")  # checks the prompt before anything is printed
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"{command}: {error}", file=sys.stderr)
