@@ -21,11 +21,15 @@
     init.py           nn.init: kaiming, xavier, normal, uniform, trunc_normal, ...
     rnn.py            RNN (tanh, relu), LSTM (proj_size), GRU over whole sequences, RNNBase
     rnn_cell.py       RNNCell, LSTMCell, GRUCell (one time step each)
+    attention.py      MultiheadAttention; SinusoidalPositionalEncoding and
+                      LearnedPositionalEncoding (torch has neither)
+    transformer.py    Transformer, TransformerEncoder/Decoder and their layers
     utils/            nn.utils: clip_grad_norm_, clip_grad_value_; nn.utils.rnn
                       (PackedSequence, pack/pad_packed_sequence, pack/pad_sequence, ...)
     functional/       nn.functional (F): the fused Functions behind the layers
 
-Left out here: 3-d convolution and attention (not yet written).
+Left out here: 3-d convolution and pooling; nested tensors and torch's inference fast
+paths for attention (the values are matched, see transformer.py).
 """
 
 from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)

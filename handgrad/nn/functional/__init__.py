@@ -20,6 +20,10 @@ and hand-derived backward side by side:
                       (torch._VF's names and argument order; not torch public API)
     rnn_cell.py       one step of the RNN (tanh, relu), LSTM and GRU cells: rnn_tanh_cell,
                       rnn_relu_cell, lstm_cell, gru_cell (torch.* spells them so)
+    attention.py      scaled_dot_product_attention, one fused Function with the softmax
+                      backward fused into the matmuls (masks, causal, dropout, GQA)
+    multi_head_attention.py  multi_head_attention_forward (composed from linear and
+                      scaled_dot_product_attention; no Function of its own)
     hooks.py          gather_gradients (an identity whose backward hands a group's
                       gradients to a function, for module backward hooks)
 
@@ -29,7 +33,9 @@ that is registered (a test fails for a Function without a registry entry).
 Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
 activation.py only gives them PyTorch's functional API's spelling.
 
-Left out: 3-d convolution and attention (not yet written).
+Left out: 3-d convolution and pooling; torch's flash and memory-efficient attention
+kernels (scaled_dot_product_attention forms the whole (L, S) weight matrix) and nested
+tensors.
 """
 
 from handgrad.nn.functional.activation import (
