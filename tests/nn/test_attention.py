@@ -1,7 +1,8 @@
 """F.scaled_dot_product_attention against torch's: every mask kind (none, bool, float
 with its gradient, causal with L = S and L != S), broadcast batch dims, grouped-query
 heads, float32 and float64, forward and backward with a random upstream gradient;
-fully masked rows (0 as torch's CPU call gives, not NaN); dropout (p = 0 exact, p = 1,
+the causal query blocks (any count, odd lengths); fully masked rows (0 as torch's CPU
+call gives, not NaN); dropout (p = 0 exact, p = 1,
 the train-time statistics, and the seeded draw against the same math); non-contiguous
 inputs in the (B, T, heads, E).transpose(1, 2) layout; only some inputs requiring
 grad; torch's errors with its exception types; CUDA against torch's CUDA call (cuda
@@ -22,6 +23,7 @@ import torch.nn.functional as TF
 
 import handgrad as hg
 import handgrad.nn.functional as F
+from handgrad.nn.functional import attention
 from tests.torch_compare import assert_close
 
 
@@ -79,6 +81,13 @@ CASES = {
     "causal_l_lt_s": (QKV, None, {"is_causal": True}),
     "causal_l_gt_s": (((B, H, S, E), (B, H, L, E), (B, H, L, EV)), None, {"is_causal": True}),
     "causal_square": (((B, H, S, E), (B, H, S, E), (B, H, S, EV)), None, {"is_causal": True}),
+    # long enough for the causal query blocks (attention.CAUSAL_BLOCKS), odd lengths
+    "causal_blocks_square": (((B, 2, 67, E), (B, 2, 67, E), (B, 2, 67, EV)), None,
+                             {"is_causal": True}),
+    "causal_blocks_l_gt_s": (((B, 2, 70, E), (B, 2, 41, E), (B, 2, 41, EV)), None,
+                             {"is_causal": True}),
+    "causal_blocks_l_lt_s": (((B, 2, 64, E), (B, 2, 90, E), (B, 2, 90, EV)), None,
+                             {"is_causal": True}),
     "bool_l_s": (QKV, _bool((L, S)), {}),
     "bool_full": (QKV, _bool((B, H, L, S)), {}),
     "bool_key_padding": (QKV, _bool((B, 1, 1, S)), {}),
@@ -109,7 +118,18 @@ def test_float32_mask_with_a_float64_query():
 @pytest.mark.parametrize("requires", [(True, False, False), (False, True, False),
                                       (False, False, True), (False, True, True)])
 def test_only_some_inputs_require_grad(requires):
-    _compare(*QKV, torch.float64, mask=_bool((L, S)), requires=requires, is_causal=False)
+    _compare(*QKV, torch.float64, mask=_bool((L, S)), requires=requires)
+    _compare(*CASES["causal_blocks_l_gt_s"][0], torch.float64, requires=requires,
+             is_causal=True)
+
+
+@pytest.mark.parametrize("blocks", [1, 3, 4])
+def test_causal_query_blocks(blocks, monkeypatch):
+    """The causal path cuts the query rows into blocks; any count gives torch's result."""
+    monkeypatch.setattr(attention, "CAUSAL_BLOCKS", blocks)
+    for case in ("causal_blocks_square", "causal_blocks_l_gt_s", "causal_blocks_l_lt_s"):
+        _compare(*CASES[case][0], torch.float64, is_causal=True)
+    _compare((2, 130, 4), (2, 130, 4), (2, 130, 3), torch.float64, is_causal=True)
 
 
 def test_non_contiguous_heads_layout(dtype):
@@ -180,17 +200,19 @@ def test_dropout_statistics():
     assert (mean - weights).abs().mean() < 0.1 * weights.mean()
 
 
-def test_dropout_backward_matches_the_same_math_with_the_same_mask():
+@pytest.mark.parametrize("steps", [5, 64])  # 64: two causal query blocks
+def test_dropout_backward_matches_the_same_math_with_the_same_mask(steps):
     """torch.manual_seed(s) then the Function draws Bernoulli(1 - p) over (*batch, L, S):
     torch's math with that mask is the reference, gradients included."""
     p = 0.4
-    q, k, v = _inputs((2, 3, 5, 4))
+    q, k, v = _inputs((2, 3, steps, 4))
     torch.manual_seed(7)
     out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
     torch.manual_seed(7)
-    keep = torch.empty(2, 3, 5, 5, dtype=torch.float64).bernoulli_(1 - p) / (1 - p)
+    keep = torch.empty(2, 3, steps, steps, dtype=torch.float64).bernoulli_(1 - p) / (1 - p)
     tq, tk, tv = (x.data.clone().requires_grad_() for x in (q, k, v))
-    scores = (tq @ tk.mT / 2).masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), -math.inf)
+    upper = torch.ones(steps, steps, dtype=torch.bool).triu(1)
+    scores = (tq @ tk.mT / 2).masked_fill(upper, -math.inf)
     expected = (scores.softmax(-1) * keep) @ tv
     assert_close(out, expected, torch.float64, "output")
     upstream = torch.randn(expected.shape, dtype=torch.float64)

@@ -30,7 +30,10 @@ float one) give a zero output row and zero gradients, as torch's CPU call return
 The computation is batched over all leading dims at once: the inputs are expanded to
 the common batch shape and flattened to (N, L, E) for bmm / baddbmm (a causal mask or
 a 2-d mask is the baddbmm's added input), the softmax runs in place on the scores, and
-no Python loop runs over heads. It works on any device.
+no Python loop runs over heads. With is_causal the query rows are cut in (at most)
+CAUSAL_BLOCKS = 2 blocks, each multiplied only with the keys it may see: the upper
+right quarter of the scores, all masked, is never computed (3/4 of the work; torch's
+CPU flash kernel skips such blocks too). It works on any device.
 
 Left out: half-precision accumulation in float32 (torch's math backend keeps float32
 intermediates for float16 / bfloat16 inputs; here they stay in the input's dtype),
@@ -49,10 +52,27 @@ from handgrad.autograd import Function, HandgradError
 OP = "scaled_dot_product_attention"
 
 
-def _causal_bias(length, source_length, dtype, device):
-    """(L, S) additive mask of torch's is_causal: 0 where key j <= query i, else -inf."""
-    return torch.full((length, source_length), float("-inf"), dtype=dtype,
-                      device=device).triu_(1)
+def _query_blocks(length, source_length, is_causal):
+    """[(start, end, key_end)]: the query rows start:end attend keys :key_end. Without a
+    causal mask one block of everything; with it, query i sees keys j <= i only, so the
+    rows are cut in CAUSAL_BLOCKS blocks and a block ending at row e needs keys :e (for
+    two blocks 3/4 of the products and of the softmax's work)."""
+    if not is_causal:
+        return [(0, length, source_length)]
+    count = max(1, min(CAUSAL_BLOCKS, length // 32))
+    cuts = [length * b // count for b in range(count + 1)]
+    return [(a, b, min(b, source_length)) for a, b in zip(cuts, cuts[1:])]
+
+
+CAUSAL_BLOCKS = 2  # at most; blocks of fewer than 32 rows are not worth their kernels
+
+
+def _causal_masks(start, rows, keys, dtype, device):
+    """(bias, allowed) of query rows start:start + rows against keys :keys under
+    torch's is_causal: bias 0 where key j <= row i else -inf; allowed 1 / 0 likewise."""
+    bias = torch.full((rows, keys), float("-inf"), dtype=dtype, device=device)
+    allowed = torch.ones((rows, keys), dtype=dtype, device=device).tril_(start)
+    return bias.triu_(start + 1), allowed
 
 
 def _exp_floor(dtype):
@@ -89,6 +109,8 @@ class ScaledDotProductAttention(Function):
     Inputs whose batch dims were broadcast get the gradient of the broadcast shape; the
     engine sums it down to theirs (as it does for a 2-d float mask's batch). Saved: the
     flattened q, k, v as each gradient needs them, P, M (with dropout) and the output.
+    Causal query blocks (_query_blocks) run these formulas per block of rows on the keys
+    that block sees; dk and dv sum the blocks' shares.
     """
 
     name = OP
@@ -103,81 +125,129 @@ class ScaledDotProductAttention(Function):
         k3 = k.expand(*batch, source_length, embed).reshape(n, source_length, embed)
         v3 = v.expand(*batch, source_length, value_embed).reshape(n, source_length,
                                                                   value_embed)
-        bias = allowed = None  # additive 0 / -inf (or float) mask; 1 where it may attend
-        if is_causal:
-            bias = _causal_bias(length, source_length, q.dtype, q.device)
-            allowed = torch.ones(length, source_length, dtype=q.dtype, device=q.device).tril_()
-        elif attn_mask is not None:
-            bias = _as_bias(attn_mask, q.dtype)
-            allowed = (attn_mask if attn_mask.dtype == torch.bool
-                       else attn_mask != float("-inf")).to(q.dtype)
-        # ---- Z = scale q k^T + bias  (N, L, S)
-        if bias is not None and math.prod(bias.shape[:-2]) == 1:  # one (L, S) for all
-            scores = torch.baddbmm(bias.reshape(bias.shape[-2:]), q3, k3.mT, alpha=scale)
-        else:
-            scores = torch.bmm(q3, k3.mT)
-            if scale != 1.0:
-                scores.mul_(scale)
-            if bias is not None:
-                scores.view(*batch, length, source_length).add_(bias)
-        # ---- P = softmax(Z) in place: exp(Z - rowmax) / rowsum, rowmax over the keys a
-        # query may attend (the others are -inf). The exp's argument is clamped below at
-        # _exp_floor: torch's vectorised exp leaves its fast path under about -87
-        # (float32), -inf included, and is then 3-5x slower; the masked entries, exp of
-        # the floor instead of 0, are zeroed by `allowed` after. A fully masked row has
-        # rowmax -inf (clamped to finite, so no NaN) and rowsum 0 (clamped to 1: every
-        # other row sums to >= 1, its maximum's exp(0)); so P = 0 there.
-        probs = scores
-        if source_length:
-            rowmax = scores.amax(-1, keepdim=True).clamp_(min=torch.finfo(q.dtype).min)
-            probs = scores.sub_(rowmax).clamp_(min=_exp_floor(q.dtype)).exp_()
-            if allowed is not None:
-                if allowed.ndim == 2:
-                    probs.mul_(allowed)
-                else:
-                    probs.view(*batch, length, source_length).mul_(allowed)
-            probs.div_(probs.sum(-1, keepdim=True).clamp_(min=1.0))
         keep = None
-        if dropout_p > 0:
+        if dropout_p > 0:  # drawn over (*batch, L, S) whatever the blocks
             if dropout_p >= 1:
                 keep = torch.zeros((), dtype=q.dtype, device=q.device)
             else:
-                keep = torch.empty(probs.shape, dtype=q.dtype, device=q.device).bernoulli_(
-                    1 - dropout_p).div_(1 - dropout_p)
-        out = torch.bmm(probs if keep is None else probs * keep, v3)  # (N, L, Ev)
+                keep = torch.empty((n, length, source_length), dtype=q.dtype,
+                                   device=q.device).bernoulli_(1 - dropout_p).div_(1 - dropout_p)
+        blocks = _query_blocks(length, source_length, is_causal)
+        probs, outs = [], []
+        for start, end, keys in blocks:
+            # ---- bias: additive 0 / -inf (or float) mask; allowed: 1 where it may attend
+            bias = allowed = None
+            if is_causal:
+                bias, allowed = _causal_masks(start, end - start, keys, q.dtype, q.device)
+            elif attn_mask is not None:
+                bias = _as_bias(attn_mask, q.dtype)
+                allowed = (attn_mask if attn_mask.dtype == torch.bool
+                           else attn_mask != float("-inf")).to(q.dtype)
+            p = _softmax_(_scores(q3[:, start:end], k3[:, :keys], bias, scale, batch),
+                          allowed, batch)
+            probs.append(p)
+            dropped = p if keep is None else p * _block(keep, start, end, keys)
+            outs.append(torch.bmm(dropped, v3[:, :keys]))  # (N, rows, Ev)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)  # (N, L, Ev)
         need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
         need_scores = need_q or need_k or need_mask
         ctx.save_for_backward(q3 if need_k else None, k3 if need_q else None,
-                              v3 if need_scores else None, probs, keep,
-                              out if need_scores else None)
-        ctx.shapes = (batch, scale)
+                              v3 if need_scores else None, keep,
+                              out if need_scores else None, *probs)
+        ctx.shapes = (batch, scale, blocks, source_length)
         return out.view(*batch, length, value_embed)
 
     @staticmethod
     def backward(ctx, g):
-        q3, k3, v3, probs, keep, out = ctx.saved_tensors
-        batch, scale = ctx.shapes
+        q3, k3, v3, keep, out, *probs = ctx.saved_tensors
+        batch, scale, blocks, source_length = ctx.shapes
         need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
-        n, length, source_length = probs.shape
+        n, length = probs[0].shape[0], blocks[-1][1]
         g3 = g.reshape(n, length, g.shape[-1])  # (N, L, Ev)
         dq = dk = dv = dmask = None
-        if need_v:
-            dropped = probs if keep is None else probs * keep
-            dv = torch.bmm(dropped.mT, g3).view(*batch, source_length, g.shape[-1])
-        if need_q or need_k or need_mask:
-            dscores = torch.bmm(g3, v3.mT)  # dD, then dP  (N, L, S)
-            if keep is not None:
-                dscores.mul_(keep)
+        need_scores = need_q or need_k or need_mask
+        if need_scores:
             rowsum = (g3 * out).sum(-1, keepdim=True)  # rowsum(dP * P) = rowsum(G * out)
-            dscores.sub_(rowsum).mul_(probs)  # dZ
-            if need_mask:
-                dmask = dscores.view(*batch, length, source_length)
-            if need_q:
-                dq = torch.bmm(dscores, k3).mul_(scale).view(*batch, length, k3.shape[-1])
-            if need_k:
-                dk = torch.bmm(dscores.mT, q3).mul_(scale).view(*batch, source_length,
-                                                                q3.shape[-1])
+        dq_rows = []
+        # the last block sees the most keys: its products make dk and dv, the others add
+        for (start, end, keys), p in reversed(list(zip(blocks, probs))):
+            g_rows = g3[:, start:end]
+            kept = None if keep is None else _block(keep, start, end, keys)
+            if need_v:
+                dropped = p if kept is None else p * kept
+                dv = _accumulate(dv, dropped.mT, g_rows, keys, source_length)  # (N, S, Ev)
+            if need_scores:
+                dscores = torch.bmm(g_rows, v3[:, :keys].mT)  # dD, then dP  (N, rows, keys)
+                if kept is not None:
+                    dscores.mul_(kept)
+                dscores.sub_(rowsum[:, start:end]).mul_(p)  # dZ
+                if need_mask:  # no causal blocks with a mask: the one block is all of dZ
+                    dmask = dscores.view(*batch, length, source_length)
+                if need_q:
+                    dq_rows.append(torch.bmm(dscores, k3[:, :keys]))  # (N, rows, E)
+                if need_k:
+                    dk = _accumulate(dk, dscores.mT, q3[:, start:end], keys, source_length)
+        if need_v:
+            dv = dv.view(*batch, source_length, g.shape[-1])
+        if need_q:
+            dq = dq_rows[0] if len(dq_rows) == 1 else torch.cat(dq_rows[::-1], 1)
+            dq = dq.mul_(scale).view(*batch, length, k3.shape[-1])
+        if need_k:
+            dk = dk.mul_(scale).view(*batch, source_length, q3.shape[-1])
         return dq, dk, dv, dmask, None, None, None
+
+
+def _scores(q_rows, keys, bias, scale, batch):
+    """Z = scale q k^T + bias for the rows of one block (N, rows, keys); a bias without
+    batch dims is baddbmm's added input, a batched one is added after."""
+    if bias is not None and math.prod(bias.shape[:-2]) == 1:  # one (rows, keys) for all
+        return torch.baddbmm(bias.reshape(bias.shape[-2:]), q_rows, keys.mT, alpha=scale)
+    scores = torch.bmm(q_rows, keys.mT)
+    if scale != 1.0:
+        scores.mul_(scale)
+    if bias is not None:
+        scores.view(*batch, *scores.shape[-2:]).add_(bias)
+    return scores
+
+
+def _softmax_(scores, allowed, batch):
+    """softmax over the last dim, in place: exp(Z - rowmax) / rowsum, rowmax over the
+    keys a query may attend (the others are -inf).
+
+    The exp's argument is clamped below at _exp_floor: torch's vectorised exp leaves its
+    fast path under about -87 (float32), -inf included, and is then 3-5x slower; the
+    masked entries, exp of the floor instead of 0, are zeroed by `allowed` after. A fully
+    masked row has rowmax -inf (clamped to finite, so no NaN) and rowsum 0 (clamped to 1:
+    every other row sums to >= 1, its maximum's exp(0)); so P = 0 there."""
+    if not scores.shape[-1]:
+        return scores
+    rowmax = scores.amax(-1, keepdim=True).clamp_(min=torch.finfo(scores.dtype).min)
+    probs = scores.sub_(rowmax).clamp_(min=_exp_floor(scores.dtype)).exp_()
+    if allowed is not None:
+        if allowed.ndim == 2:
+            probs.mul_(allowed)
+        else:
+            probs.view(*batch, *probs.shape[-2:]).mul_(allowed)
+    return probs.div_(probs.sum(-1, keepdim=True).clamp_(min=1.0))
+
+
+def _block(keep, start, end, keys):
+    """The dropout factors of one block's rows and keys (a 0-d zero for p = 1 as is)."""
+    return keep if keep.ndim == 0 else keep[:, start:end, :keys]
+
+
+def _accumulate(total, a, b, keys, source_length):
+    """total[:, :keys] += a @ b, with total (N, S, *) made by the first call (zeros past
+    `keys` when the first block does not see every key)."""
+    if total is None:
+        product = torch.bmm(a, b)
+        if keys == source_length:
+            return product
+        total = product.new_zeros((product.shape[0], source_length, product.shape[-1]))
+        total[:, :keys] = product
+        return total
+    total[:, :keys].baddbmm_(a, b)
+    return total
 
 
 # ------------------------------------------------------------------ the functional form

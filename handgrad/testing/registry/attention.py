@@ -89,7 +89,8 @@ _register("", [((2, 3, 4, 8), (2, 3, 4, 8), (2, 3, 4, 8)),  # self-attention sha
 _register("_causal",
           [((2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 4)),
            ((2, 6, 4), (2, 4, 4), (2, 4, 3)),   # L > S: the lower rows see every key
-           ((3, 4), (5, 4), (5, 2))],           # L < S: top-left, keys beyond L never seen
+           ((3, 4), (5, 4), (5, 2)),            # L < S: top-left, keys beyond L never seen
+           ((1, 66, 3), (1, 66, 3), (1, 66, 2))],  # two query blocks (CAUSAL_BLOCKS)
           fn=lambda q, k, v: HF.scaled_dot_product_attention(q, k, v, is_causal=True),
           ref=lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
           composed=lambda q, k, v: _composed(q, k, v, is_causal=True))
