@@ -246,8 +246,8 @@ def _accumulate(total, a, b, keys, source_length):
         total = product.new_zeros((product.shape[0], source_length, product.shape[-1]))
         total[:, :keys] = product
         return total
-    total[:, :keys].baddbmm_(a, b)
-    return total
+    total[:, :keys].add_(torch.bmm(a, b))  # (baddbmm_ into the strided view runs one
+    return total                           # addmm per batch entry)
 
 
 # ------------------------------------------------------------------ the functional form
