@@ -36,14 +36,18 @@ class Adagrad(Optimizer):
         eps: added to the denominator for numerical stability (default 1e-10).
         foreach: all tensors at once (None, True) or one at a time (False: less memory).
         maximize: ascend the objective instead of descending it.
+        differentiable, fused: torch's keywords (see handgrad.optim.optimizer: fused runs
+            the all-at-once update, differentiable=True is refused).
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10,
-                 foreach: bool | None = None, *, maximize: bool = False):
+                 foreach: bool | None = None, *, maximize: bool = False,
+                 differentiable: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value,
-                        foreach=foreach, maximize=maximize)
+                        foreach=foreach, maximize=maximize, differentiable=differentiable,
+                        fused=fused)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

@@ -12,7 +12,8 @@ Per parameter p with gradient g (after maximize), at step t:
 m and v start at zero, so early averages are too small; dividing by (1 - beta^t)
 undoes that. Same arguments, defaults, state ('step', 'exp_avg', 'exp_avg_sq',
 'max_exp_avg_sq') and arithmetic order as PyTorch's Adam/AdamW. Left out:
-fused/capturable/differentiable variants, tensor-valued lr and betas.
+tensor-valued lr and betas; fused/capturable/differentiable are accepted as the base
+class says (handgrad.optim.optimizer).
 """
 
 from __future__ import annotations
@@ -37,15 +38,20 @@ class Adam(Optimizer):
         amsgrad: normalise by the largest second moment seen so far (Reddi et al., 2018).
         foreach: all tensors at once (None, True) or one at a time (False: less memory).
         maximize: ascend the objective instead of descending it.
+        capturable, differentiable, fused: torch's keywords (see handgrad.optim.optimizer:
+            fused runs the all-at-once update, capturable changes nothing,
+            differentiable=True is refused).
         decoupled_weight_decay: decay the weights directly, as AdamW does.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False, *,
                  foreach: bool | None = None, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize, foreach=foreach,
+                        capturable=capturable, differentiable=differentiable, fused=fused,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
@@ -89,9 +95,13 @@ class AdamW(Adam):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False, foreach: bool | None = None):
+                 maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
-                         maximize=maximize, decoupled_weight_decay=True)
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
 
     def _after_load(self):
         for group in self.param_groups:

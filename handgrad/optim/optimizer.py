@@ -14,9 +14,27 @@ One difference from PyTorch: `state[p]['step']` is a Python int (PyTorch keeps a
 tensor). Counting in Python costs nothing per step; `state_dict()` hands the count out as
 a 0-d tensor, the way PyTorch stores it, and `load_state_dict` takes either.
 
-What this file leaves out: the update rules (sgd.py, rmsprop.py, adagrad.py, adam.py),
-LR schedules (lr_scheduler.py), gradient clipping (handgrad.nn.utils), step hooks, and
-PyTorch's fused/capturable/differentiable variants.
+Hooks, with torch's signatures and order, each returning a RemovableHandle:
+`register_step_pre_hook(hook(opt, args, kwargs) -> None | (args, kwargs))` and
+`register_step_post_hook(hook(opt, args, kwargs))` around every `step()` (the global
+`register_optimizer_step_pre_hook` / `_post_hook` run for every optimizer: global pre
+hooks first, global post hooks last); `register_state_dict_pre_hook(hook(opt))`,
+`register_state_dict_post_hook(hook(opt, state_dict) -> None | state_dict)`,
+`register_load_state_dict_pre_hook(hook(opt, state_dict) -> None | state_dict)` and
+`register_load_state_dict_post_hook(hook(opt))`, each with `prepend=`.
+
+torch's `foreach`, `fused`, `capturable` and `differentiable` keywords are accepted
+where torch has them and kept in the param_groups (so state_dicts carry the same keys):
+`foreach` picks all-at-once or one-at-a-time updates; `fused=True` runs the all-at-once
+update (handgrad has no fused kernels; torch's fused kernels round differently, so
+results equal torch's unfused ones), and is refused together with `foreach=True` as in
+torch; `capturable` (for CUDA-graph capture, which handgrad does not do) changes
+nothing; `differentiable=True` is refused: the update works on raw tensors outside the
+graph, so no gradient could flow through it.
+
+What this file leaves out: the update rules (sgd.py, rmsprop.py, adagrad.py, adam.py,
+...), LR schedules (lr_scheduler.py), gradient clipping (handgrad.nn.utils), tensor-valued
+learning rates.
 """
 
 from __future__ import annotations
@@ -24,16 +42,90 @@ from __future__ import annotations
 import copy
 import functools
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 from handgrad._tensor import Tensor
-from handgrad.autograd import enable_grad
+from handgrad.autograd import RemovableHandle, enable_grad
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "register_optimizer_step_pre_hook",
+           "register_optimizer_step_post_hook"]
+
+# Hooks every optimizer runs around step(), by handle id in firing order.
+_global_step_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+_global_step_post_hooks: OrderedDict[int, Callable] = OrderedDict()
+
+
+def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
+    """Run `hook(optimizer, args, kwargs)` before every optimizer's step(); it may return
+    `(new_args, new_kwargs)` to replace step's arguments. Global hooks run before the
+    optimizer's own pre hooks."""
+    handle = RemovableHandle(_global_step_pre_hooks)
+    _global_step_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
+    """Run `hook(optimizer, args, kwargs)` after every optimizer's step(), after the
+    optimizer's own post hooks."""
+    handle = RemovableHandle(_global_step_post_hooks)
+    _global_step_post_hooks[handle.id] = hook
+    return handle
+
+
+def _hooked(step: Callable) -> Callable:
+    """`step` with the step hooks around it (global pre, own pre, step, own post, global
+    post), recording that the optimizer stepped. A step() that calls super().step()
+    runs the hooks once, around the outer call."""
+
+    @functools.wraps(step)
+    def hooked_step(self, *args, **kwargs):
+        self._opt_called = True
+        if self._in_step:
+            return step(self, *args, **kwargs)
+        for pre_hook in (*_global_step_pre_hooks.values(),
+                         *self._optimizer_step_pre_hooks.values()):
+            result = pre_hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(
+                        f"{type(self).__name__}.step: a step pre hook must return None or "
+                        f"a tuple of (new_args, new_kwargs), but got {result}.")
+                args, kwargs = result
+        self._in_step = True
+        try:
+            out = step(self, *args, **kwargs)
+        finally:
+            self._in_step = False
+        for post_hook in (*self._optimizer_step_post_hooks.values(),
+                          *_global_step_post_hooks.values()):
+            post_hook(self, args, kwargs)
+        return out
+
+    hooked_step._records_call = True
+    return hooked_step
+
+
+def _add_hook(store: OrderedDict, hook: Callable, prepend: bool) -> RemovableHandle:
+    handle = RemovableHandle(store)
+    store[handle.id] = hook
+    if prepend:
+        store.move_to_end(handle.id, last=False)
+    return handle
+
+
+def _check_variants(name: str, group: dict[str, Any]) -> None:
+    """Refuse the torch keywords handgrad cannot honour (see the module docstring)."""
+    if group.get("differentiable"):
+        raise NotImplementedError(
+            f"{name}: differentiable=True (autograd through the optimizer step) is not "
+            "supported: handgrad updates raw tensors outside the graph. Leave "
+            "differentiable=False.")
+    if group.get("fused") and group.get("foreach"):
+        raise RuntimeError(f"{name}: `fused` and `foreach` cannot be `True` together.")
 
 
 class Optimizer:
@@ -49,6 +141,8 @@ class Optimizer:
     A subclass defines its update rule in `_update(group, params, grads, states)`,
     where it keeps buffers `_init_state(state, p, group)`, and checks its options in
     `_check_group(group)`; the loop over groups and parameters in `step()` is shared.
+    A subclass may also write its own `step()` (LBFGS does): the step hooks run around
+    it all the same.
     """
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
@@ -56,6 +150,13 @@ class Optimizer:
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._opt_called = False  # set by step(); LR schedulers warn when it is missing
+        self._in_step = False  # a subclass step() calling super().step() hooks once
+        self._optimizer_step_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_step_post_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_state_dict_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_state_dict_post_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks: OrderedDict[int, Callable] = OrderedDict()
         name = type(self).__name__
         if isinstance(params, Tensor | torch.Tensor):
             raise TypeError(
@@ -75,21 +176,13 @@ class Optimizer:
             self.add_param_group(group)
 
     def __init_subclass__(cls, **kwargs):
-        # A subclass that writes its own step() still records that it ran, so an LR
-        # scheduler can warn when it is stepped before the optimizer (that skips the
-        # first LR of the schedule). The shared step() below records it itself.
+        # A subclass that writes its own step() still runs the step hooks and records
+        # that it ran, so an LR scheduler can warn when it is stepped before the
+        # optimizer (that skips the first LR of the schedule).
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
-        if step is None or getattr(step, "_records_call", False):
-            return
-
-        @functools.wraps(step)
-        def recorded_step(self, *args, **kwargs):
-            self._opt_called = True
-            return step(self, *args, **kwargs)
-
-        recorded_step._records_call = True
-        cls.step = recorded_step
+        if step is not None and not getattr(step, "_records_call", False):
+            cls.step = _hooked(step)
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -137,6 +230,7 @@ class Optimizer:
         group["params"] = tensors
         for key, default in self.defaults.items():
             group.setdefault(key, default)
+        _check_variants(name, group)
         self._check_group(group)
 
         if len(tensors) != len(set(tensors)):
@@ -199,7 +293,6 @@ class Optimizer:
         to `_update` all at once, or one parameter at a time with `foreach=False`. The
         update works on raw torch tensors, so no graph is recorded (no `no_grad` needed).
         """
-        self._opt_called = True
         loss = _evaluate(closure)
         for group in self.param_groups:
             params, grads, states = self._params_with_grad(group, self._keeps_state(group))
@@ -227,6 +320,37 @@ class Optimizer:
         if zeroed:
             torch._foreach_zero_(zeroed)
 
+    # ------------------------------------------------------------------ hooks
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Run `hook(optimizer, args, kwargs)` before each step(); it may return
+        `(new_args, new_kwargs)`, which step then gets instead."""
+        return _add_hook(self._optimizer_step_pre_hooks, hook, False)
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Run `hook(optimizer, args, kwargs)` after each step()."""
+        return _add_hook(self._optimizer_step_post_hooks, hook, False)
+
+    def register_state_dict_pre_hook(self, hook: Callable,
+                                     prepend: bool = False) -> RemovableHandle:
+        """Run `hook(optimizer)` before state_dict() builds the dict."""
+        return _add_hook(self._optimizer_state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable,
+                                      prepend: bool = False) -> RemovableHandle:
+        """Run `hook(optimizer, state_dict)` on the built dict; a returned dict replaces it."""
+        return _add_hook(self._optimizer_state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable,
+                                          prepend: bool = False) -> RemovableHandle:
+        """Run `hook(optimizer, state_dict)` (a shallow copy of the dict given) before
+        load_state_dict() loads it; a returned dict is loaded instead."""
+        return _add_hook(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable,
+                                           prepend: bool = False) -> RemovableHandle:
+        """Run `hook(optimizer)` after load_state_dict() has loaded a dict."""
+        return _add_hook(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+
     # ------------------------------------------------------------------ state_dict
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as `{'state': {index: {...}}, 'param_groups': [...]}`.
@@ -234,6 +358,8 @@ class Optimizer:
         Parameters are replaced by their index in the order of `param_groups` (the
         parameters themselves are not saved). As in PyTorch, buffers are the live
         tensors, not copies: save or deepcopy the dict before training on."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
         index_of: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -247,7 +373,12 @@ class Optimizer:
             key = index_of[id(p)] if isinstance(p, Tensor) else p
             state[key] = {k: (_step_tensor(v) if k == "step" else v)
                           for k, v in buffers.items()}
-        return {"state": state, "param_groups": groups}
+        state_dict = {"state": state, "param_groups": groups}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a dict from `state_dict()` (handgrad's or PyTorch's, same optimizer kind).
@@ -256,6 +387,11 @@ class Optimizer:
         parameter's device and (floating point) dtype, and each group's options are taken
         from the dict."""
         name = type(self).__name__
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
@@ -288,6 +424,8 @@ class Optimizer:
         self.state = state
         self.param_groups = saved_groups
         self._after_load()
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     def _after_load(self) -> None:
         """Hook for options a subclass fixes after loading (AdamW's decoupling)."""
@@ -299,6 +437,9 @@ class Optimizer:
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
         return "\n".join(lines) + "\n)"
+
+
+Optimizer.step = _hooked(Optimizer.step)
 
 
 # --------------------------------------------------------------------------- helpers

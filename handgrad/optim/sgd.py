@@ -35,14 +35,17 @@ class SGD(Optimizer):
         maximize: ascend the objective instead of descending it.
         foreach: update all tensors of a group at once with multi-tensor ops (None, the
             default, or True), or one at a time (False: lower peak memory).
+        differentiable, fused: torch's keywords (see handgrad.optim.optimizer: fused runs
+            the all-at-once update, differentiable=True is refused).
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: bool | None = None):
+                 foreach: bool | None = None, differentiable: bool = False,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                        foreach=foreach)
+                        foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group):
