@@ -29,7 +29,8 @@ def test_bench_transformer_quick_writes_json(tmp_path, capsys):
     assert transformer.ATTENTION_CASE[0] in out and "ratio" in out
     figures = json.loads(path.read_text())
     assert figures["benchmark"] == "transformer" and figures["quick"] is True
-    assert list(figures["results"]) == [transformer.ATTENTION_CASE[0]]
+    assert list(figures["results"]) == [transformer.ATTENTION_CASE[0],
+                                        transformer.GPT_ATTENTION_CASE[0]]
     result = figures["results"][transformer.ATTENTION_CASE[0]]
     assert result["ratio"] > 0 and result["rounds"] == 2 and result["target"] == 0.9
 
