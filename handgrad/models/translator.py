@@ -78,22 +78,22 @@ class TranslatorConfig:
     case: str = "truecase"  # tokenizer case rule: keep, lower or truecase (tokenizer.py)
     min_frequency: int = 1  # words seen fewer times in training become <unk>
     # ---- model
-    d_model: int = 256  # width of embeddings and of every layer
+    d_model: int = 128  # width of embeddings and of every layer
     heads: int = 4  # attention heads (d_model must be divisible by it)
-    encoder_layers: int = 3  # TransformerEncoderLayers
-    decoder_layers: int = 3  # TransformerDecoderLayers
-    feedforward: int = 1024  # hidden width of each layer's feed-forward block
-    dropout: float = 0.3  # dropout in the layers and after the embeddings
+    encoder_layers: int = 2  # TransformerEncoderLayers
+    decoder_layers: int = 2  # TransformerDecoderLayers
+    feedforward: int = 512  # hidden width of each layer's feed-forward block
+    dropout: float = 0.2  # dropout in the layers and after the embeddings
     norm_first: bool = False  # pre-norm layers (False: the original post-norm)
     tie_embeddings: bool = True  # the output projection reuses the target embedding matrix
     max_positions: int = 64  # positions in the sinusoidal table: the longest sentence in tokens
     # ---- training
-    batch_size: int = 64  # sentence pairs per optimizer step
+    batch_size: int = 32  # sentence pairs per optimizer step
     optimizer: str = "adamw"  # one of OPTIMIZERS (betas 0.9, 0.98)
-    lr: float = 7e-4  # peak learning rate, reached at the end of the warm-up
+    lr: float = 1e-3  # peak learning rate, reached at the end of the warm-up
     weight_decay: float = 0.01  # decoupled weight decay (adamw) or L2 penalty (adam)
     scheduler: str = "cosine"  # per step: warm-up then cosine to 0, or none (warm-up, then flat)
-    warmup_steps: int = 400  # steps of linear warm-up from lr / warmup_steps to lr
+    warmup_steps: int = 300  # steps of linear warm-up from lr / warmup_steps to lr
     label_smoothing: float = 0.1  # cross-entropy label smoothing
     clip_grad: float = 1.0  # clip the gradients' joint norm to this value (0: no clipping)
     epochs: int = 40  # passes over the training pairs
@@ -148,7 +148,7 @@ class TranslatorConfig:
 
 
 def describe(config: TranslatorConfig) -> str:
-    """e.g. 'Transformer 3+3 layers, d256 h4 ff1024'."""
+    """e.g. 'Transformer 2+2 layers, d128 h4 ff512'."""
     return (f"Transformer {config.encoder_layers}+{config.decoder_layers} layers, "
             f"d{config.d_model} h{config.heads} ff{config.feedforward}"
             + (" pre-norm" if config.norm_first else ""))

@@ -147,8 +147,8 @@ class ValidationScore:
 
     order = -5  # after the History wrote the epoch's record, before the table and checkpoint
 
-    def __init__(self, split, source_tokenizer, target_tokenizer, every: int):
-        self.split, self.every = split, every
+    def __init__(self, split, source_tokenizer, target_tokenizer, every: int, print_fn=None):
+        self.split, self.every, self.print_fn = split, every, print_fn
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
 
     def after_epoch(self, learner) -> None:
@@ -161,6 +161,10 @@ class ValidationScore:
                                                     for s in self.split.sources])
         learner.history.last.update(valid_chrf=scores["chrf"], valid_bleu=scores["bleu"],
                                     valid_exact=scores["exact_match"])
+        if self.print_fn is not None:
+            self.print_fn(f"epoch {learner.epochs_done}: validation (greedy) chrF "
+                          f"{scores['chrf']:.2f}, BLEU {scores['bleu']:.2f}, exact match "
+                          f"{scores['exact_match']:.1%}")
         learner.model.train()
 
 
@@ -237,7 +241,8 @@ def train(config: tr.TranslatorConfig, out: str | Path, *, device: str = "cpu",
     checkpoint = out / "checkpoint.safetensors"
     callbacks = [NaNGuard(),
                  ValidationScore(data.splits.valid, data.source_tokenizer,
-                                 data.target_tokenizer, config.eval_every),
+                                 data.target_tokenizer, config.eval_every,
+                                 _print if table else None),
                  SaveTranslatorCheckpoint(checkpoint, config.to_dict(), data.source_tokenizer,
                                           data.target_tokenizer), *callbacks]
     if config.clip_grad > 0:
@@ -286,7 +291,8 @@ def train(config: tr.TranslatorConfig, out: str | Path, *, device: str = "cpu",
         "test": {**figures, "beam": config.beam, "length_penalty": config.length_penalty},
         "test_greedy": greedy,
         "valid": valid,
-        "examples": [{"english": s, "translation": h, "references": r}
+        "examples": [{"english": s, "translation": h, "references": r,
+                      "unknown_words": data.source_tokenizer.unknown_words(s)}
                      for s, h, r in list(zip(test.sources, hypotheses, references))[:8]],
         "final_epoch": learner.history.last,
         "epochs_done": learner.epochs_done,
@@ -383,8 +389,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print(_summary(results))
     for example in results["examples"]:
+        unknown = (f"; <unk>: {', '.join(example['unknown_words'])}"
+                   if example["unknown_words"] else "")
         print(f"  {example['english']}  ->  {example['translation']}   "
-              f"(references: {' | '.join(example['references'])})")
+              f"(references: {' | '.join(example['references'])}{unknown})")
     written = [Path(f).name for f in results["files"]] + ["checkpoint.safetensors",
                                                           "results.json"]
     print(f"wrote {', '.join(written)} to {out}/")

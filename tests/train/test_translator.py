@@ -12,7 +12,6 @@ import torch
 from handgrad._tensor import Tensor
 from handgrad.cli import main
 from handgrad.models import translator as tr
-from handgrad.models.translate import run as _unused  # noqa: F401  (the command imports)
 
 PAIRS = [("Go.", "Va !"), ("Go.", "Marche."), ("Hi.", "Salut !"), ("Run!", "Cours !"),
          ("Wait.", "Attends."), ("I'm tired.", "Je suis fatigué."), ("Get up.", "Lève-toi."),
