@@ -491,3 +491,9 @@ def _load_value(key: str, value, p: torch.Tensor):
         dtype = p.dtype if p.is_floating_point() else None
         return value.to(device=p.device, dtype=dtype, copy=True)
     return copy.deepcopy(value)
+
+
+def _scalar_dtype() -> torch.dtype:
+    """The dtype torch keeps scalar state in (a step count, NAdam's mu_product, ASGD's
+    eta and mu): float64 when that is torch's default dtype, float32 otherwise."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32

@@ -34,6 +34,23 @@ CASES = [
     ("AdamW", {}),
     ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True}),
     ("AdamW", {"lr": 0.01, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1, "maximize": True}),
+    ("Adamax", {}),
+    ("Adamax", {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {}),
+    ("NAdam", {"lr": 0.01, "momentum_decay": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1,
+               "maximize": True}),
+    ("RAdam", {}),  # rho_t > 5 from step 6: both branches
+    ("RAdam", {"lr": 0.01, "betas": (0.9, 0.9), "weight_decay": 0.1}),
+    ("RAdam", {"lr": 0.01, "decoupled_weight_decay": True, "weight_decay": 0.1,
+               "maximize": True}),
+    ("ASGD", {}),
+    ("ASGD", {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 5, "weight_decay": 0.1}),
+    ("ASGD", {"lr": 0.05, "t0": 0, "maximize": True}),
+    ("Rprop", {}),
+    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.1), "maximize": True}),
 ]
 
 
@@ -76,19 +93,21 @@ def test_same_gradients_give_bit_identical_updates(case, foreach):
         assert torch.equal(p.data, t.detach()), f"{name}: parameter {i} differs"
 
 
-@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW"])
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Adadelta",
+                                  "Adamax", "NAdam", "RAdam", "ASGD", "Rprop"])
 def test_on_each_device(name, device):
-    options = {"lr": 0.01, "weight_decay": 0.01}
+    options = {"lr": 0.01} if name == "Rprop" else {"lr": 0.01, "weight_decay": 0.01}
     if name in ("SGD", "RMSprop"):
         options["momentum"] = 0.9
     Pair(name, options, device=device).run(20)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Adagrad", "NAdam", "RAdam", "ASGD",
+                                  "Rprop"])
 def test_zero_grad_to_zeros_steps_with_zero_gradients_like_torch(name):
     """With set_to_none=False a parameter left out of the loss still gets a (zero-gradient)
     update, which moves it through momentum or weight decay; with None it is skipped."""
-    options = {"lr": 0.05, "weight_decay": 0.1}
+    options = {"lr": 0.05} if name == "Rprop" else {"lr": 0.05, "weight_decay": 0.1}
     if name in ("SGD", "RMSprop"):
         options["momentum"] = 0.9
     Pair(name, options).run(20, set_to_none=False).assert_state_matches()
@@ -192,6 +211,20 @@ def _leaf():
     (lambda: optim.SGD([torch.zeros(2, requires_grad=True)]), TypeError, "torch.Tensor"),
     (lambda: optim.SGD([_leaf() * 2]), ValueError, "non-leaf"),
     (lambda: optim.SGD([3.0]), TypeError, "only optimize Tensors"),
+    (lambda: optim.Adadelta([_leaf()], rho=1.5), ValueError, "Invalid rho value"),
+    (lambda: optim.Adamax([_leaf()], betas=(0.9, 1.0)), ValueError,
+     "Invalid beta parameter at index 1"),
+    (lambda: optim.NAdam([_leaf()], momentum_decay=-1), ValueError,
+     "Invalid momentum_decay value"),
+    (lambda: optim.RAdam([_leaf()], weight_decay=-1), ValueError, "Invalid weight_decay"),
+    (lambda: optim.ASGD([_leaf()], lr=-1), ValueError, "Invalid learning rate"),
+    (lambda: optim.Rprop([_leaf()], etas=(0.5, 0.9)), ValueError, "Invalid eta values"),
+    (lambda: optim.LBFGS([{"params": [_leaf()]}, {"params": [_leaf()]}]), ValueError,
+     "doesn't support per-parameter options"),
+    (lambda: optim.Adam([_leaf()], differentiable=True), NotImplementedError,
+     "differentiable=True"),
+    (lambda: optim.AdamW([_leaf()], fused=True, foreach=True), RuntimeError,
+     "`fused` and `foreach` cannot be `True` together"),
 ])
 def test_invalid_arguments_are_refused_like_torch(make, error, match):
     with pytest.raises(error, match=match):
@@ -252,3 +285,25 @@ def test_a_new_optimizer_is_its_update_rule_on_the_shared_step_loop():
         w = _leaf()
         w.grad = handgrad.ones(2)
         optim.Optimizer([w], {}).step()
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "Adam", "AdamW"])
+def test_fused_and_capturable_are_accepted_and_keep_torchs_group_keys(name):
+    """fused=True runs the all-at-once update (handgrad has no fused kernels): the same
+    parameters as torch's unfused optimizer; the keywords are kept in param_groups."""
+    options = {"lr": 0.01, "fused": True}
+    if name in ("Adam", "AdamW"):
+        options["capturable"] = False
+    values = initial_values()
+    params = [handgrad.tensor(v.clone(), requires_grad=True) for v in values]
+    torch_params = [v.clone().requires_grad_() for v in values]
+    optimizer = getattr(optim, name)(params, **options)
+    reference = getattr(torch.optim, name)(torch_params, lr=0.01)
+    for p, t in zip(params, torch_params):
+        p.grad, t.grad = handgrad.tensor(t.detach().cos()), t.detach().cos()
+    optimizer.step()
+    reference.step()
+    for p, t in zip(params, torch_params):
+        assert torch.equal(p.data, t.detach())
+    assert optimizer.param_groups[0]["fused"] is True
+    assert set(optimizer.param_groups[0]) == set(reference.param_groups[0])
