@@ -34,16 +34,30 @@ paths for attention (the values are matched, see transformer.py).
 
 from handgrad.nn import functional, init, utils  # noqa: F401  (nn.init etc. as in torch)
 from handgrad.nn.activation import (
+    CELU,
     ELU,
     GELU,
+    GLU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
     LeakyReLU,
+    LogSigmoid,
     LogSoftmax,
+    Mish,
+    PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softmin,
     Softplus,
+    Softsign,
     Tanh,
+    Tanhshrink,
+    Threshold,
 )
 from handgrad.nn.attention import (
     LearnedPositionalEncoding,
@@ -52,6 +66,7 @@ from handgrad.nn.attention import (
 )
 from handgrad.nn.container import ModuleDict, ModuleList, Sequential
 from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from handgrad.nn.distance import CosineSimilarity, PairwiseDistance
 from handgrad.nn.dropout import Dropout, Dropout1d, Dropout2d
 from handgrad.nn.hooks import RemovableHandle
 from handgrad.nn.linear import Flatten, Identity, Linear, Unflatten
@@ -128,4 +143,7 @@ __all__ = [
     "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
     "Transformer", "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
     "TransformerDecoderLayer",
+    "Softmin", "LogSigmoid", "Hardtanh", "ReLU6", "Hardswish", "Hardsigmoid", "Mish", "GLU",
+    "PReLU", "SELU", "CELU", "Softsign", "Tanhshrink", "Threshold",
+    "CosineSimilarity", "PairwiseDistance",
 ]

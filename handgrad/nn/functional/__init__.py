@@ -39,16 +39,47 @@ tensors.
 """
 
 from handgrad.nn.functional.activation import (
+    GLU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LogSigmoid,
+    Mish,
+    PReLU,
+    ScaledElu,
+    Softsign,
+    Tanhshrink,
+    Threshold,
+    celu,
+    celu_,
     elu,
     gelu,
+    glu,
+    hardsigmoid,
+    hardswish,
+    hardtanh,
+    hardtanh_,
     leaky_relu,
+    log_sigmoid,
     log_softmax,
+    logsigmoid,
+    mish,
+    one_hot,
+    prelu,
     relu,
+    relu6,
+    selu,
+    selu_,
     sigmoid,
     silu,
     softmax,
+    softmin,
     softplus,
+    softsign,
     tanh,
+    tanhshrink,
+    threshold,
+    threshold_,
 )
 from handgrad.nn.functional.attention import (
     ScaledDotProductAttention,
@@ -59,6 +90,16 @@ from handgrad.nn.functional.conv_transpose import (
     ConvTransposeNd,
     conv_transpose1d,
     conv_transpose2d,
+)
+from handgrad.nn.functional.distance import (
+    CosineSimilarity,
+    Normalize,
+    PairwiseDistance,
+    PDist,
+    cosine_similarity,
+    normalize,
+    pairwise_distance,
+    pdist,
 )
 from handgrad.nn.functional.dropout import Dropout, FeatureDropout, dropout, dropout1d, dropout2d
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
@@ -159,4 +200,13 @@ __all__ = [
     "multi_head_attention_forward",
     # attention
     "scaled_dot_product_attention", "ScaledDotProductAttention",
+    # more activations (fused Functions) and one_hot
+    "softmin", "logsigmoid", "log_sigmoid", "hardtanh", "hardtanh_", "relu6", "hardswish",
+    "hardsigmoid", "mish", "glu", "prelu", "selu", "selu_", "celu", "celu_", "softsign",
+    "tanhshrink", "threshold", "threshold_", "one_hot", "LogSigmoid", "Hardtanh",
+    "Hardswish", "Hardsigmoid", "Mish", "GLU", "PReLU", "ScaledElu", "Softsign",
+    "Tanhshrink", "Threshold",
+    # norms and distances
+    "normalize", "cosine_similarity", "pairwise_distance", "pdist", "Normalize",
+    "CosineSimilarity", "PairwiseDistance", "PDist",
 ]
