@@ -60,9 +60,10 @@ _global_step_post_hooks: OrderedDict[int, Callable] = OrderedDict()
 
 
 def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
-    """Run `hook(optimizer, args, kwargs)` before every optimizer's step(); it may return
-    `(new_args, new_kwargs)` to replace step's arguments. Global hooks run before the
-    optimizer's own pre hooks."""
+    """Run `hook(optimizer, args, kwargs)` before every optimizer's step(); `args` are
+    step's positional arguments, the optimizer first (as in torch). It may return
+    `(new_args, new_kwargs)` to replace them. Global hooks run before the optimizer's own
+    pre hooks."""
     handle = RemovableHandle(_global_step_pre_hooks)
     _global_step_pre_hooks[handle.id] = hook
     return handle
@@ -82,10 +83,12 @@ def _hooked(step: Callable) -> Callable:
     runs the hooks once, around the outer call."""
 
     @functools.wraps(step)
-    def hooked_step(self, *args, **kwargs):
+    def hooked_step(*args, **kwargs):
+        # As in torch, the hooks see step's whole positional arguments, self included.
+        self = args[0]
         self._opt_called = True
         if self._in_step:
-            return step(self, *args, **kwargs)
+            return step(*args, **kwargs)
         for pre_hook in (*_global_step_pre_hooks.values(),
                          *self._optimizer_step_pre_hooks.values()):
             result = pre_hook(self, args, kwargs)
@@ -97,7 +100,7 @@ def _hooked(step: Callable) -> Callable:
                 args, kwargs = result
         self._in_step = True
         try:
-            out = step(self, *args, **kwargs)
+            out = step(*args, **kwargs)
         finally:
             self._in_step = False
         for post_hook in (*self._optimizer_step_post_hooks.values(),
@@ -322,7 +325,8 @@ class Optimizer:
 
     # ------------------------------------------------------------------ hooks
     def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """Run `hook(optimizer, args, kwargs)` before each step(); it may return
+        """Run `hook(optimizer, args, kwargs)` before each step(); `args` are step's
+        positional arguments, the optimizer first (as in torch). It may return
         `(new_args, new_kwargs)`, which step then gets instead."""
         return _add_hook(self._optimizer_step_pre_hooks, hook, False)
 
