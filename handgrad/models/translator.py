@@ -430,8 +430,9 @@ class DecoderCache:
 
 # ---------------------------------------------------------------------------- decoding
 def _decode_length(src: Tensor, model: Translator, max_length: int | None) -> int:
-    """Target positions to decode (with <bos>): src length + 10, within the table."""
-    wanted = src.shape[1] + 10 if max_length is None else max_length
+    """Target positions to decode (with <bos>): 1.5 x the source length + 10, within the
+    position table."""
+    wanted = src.shape[1] * 3 // 2 + 10 if max_length is None else max_length
     return max(2, min(wanted, model.config.max_positions))
 
 
