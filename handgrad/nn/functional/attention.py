@@ -43,6 +43,7 @@ handgrad/nn/activation.py or transformer.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -67,9 +68,11 @@ def _query_blocks(length, source_length, is_causal):
 CAUSAL_BLOCKS = 2  # at most; blocks of fewer than 32 rows are not worth their kernels
 
 
+@functools.lru_cache(maxsize=64)
 def _causal_masks(start, rows, keys, dtype, device):
     """(bias, allowed) of query rows start:start + rows against keys :keys under
-    torch's is_causal: bias 0 where key j <= row i else -inf; allowed 1 / 0 likewise."""
+    torch's is_causal: bias 0 where key j <= row i else -inf; allowed 1 / 0 likewise.
+    Cached (a training loop asks for the same few every step); never written to."""
     bias = torch.full((rows, keys), float("-inf"), dtype=dtype, device=device)
     allowed = torch.ones((rows, keys), dtype=dtype, device=device).tril_(start)
     return bias.triu_(start + 1), allowed
