@@ -37,8 +37,8 @@ CPU flash kernel skips such blocks too). It works on any device.
 
 Left out: half-precision accumulation in float32 (torch's math backend keeps float32
 intermediates for float16 / bfloat16 inputs; here they stay in the input's dtype),
-nested tensors, and the modules built on it (nn.MultiheadAttention,
-handgrad/nn/activation.py or transformer.py).
+nested tensors, and the modules built on it (nn.MultiheadAttention and the
+Transformer layers: handgrad/nn/attention.py, handgrad/nn/transformer.py).
 """
 
 from __future__ import annotations
