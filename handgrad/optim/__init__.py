@@ -14,7 +14,7 @@ Left out: gradient clipping (handgrad.nn.utils), SparseAdam (handgrad has no spa
 gradients: Embedding(sparse=True) is refused), Adafactor and Muon.
 """
 
-from handgrad.optim import lr_scheduler
+from handgrad.optim import lr_scheduler, swa_utils
 from handgrad.optim.adadelta import Adadelta
 from handgrad.optim.adagrad import Adagrad
 from handgrad.optim.adam import Adam, AdamW
@@ -33,5 +33,5 @@ from handgrad.optim.rprop import Rprop
 from handgrad.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "ASGD", "Rprop", "RMSprop", "Adagrad", "Adadelta", "Adam",
-           "AdamW", "Adamax", "NAdam", "RAdam", "LBFGS", "lr_scheduler",
+           "AdamW", "Adamax", "NAdam", "RAdam", "LBFGS", "lr_scheduler", "swa_utils",
            "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
