@@ -91,6 +91,7 @@ from handgrad.nn.functional.conv_transpose import (
     conv_transpose1d,
     conv_transpose2d,
 )
+from handgrad.nn.functional.ctc import CTCLoss, ctc_loss
 from handgrad.nn.functional.distance import (
     CosineSimilarity,
     Normalize,
@@ -116,12 +117,23 @@ from handgrad.nn.functional.loss import (
     SmoothL1Loss,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
     hinge_loss,
+    huber_loss,
+    kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
+    multi_margin_loss,
+    multilabel_soft_margin_loss,
     nll_loss,
+    poisson_nll_loss,
     smooth_l1_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
 )
 from handgrad.nn.functional.multi_head_attention import multi_head_attention_forward
 from handgrad.nn.functional.normalization import (
@@ -209,4 +221,8 @@ __all__ = [
     # norms and distances
     "normalize", "cosine_similarity", "pairwise_distance", "pdist", "Normalize",
     "CosineSimilarity", "PairwiseDistance", "PDist",
+    # more losses (their Functions live in handgrad.nn.functional.loss and .ctc)
+    "kl_div", "huber_loss", "soft_margin_loss", "margin_ranking_loss", "hinge_embedding_loss",
+    "triplet_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
+    "multi_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "CTCLoss",
 ]

@@ -8,12 +8,22 @@ denominator of the mean), g for 'sum', g_i for 'none'. `_scale` builds that fact
 Class-index targets live on dim 1 of the input, (N, C, d1, d2, ...) with targets
 (N, d1, d2, ...), or an unbatched (C,) input with a () target, as in torch.
 
-Left out: the losses as modules (handgrad/nn/loss.py); KL divergence, CTC, margin
-ranking, cosine and triplet losses.
+Families, in file order: class-index targets (cross_entropy, nll_loss); regression
+(mse_loss, l1_loss, smooth_l1_loss, huber_loss; mse / l1 / huber take torch's
+elementwise `weight`); binary (binary_cross_entropy(_with_logits), hinge_loss);
+distributions (kl_div, poisson_nll_loss, gaussian_nll_loss); margins and embeddings
+(soft_margin_loss, margin_ranking_loss, hinge_embedding_loss, triplet_margin_loss,
+cosine_embedding_loss, multi_margin_loss, multilabel_soft_margin_loss). Arguments,
+defaults, broadcasting, warnings and the exception types of their errors are torch's.
+
+Left out: the losses as modules (handgrad/nn/loss.py); CTC (ctc.py);
+multilabel_margin_loss; gradients of the class weights of cross_entropy, nll_loss and
+multi_margin_loss (torch has none either).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -354,7 +364,16 @@ def _broadcast_warning(op: str, input, target) -> None:
 class _DifferenceLoss:
     """What the losses of d = input - target (broadcast like torch) share, mixed into
     their Functions: forward saves d; backward computes h dl/dd and unbroadcasts it to
-    each input. Subclasses give `elementwise` (l(d)) and `derivative` (dl/dd)."""
+    each input. Subclasses give `elementwise` (l(d)) and `derivative` (dl/dd).
+
+    With an elementwise `weight` w (torch's: of the input's shape) the loss is w l(d);
+    'mean' is sum_i w_i l_i / sum_i w_i for MSE and L1 (`mean_by_weights`) and
+    sum_i w_i l_i / n for Huber, as torch has them. Gradients: dd = h w dl/dd, and
+        dw_i = h l_i                      ('sum', 'none', Huber's 'mean': h = g / n)
+        dw_i = g (l_i - L) / sum_j w_j    (MSE / L1 'mean', L the loss).
+    """
+
+    mean_by_weights = True
 
     @staticmethod
     def elementwise(d, ctx):  # l(d)
@@ -365,21 +384,36 @@ class _DifferenceLoss:
         raise NotImplementedError
 
     @classmethod
-    def forward(cls, ctx, input, target, reduction="mean", *options):
+    def forward(cls, ctx, input, target, weight=None, reduction="mean", *options):
         d = input - target
         ctx.options = options
-        ctx.save_for_backward(d)
+        loss = cls.elementwise(d, ctx)
         ctx.shapes = (input.shape, target.shape, reduction)
-        return _reduce(cls.elementwise(d, ctx), reduction)
+        if weight is None:
+            ctx.save_for_backward(d, None)
+            return _reduce(loss, reduction)
+        weighted = loss * weight
+        ctx.save_for_backward(d, weight)
+        if reduction == "mean" and cls.mean_by_weights:
+            ctx.weight_sum = weight.sum()
+            ctx.value = weighted.sum() / ctx.weight_sum
+            return ctx.value
+        return _reduce(weighted, reduction)
 
     @classmethod
     def backward(cls, ctx, g):
-        (d,) = ctx.saved_tensors
+        d, weight = ctx.saved_tensors
         shape_x, shape_t, reduction = ctx.shapes
-        grad = cls.derivative(d, ctx) * _scale(g, reduction, d.numel())
-        need_x, need_t = ctx.needs_input_grad[:2]
+        by_weights = weight is not None and reduction == "mean" and cls.mean_by_weights
+        h = g / ctx.weight_sum if by_weights else _scale(g, reduction, d.numel())
+        grad = cls.derivative(d, ctx) * (h if weight is None else h * weight)
+        need_x, need_t, need_w = ctx.needs_input_grad[:3]
+        dw = None
+        if need_w:
+            loss = cls.elementwise(d, ctx)
+            dw = unbroadcast((loss - ctx.value) * h if by_weights else loss * h, weight.shape)
         return ((unbroadcast(grad, shape_x) if need_x else None),
-                (unbroadcast(-grad, shape_t) if need_t else None),
+                (unbroadcast(-grad, shape_t) if need_t else None), dw,
                 *(None,) * (1 + len(ctx.options)))
 
 
@@ -433,18 +467,48 @@ class SmoothL1Loss(_DifferenceLoss, Function):
         return torch.where(d.abs() < beta, d / beta, torch.sign(d))
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """mean((input - target)**2) (or 'sum' / 'none')."""
-    reduction = legacy_reduction("mse_loss", size_average, reduce, reduction)
+class HuberLoss(_DifferenceLoss, Function):
+    """With d = x - t:  l = d**2 / 2 where |d| < delta, else delta (|d| - delta / 2)
+    (smooth L1 times delta).  dl/dd = clamp(d, -delta, delta);  dx = h dl/dd,  dt = -dx.
+    A weighted 'mean' divides by the number of elements, not by the weights' sum."""
+
+    name = "huber_loss"
+    mean_by_weights = False
+
+    @staticmethod
+    def elementwise(d, ctx):
+        (delta,) = ctx.options
+        a = d.abs()
+        return torch.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+
+    @staticmethod
+    def derivative(d, ctx):
+        (delta,) = ctx.options
+        return d.clamp(-delta, delta)
+
+
+def _elementwise_weight(op: str, input, weight) -> None:
+    if weight is not None and weight.shape != input.shape:
+        raise ValueError(
+            f"{op}: Weights and input must have the same size: weight "
+            f"{tuple(weight.shape)}, input {tuple(input.shape)}")
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """mean((input - target)**2) (or 'sum' / 'none'); with an elementwise weight of the
+    input's shape, sum(w (input - target)**2) / sum(w)."""
     _broadcast_warning("mse_loss", input, target)
-    return MSELoss.apply(input, target, reduction)
+    reduction = legacy_reduction("mse_loss", size_average, reduce, reduction)
+    _elementwise_weight("mse_loss", input, weight)
+    return MSELoss.apply(input, target, weight, reduction)
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """mean(|input - target|) (or 'sum' / 'none')."""
-    reduction = legacy_reduction("l1_loss", size_average, reduce, reduction)
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """mean(|input - target|) (or 'sum' / 'none'); weighted as mse_loss."""
     _broadcast_warning("l1_loss", input, target)
-    return L1Loss.apply(input, target, reduction)
+    reduction = legacy_reduction("l1_loss", size_average, reduce, reduction)
+    _elementwise_weight("l1_loss", input, weight)
+    return L1Loss.apply(input, target, weight, reduction)
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
@@ -452,9 +516,22 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """Quadratic below |d| = beta, linear above (Huber loss divided by beta)."""
     reduction = legacy_reduction("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+        raise HandgradError(f"smooth_l1_loss: does not support negative values for beta, "
+                            f"got {beta}")
     _broadcast_warning("smooth_l1_loss", input, target)
-    return SmoothL1Loss.apply(input, target, reduction, float(beta))
+    return SmoothL1Loss.apply(input, target, None, reduction, float(beta))
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """Quadratic below |d| = delta, linear above; an elementwise weight of the input's
+    shape multiplies each term ('mean' still divides by the number of elements)."""
+    _broadcast_warning("huber_loss", input, target)
+    _check_reduction("huber_loss", reduction)
+    if delta <= 0:
+        raise HandgradError(f"huber_loss: does not support non-positive values for delta, "
+                            f"got {delta}")
+    _elementwise_weight("huber_loss", input, weight)
+    return HuberLoss.apply(input, target, weight, reduction, float(delta))
 
 
 # =========================================================================== binary
@@ -631,3 +708,597 @@ def hinge_loss(scores, targets, margin=1.0, reduction="mean"):
             f"hinge_loss: labels must be -1 or +1, got 0 (targets {describe(targets)}); "
             "for 0/1 labels y pass 2 * y - 1")
     return HingeLoss.apply(scores, targets, margin, reduction)
+
+
+# ===================================================================== distributions
+def _softplus(z):
+    """log(1 + e**z) without overflow: max(z, 0) + log(1 + e**-|z|)."""
+    return z.clamp(min=0) + torch.log1p(torch.exp(-z.abs()))
+
+
+def _reduce_with(loss, reduction, denominator):
+    """'mean' as loss.sum() / denominator (torch's batchmean divides by the batch)."""
+    if reduction == "mean":
+        return loss.sum() / denominator
+    return loss.sum() if reduction == "sum" else loss
+
+
+class KLDivLoss(Function):
+    """Kullback-Leibler divergence of a target distribution from log-probabilities x.
+
+        l = t (log t - x) = xlogy(t, t) - t x          (target as probabilities)
+        l = e**t (t - x)                               (log_target: target as log-probs)
+    'mean' divides by the number of elements, 'batchmean' by the batch size (dim 0).
+    Gradients, h the gradient reaching l:
+        dx = -h t,          dt = h (log t + 1 - x)       (probabilities)
+        dx = -h e**t,       dt = h e**t (t - x + 1)       (log_target)
+    At t = 0, torch's xlogy backward makes dt = h (0 + t / t - x), nan; so does this.
+    """
+
+    name = "kl_div"
+
+    @staticmethod
+    def forward(ctx, x, t, log_target=False, reduction="mean", denominator=1):
+        if log_target:
+            p = torch.exp(t)
+            loss = p * (t - x)
+        else:
+            p = t
+            loss = torch.xlogy(t, t) - t * x
+        ctx.save_for_backward(x, t, p)
+        ctx.options = (log_target, reduction, denominator, loss.shape)
+        return _reduce_with(loss, reduction, denominator)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, p = ctx.saved_tensors
+        log_target, reduction, denominator, shape = ctx.options
+        h = g / denominator if reduction == "mean" else g
+        need_x, need_t = ctx.needs_input_grad[:2]
+        dx = dt = None
+        if need_x:
+            dx = -(p * h).expand(shape)
+        if need_t:
+            if log_target:
+                dt = p * (t - x + 1) * h
+            else:
+                dt = (torch.where(t == 0, 0, torch.log(t)) + t / t - x) * h
+        return dx, dt, None, None, None
+
+
+class PoissonNLLLoss(Function):
+    """Negative log-likelihood of a Poisson distribution of rate r for counts t:
+        l = e**x - t x                  (log_input: x = log r)
+        l = x - t log(x + eps)          (x = r)
+    plus, with `full`, Stirling's term s(t) = t log t - t + log(2 pi t) / 2 where t > 1.
+    Gradients:
+        dx = h (e**x - t),         dt = h (-x + s'(t))           (log_input)
+        dx = h (1 - t / (x + eps)),  dt = h (-log(x + eps) + s'(t))
+    with s'(t) = log t + 1 / (2 t) where t > 1, else 0.
+    """
+
+    name = "poisson_nll_loss"
+
+    @staticmethod
+    def forward(ctx, x, t, log_input=True, full=False, eps=1e-8, reduction="mean"):
+        if log_input:
+            rate = torch.exp(x)
+            loss = rate - t * x
+        else:
+            rate = x + eps
+            loss = x - t * torch.log(rate)
+        if full:
+            stirling = t * torch.log(t) - t + 0.5 * torch.log(2 * math.pi * t)
+            loss = loss + stirling.masked_fill(t <= 1, 0)
+        ctx.save_for_backward(x, t, rate)
+        ctx.options = (log_input, full, reduction, loss.shape)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, rate = ctx.saved_tensors
+        log_input, full, reduction, shape = ctx.options
+        h = _scale(g, reduction, shape.numel())
+        need_x, need_t = ctx.needs_input_grad[:2]
+        dx = dt = None
+        if need_x:
+            dx = (rate - t) * h if log_input else (1 - t / rate) * h
+        if need_t:
+            dt = -x if log_input else -torch.log(rate)
+            if full:
+                dt = dt + (torch.log(t) + 0.5 / t).masked_fill(t <= 1, 0)
+            dt = dt * h
+        return dx, dt, None, None, None, None
+
+
+class GaussianNLLLoss(Function):
+    """Negative log-likelihood of a Gaussian of mean x and variance v for targets t:
+        l = (log v + (x - t)**2 / v) / 2   (+ log(2 pi) / 2 with `full`)
+    where v = max(var, eps). As torch clamps a copy of var under no_grad, the clamp
+    passes the gradient through unchanged. Gradients:
+        dx = h (x - t) / v,   dt = -dx,   dvar = h (1 / v - (x - t)**2 / v**2) / 2.
+    """
+
+    name = "gaussian_nll_loss"
+
+    @staticmethod
+    def forward(ctx, x, t, var, full=False, eps=1e-6, reduction="mean"):
+        v = var.clamp(min=eps) if isinstance(var, torch.Tensor) \
+            else torch.full_like(x, max(var, eps))  # a float var: torch's var * ones
+        d = x - t
+        loss = 0.5 * (torch.log(v) + d * d / v)
+        if full:
+            loss = loss + 0.5 * math.log(2 * math.pi)
+        ctx.save_for_backward(d, v)
+        ctx.options = (reduction, loss.shape)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        d, v = ctx.saved_tensors
+        reduction, shape = ctx.options
+        h = _scale(g, reduction, shape.numel())
+        need_x, need_t, need_v = ctx.needs_input_grad[:3]
+        dx = (d / v * h).expand(shape) if need_x or need_t else None
+        dv = 0.5 * (1 - d * d / v) / v * h if need_v else None  # (a float var: no grad)
+        return (dx if need_x else None), (-dx if need_t else None), dv, None, None, None
+
+
+# ====================================================================== margins
+class SoftMarginLoss(Function):
+    """Two-class logistic loss of scores x against labels y (+-1):
+        l = log(1 + e**(-y x)),   dx = -h y sigmoid(-y x)   (y has no gradient in torch).
+    Computed as softplus(-y x) = max(-y x, 0) + log(1 + e**-|y x|) (no overflow, where
+    torch's log1p(exp(-y x)) gives inf past |x| ~ 88 in float32)."""
+
+    name = "soft_margin_loss"
+
+    @staticmethod
+    def forward(ctx, x, y, reduction="mean"):
+        z = -y * x
+        ctx.save_for_backward(y, z)
+        ctx.reduction = reduction
+        return _reduce(_softplus(z), reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        y, z = ctx.saved_tensors
+        return -torch.sigmoid(z) * _scale(g, ctx.reduction, z.numel()) * y, None, None
+
+
+class MarginRankingLoss(Function):
+    """Ranking loss of two scores x1, x2 and a label y (+1: x1 should rank higher):
+        l = max(0, -y (x1 - x2) + margin)
+        dx1 = -h y a,   dx2 = h y a,   dy = -h (x1 - x2) a
+    with a = [-y (x1 - x2) + margin >= 0] (torch's clamp_min passes the gradient at 0)."""
+
+    name = "margin_ranking_loss"
+
+    @staticmethod
+    def forward(ctx, x1, x2, y, margin=0.0, reduction="mean"):
+        difference = x1 - x2
+        z = margin - y * difference
+        ctx.save_for_backward(difference, y, z >= 0)
+        ctx.options = (reduction, z.shape)
+        return _reduce(z.clamp_(min=0), reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        difference, y, active = ctx.saved_tensors
+        reduction, shape = ctx.options
+        h = _scale(g, reduction, shape.numel()) * active
+        need_1, need_2, need_y = ctx.needs_input_grad[:3]
+        dx1 = -h * y if need_1 or need_2 else None
+        dy = -h * difference if need_y else None
+        return (dx1 if need_1 else None), (-dx1 if need_2 else None), dy, None, None
+
+
+class HingeEmbeddingLoss(Function):
+    """Loss of distances x for pairs labelled y = 1 (similar) or -1 (dissimilar):
+        l = x [y != -1] + max(0, margin - x) [y != 1]
+    (torch's form: a label that is neither gets both terms). y has no gradient.
+        dx = h ([y != -1] - [y != 1] [margin - x >= 0])."""
+
+    name = "hinge_embedding_loss"
+
+    @staticmethod
+    def forward(ctx, x, y, margin=1.0, reduction="mean"):
+        slack = margin - x
+        self_term, margin_term = y != -1, y != 1
+        loss = (torch.where(margin_term, slack.clamp(min=0), 0)
+                + torch.where(self_term, x, 0))
+        ctx.save_for_backward(self_term, margin_term & (slack >= 0))
+        ctx.options = (reduction, loss.shape, loss.dtype)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        self_term, active = ctx.saved_tensors
+        reduction, shape, dtype = ctx.options
+        h = _scale(g, reduction, shape.numel())
+        dx = (self_term.to(dtype) - active.to(dtype)) * h
+        return dx, None, None, None
+
+
+def _norm_derivative(v, norm, p):
+    """d ||v||_p / dv along the last dim, torch's convention where the norm is 0 (0)."""
+    if p == 0:
+        return torch.zeros_like(v)
+    if p == 1:
+        return torch.sign(v)
+    n = norm.unsqueeze(-1)
+    if math.isinf(p):
+        hit = v.abs() == n
+        return torch.sign(v) * hit / hit.sum(-1, keepdim=True)
+    if p == 2:
+        return v / torch.where(n == 0, 1, n) * (n != 0)
+    scaled = torch.sign(v) * (v.abs() / torch.where(n == 0, 1, n)) ** (p - 1)
+    return torch.where((n == 0) | (v == 0), 0, scaled)
+
+
+def _distance(x1, x2, p, eps):
+    """(v, ||v||_p) for v = x1 - x2 + eps over the last dim (torch's pairwise_distance)."""
+    v = x1 - x2 + eps
+    return v, torch.linalg.vector_norm(v, ord=p, dim=-1)
+
+
+class TripletMarginLoss(Function):
+    """Triplet loss of an anchor a, a positive p and a negative n (vectors on the last
+    dim), with d(x, y) = ||x - y + eps||_q (torch's pairwise_distance, q = the `p` arg):
+        l = max(0, margin + d(a, p) - d_neg),   d_neg = d(a, n), or with `swap`
+            d_neg = min(d(a, n), d(p, n)) (half the gradient to each at a tie, as torch).
+    With u(x, y) = d d(x, y) / d(x - y) (sign(v) |v|**(q-1) / d**(q-1), 0 where d = 0),
+    b = h [margin + d(a, p) - d_neg >= 0], and the min's shares s_an, s_pn:
+        da = b (u(a, p) - s_an u(a, n)),   dp = -b (u(a, p) + s_pn u(p, n)),
+        dn = b (s_an u(a, n) + s_pn u(p, n)).
+    """
+
+    name = "triplet_margin_loss"
+
+    @staticmethod
+    def forward(ctx, a, p, n, margin=1.0, norm=2.0, eps=1e-6, swap=False,
+                reduction="mean"):
+        v_ap, d_ap = _distance(a, p, norm, eps)
+        v_an, d_an = _distance(a, n, norm, eps)
+        if swap:
+            v_pn, d_pn = _distance(p, n, norm, eps)
+            d_neg = torch.minimum(d_an, d_pn)
+        else:
+            v_pn = d_pn = None
+            d_neg = d_an
+        z = margin + d_ap - d_neg
+        ctx.save_for_backward(v_ap, d_ap, v_an, d_an, v_pn, d_pn, z >= 0)
+        ctx.options = (norm, reduction, z.shape)
+        return _reduce(z.clamp(min=0), reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        v_ap, d_ap, v_an, d_an, v_pn, d_pn, active = ctx.saved_tensors
+        norm, reduction, shape = ctx.options
+        b = (_scale(g, reduction, shape.numel()) * active).unsqueeze(-1)
+        pos = b * _norm_derivative(v_ap, d_ap, norm)
+        if v_pn is None:
+            neg_a, neg_p = b * _norm_derivative(v_an, d_an, norm), 0
+        else:
+            share_an = torch.where(d_an < d_pn, 1.0, torch.where(d_an == d_pn, 0.5, 0.0))
+            neg_a = b * share_an.unsqueeze(-1) * _norm_derivative(v_an, d_an, norm)
+            neg_p = b * (1 - share_an).unsqueeze(-1) * _norm_derivative(v_pn, d_pn, norm)
+        need_a, need_p, need_n = ctx.needs_input_grad[:3]
+        return ((pos - neg_a) if need_a else None), ((-pos - neg_p) if need_p else None), \
+            ((neg_a + neg_p) if need_n else None), None, None, None, None, None
+
+
+_COSINE_EPS = 1e-12  # torch adds it to each squared norm
+
+
+class CosineEmbeddingLoss(Function):
+    """Loss of the cosine of x1, x2 (vectors on the last dim) for labels y = +-1:
+        c = x1 . x2 / sqrt((|x1|**2 + e) (|x2|**2 + e)),   e = 1e-12 (torch's)
+        l = (1 - c) [y == 1] + max(0, c - margin) [y == -1]      (0 for other labels)
+    With m_i = |x_i|**2 + e and D = sqrt(m1 m2), dc/dx1 = x2 / D - c x1 / m1 (and the
+    same with 1 and 2 exchanged), and k = h (-[y == 1] + [y == -1] [c - margin >= 0]):
+        dx1 = k dc/dx1,   dx2 = k dc/dx2;  y has no gradient.
+    """
+
+    name = "cosine_embedding_loss"
+
+    @staticmethod
+    def forward(ctx, x1, x2, y, margin=0.0, reduction="mean"):
+        m1 = (x1 * x1).sum(-1) + _COSINE_EPS
+        m2 = (x2 * x2).sum(-1) + _COSINE_EPS
+        denominator = torch.sqrt(m1 * m2)
+        c = (x1 * x2).sum(-1) / denominator
+        similar, dissimilar = y == 1, y == -1
+        loss = torch.where(similar, 1 - c, 0) + torch.where(dissimilar,
+                                                            (c - margin).clamp(min=0), 0)
+        slope = dissimilar & (c - margin >= 0)
+        ctx.save_for_backward(x1, x2, m1, m2, denominator, c,
+                              slope.to(c.dtype) - similar.to(c.dtype))
+        ctx.options = (reduction, loss.shape)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        x1, x2, m1, m2, denominator, c, slope = ctx.saved_tensors
+        reduction, shape = ctx.options
+        k = (_scale(g, reduction, shape.numel()) * slope).unsqueeze(-1)
+        need_1, need_2 = ctx.needs_input_grad[:2]
+        d, c_ = denominator.unsqueeze(-1), c.unsqueeze(-1)
+        dx1 = k * (x2 / d - c_ * x1 / m1.unsqueeze(-1)) if need_1 else None
+        dx2 = k * (x1 / d - c_ * x2 / m2.unsqueeze(-1)) if need_2 else None
+        return dx1, dx2, None, None, None
+
+
+class MultiMarginLoss(Function):
+    """Multi-class hinge loss of scores x_n (C classes, last dim) for a class y_n:
+        l_n = sum_{i != y_n} w[y_n] max(0, margin - x_n[y_n] + x_n[i])**p / C,  p = 1, 2
+    With z_i = margin - x_n[y_n] + x_n[i] and r_i = h_n w[y_n] p z_i**(p-1) / C where
+    z_i > 0 and i != y_n (else 0), the gradient is dx_n[i] = r_i, dx_n[y_n] = -sum_i r_i.
+    """
+
+    name = "multi_margin_loss"
+
+    @staticmethod
+    def forward(ctx, x, y, p=1, margin=1.0, weight=None, reduction="mean"):
+        shape = x.shape
+        classes = shape[-1] if x.ndim else 1
+        rows = x.reshape(-1, classes)
+        index = y.reshape(-1, 1)
+        z = margin - rows.gather(1, index) + rows  # (N, C)
+        active = (z > 0).scatter_(1, index, False)
+        terms = torch.where(active, z, 0)
+        if p == 2:
+            terms = terms * terms
+        w = None if weight is None else weight[index]  # w[y_n], (N, 1)
+        if w is not None:
+            terms = terms * w
+        loss = terms.sum(1) / classes
+        if x.ndim < 2:
+            loss = loss.reshape(())
+        ctx.save_for_backward(index, active, z if p == 2 else None, w)
+        ctx.options = (p, classes, reduction, shape, loss.shape)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        index, active, z, w = ctx.saved_tensors
+        p, classes, reduction, shape, loss_shape = ctx.options
+        h = _scale(g, reduction, loss_shape.numel()).reshape(-1, 1) / classes
+        r = active * h if p == 1 else torch.where(active, 2 * z, 0) * h
+        if w is not None:
+            r = r * w
+        r = r.scatter_add(1, index, -r.sum(1, keepdim=True))
+        return r.reshape(shape), None, None, None, None, None
+
+
+class MultiLabelSoftMarginLoss(Function):
+    """One-versus-all logistic loss of scores x over C labels (last dim), targets t:
+        l_n = sum_c w_c (t_c softplus(-x_c) + (1 - t_c) softplus(x_c)) / C
+            = sum_c w_c (softplus(x_c) - t_c x_c) / C
+    Gradients, with k = h_n w_c / C:
+        dx = k (sigmoid(x) - t),   dt = -k x,   dw = h_n (softplus(x) - t x) / C.
+    """
+
+    name = "multilabel_soft_margin_loss"
+
+    @staticmethod
+    def forward(ctx, x, t, weight=None, reduction="mean"):
+        elementwise = _softplus(x) - t * x
+        if weight is not None:
+            elementwise_w = elementwise * weight
+        else:
+            elementwise_w = elementwise
+        classes = x.shape[-1]
+        loss = elementwise_w.sum(x.ndim - 1) / classes
+        ctx.save_for_backward(x, t, weight, elementwise if weight is not None else None)
+        ctx.options = (reduction, loss.shape, classes, x.ndim - 1)
+        return _reduce(loss, reduction)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t, weight, elementwise = ctx.saved_tensors
+        reduction, shape, classes, dim = ctx.options
+        h = _scale(g, reduction, shape.numel()) / classes
+        if reduction == "none":
+            h = h.unsqueeze(dim)
+        k = h if weight is None else h * weight
+        need_x, need_t, need_w = ctx.needs_input_grad[:3]
+        dx = (torch.sigmoid(x) - t) * k if need_x else None
+        dt = -x * k if need_t else None
+        dw = elementwise * h if need_w else None
+        return dx, dt, dw, None
+
+
+# ============================================================ the functional forms
+def _torch_reduction(op: str, size_average, reduce, reduction: str) -> str:
+    """legacy_reduction with torch's message for a bad name (a ValueError)."""
+    if size_average is None and reduce is None and reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; use "
+                         "'mean', 'sum' or 'none'")
+    return legacy_reduction(op, size_average, reduce, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
+           log_target=False):
+    """KL(target || exp(input)) elementwise, for log-probabilities `input`; the target
+    holds probabilities (or log-probabilities with log_target=True). reduction may be
+    'batchmean' (the sum over the batch size: the KL divergence of each row's
+    distribution, averaged); 'mean' divides by every element and warns, as torch."""
+    if size_average is not None or reduce is not None:
+        reduction = legacy_reduction("kl_div", size_average, reduce, "mean")
+    elif reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support "
+            "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
+            "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
+            "major release.", stacklevel=2)
+    if reduction == "batchmean":
+        return KLDivLoss.apply(input, target, log_target, "mean",
+                               input.shape[0] if input.ndim else 1)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"kl_div: {reduction!r} is not a valid value for reduction; use "
+                         "'batchmean', 'mean', 'sum' or 'none'")
+    count = torch.broadcast_shapes(input.shape, target.shape).numel()
+    return KLDivLoss.apply(input, target, log_target, reduction, count)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    """Poisson negative log-likelihood: exp(input) - target * input for log-rates (or
+    input - target * log(input + eps) for rates); `full` adds Stirling's approximation
+    of log(target!) where target > 1."""
+    reduction = _torch_reduction("poisson_nll_loss", size_average, reduce, reduction)
+    return PoissonNLLLoss.apply(input, target, bool(log_input), bool(full), float(eps),
+                                reduction)
+
+
+def _gaussian_variance(input, var):
+    """torch's shape rules for var: the input's shape; the input's shape without its last
+    dim (then unsqueezed); or the input's dims with exactly one of them 1."""
+    if var.shape == input.shape:
+        return var
+    if tuple(var.shape) == tuple(input.shape[:-1]):
+        return var.unsqueeze(-1)
+    if var.ndim == input.ndim and sum(v for x, v in zip(input.shape, var.shape)
+                                      if x != v) == 1:
+        return var
+    raise ValueError(
+        f"gaussian_nll_loss: var is of incorrect size: {tuple(var.shape)} for an input of "
+        f"shape {tuple(input.shape)}; give it the input's shape, the input's shape without "
+        "its last dim, or the input's shape with one dim 1")
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    """Gaussian negative log-likelihood of targets under mean `input` and variance `var`
+    (a tensor broadcast as torch allows, or a float); var is clamped at eps with its
+    gradient passed through, as torch does."""
+    if isinstance(var, float):
+        if var < 0:
+            raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+    elif not hasattr(var, "shape"):
+        raise TypeError(f"gaussian_nll_loss: var must be a tensor or a float, got "
+                        f"{type(var).__name__}")
+    else:
+        if var.device.type == "cpu" and bool((var.data < 0).any()):
+            raise ValueError("gaussian_nll_loss: var has negative entry/entries")
+        var = _gaussian_variance(input, var)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"gaussian_nll_loss: {reduction!r} is not valid; use 'mean', 'sum' "
+                         "or 'none'")
+    return GaussianNLLLoss.apply(input, target, var, bool(full), float(eps), reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """log(1 + exp(-target * input)) for labels +-1, averaged over every element."""
+    reduction = _torch_reduction("soft_margin_loss", size_average, reduce, reduction)
+    if getattr(target, "requires_grad", False):
+        raise HandgradError("soft_margin_loss: is not differentiable with respect to the "
+                            "target (as in torch); pass target.detach()")
+    shape = torch.broadcast_shapes(input.shape, target.shape)
+    if shape != input.shape:
+        raise HandgradError(
+            f"soft_margin_loss: the target of shape {tuple(target.shape)} must broadcast to "
+            f"the input's shape {tuple(input.shape)} (the broadcast shape is "
+            f"{tuple(shape)}); torch refuses it too")
+    return SoftMarginLoss.apply(input, target, reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                        reduction="mean"):
+    """max(0, -target * (input1 - input2) + margin): target 1 means input1 should score
+    higher than input2, -1 the opposite. The three tensors need the same number of dims."""
+    reduction = _torch_reduction("margin_ranking_loss", size_average, reduce, reduction)
+    if not input1.ndim == input2.ndim == target.ndim:
+        raise HandgradError(
+            f"margin_ranking_loss: All input tensors should have same dimension but got "
+            f"sizes: input1: {tuple(input1.shape)}, input2: {tuple(input2.shape)}, target: "
+            f"{tuple(target.shape)}")
+    return MarginRankingLoss.apply(input1, input2, target, float(margin), reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    """input where target == 1, max(0, margin - input) where target == -1: a loss of
+    distances (torch's; hinge_loss is the SVM loss of scores)."""
+    reduction = _torch_reduction("hinge_embedding_loss", size_average, reduce, reduction)
+    return HingeEmbeddingLoss.apply(input, target, float(margin), reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) with the p-norm
+    distance of the last dim; swap uses min(d(a, n), d(p, n)) as the negative's."""
+    reduction = _torch_reduction("triplet_margin_loss", size_average, reduce, reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise HandgradError(
+            "triplet_margin_loss: The anchor, positive, and negative tensors are expected to "
+            f"have the same number of dimensions, but got: anchor {anchor.ndim}D, positive "
+            f"{positive.ndim}D, and negative {negative.ndim}D inputs")
+    return TripletMarginLoss.apply(anchor, positive, negative, float(margin), float(p),
+                                   float(eps), bool(swap), reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                          reduction="mean"):
+    """1 - cos(input1, input2) where target == 1, max(0, cos - margin) where -1: rows of
+    (N, D) inputs with an (N,) target, or (D,) inputs with a 0-d target."""
+    reduction = _torch_reduction("cosine_embedding_loss", size_average, reduce, reduction)
+    if target.ndim not in (0, 1):
+        raise HandgradError(
+            f"cosine_embedding_loss: 0D or 1D target tensor expected, multi-target not "
+            f"supported (got target {tuple(target.shape)})")
+    want = target.ndim + 1
+    if input1.ndim != want or input2.ndim != want:
+        raise HandgradError(
+            f"cosine_embedding_loss: {target.ndim}D target tensor expects {want}D input "
+            f"tensors, but found inputs with sizes {list(input1.shape)} and "
+            f"{list(input2.shape)}")
+    return CosineEmbeddingLoss.apply(input1, input2, target, float(margin), reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """Multi-class hinge loss: sum over the wrong classes i of
+    max(0, margin - input[y] + input[i])**p / C (p = 1 or 2), each weighted by weight[y]."""
+    reduction = _torch_reduction("multi_margin_loss", size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 supported, got {p}")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError(f"multi_margin_loss: weight must be one-dimensional, got shape "
+                         f"{tuple(weight.shape)}")
+    if input.ndim > 2 or (input.ndim and input.shape[-1] == 0):
+        raise HandgradError(
+            f"multi_margin_loss: Expected non-empty vector or matrix with optional 0-dim "
+            f"batch size, but got: {list(input.shape)}")
+    classes = input.shape[-1] if input.ndim else 1
+    if target.dtype != torch.int64:
+        raise HandgradError(f"multi_margin_loss: expected scalar type Long but found "
+                            f"{target.dtype} for the target; use target.long()")
+    rows = input.shape[0] if input.ndim == 2 else 1
+    if target.numel() != rows or target.ndim > 1 or (input.ndim == 2 and target.ndim != 1):
+        raise HandgradError(
+            f"multi_margin_loss: target tensor should be 1-D with size equal to the number "
+            f"of input samples (batch size). Expected target size [{rows}], but got "
+            f"{list(target.shape)}. Input has shape {list(input.shape)}.")
+    if weight is not None and weight.numel() != classes:
+        raise HandgradError(f"multi_margin_loss: inconsistent weight size, expected "
+                            f"{classes} but got {list(weight.shape)}")
+    if target.device.type == "cpu" and target.numel() and \
+            bool(((target.data < 0) | (target.data >= classes)).any()):
+        raise HandgradError(f"multi_margin_loss: target out of range: class indices must "
+                            f"be in [0, {classes}), got {target.data.flatten().tolist()}")
+    return MultiMarginLoss.apply(input, target, int(p), float(margin), weight, reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    """Per-label logistic loss of scores against 0/1 targets, averaged over the C labels
+    of the last dim (one loss per sample), each label weighted by weight."""
+    if input.ndim == 0:
+        raise IndexError("multilabel_soft_margin_loss: Dimension specified as -1 but tensor "
+                         "has no dimensions (the input needs a label dim)")
+    reduction = _torch_reduction("multilabel_soft_margin_loss", size_average, reduce,
+                                 reduction)
+    return MultiLabelSoftMarginLoss.apply(input, target, weight, reduction)
