@@ -4,6 +4,8 @@ Optimizer base class (groups, zero_grad, closure, argument errors)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -307,3 +309,20 @@ def test_fused_and_capturable_are_accepted_and_keep_torchs_group_keys(name):
         assert torch.equal(p.data, t.detach())
     assert optimizer.param_groups[0]["fused"] is True
     assert set(optimizer.param_groups[0]) == set(reference.param_groups[0])
+
+
+ALL_OPTIMIZERS = ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam",
+                  "RAdam", "ASGD", "Rprop", "LBFGS"]
+
+
+@pytest.mark.parametrize("name", ALL_OPTIMIZERS)
+def test_signature_and_defaults_are_torchs(name):
+    """Same argument names, order, kinds (positional or keyword-only) and defaults as
+    torch.optim's, so a script's call moves over unchanged; same `defaults` dict."""
+    ours = inspect.signature(getattr(optim, name).__init__).parameters.values()
+    theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters.values()
+    assert [(p.name, p.kind, p.default) for p in ours] == \
+        [(p.name, p.kind, p.default) for p in theirs]
+    mine = getattr(optim, name)([_leaf()]).defaults
+    reference = getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)]).defaults
+    assert mine == reference
