@@ -73,12 +73,24 @@ from handgrad.nn.linear import Flatten, Identity, Linear, Unflatten
 from handgrad.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
     CrossEntropyLoss,
+    CTCLoss,
+    GaussianNLLLoss,
+    HingeEmbeddingLoss,
     HingeLoss,
+    HuberLoss,
+    KLDivLoss,
     L1Loss,
+    MarginRankingLoss,
     MSELoss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
     NLLLoss,
+    PoissonNLLLoss,
     SmoothL1Loss,
+    SoftMarginLoss,
+    TripletMarginLoss,
 )
 from handgrad.nn.mlp import MLP
 from handgrad.nn.module import Module, Parameter
@@ -146,4 +158,7 @@ __all__ = [
     "Softmin", "LogSigmoid", "Hardtanh", "ReLU6", "Hardswish", "Hardsigmoid", "Mish", "GLU",
     "PReLU", "SELU", "CELU", "Softsign", "Tanhshrink", "Threshold",
     "CosineSimilarity", "PairwiseDistance",
+    "KLDivLoss", "HuberLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
+    "TripletMarginLoss", "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss",
+    "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
 ]
