@@ -25,6 +25,7 @@ FULL_STATE = [
     ("RAdam", {"lr": 0.01}),
     ("ASGD", {"lr": 0.05, "t0": 3}),
     ("Rprop", {"lr": 0.05}),
+    ("Adafactor", {"lr": 0.05}),
 ]
 IDS = [name for name, _ in FULL_STATE]
 

@@ -53,6 +53,9 @@ CASES = [
     ("ASGD", {"lr": 0.05, "t0": 0, "maximize": True}),
     ("Rprop", {}),
     ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.1), "maximize": True}),
+    ("Adafactor", {}),
+    ("Adafactor", {"lr": 0.05, "beta2_decay": -0.5, "eps": (1e-20, 1e-2), "d": 1.5,
+                   "weight_decay": 0.1, "maximize": True}),
 ]
 
 
@@ -96,7 +99,7 @@ def test_same_gradients_give_bit_identical_updates(case, foreach):
 
 
 @pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Adadelta",
-                                  "Adamax", "NAdam", "RAdam", "ASGD", "Rprop"])
+                                  "Adamax", "NAdam", "RAdam", "ASGD", "Rprop", "Adafactor"])
 def test_on_each_device(name, device):
     options = {"lr": 0.01} if name == "Rprop" else {"lr": 0.01, "weight_decay": 0.01}
     if name in ("SGD", "RMSprop"):
@@ -221,6 +224,9 @@ def _leaf():
     (lambda: optim.RAdam([_leaf()], weight_decay=-1), ValueError, "Invalid weight_decay"),
     (lambda: optim.ASGD([_leaf()], lr=-1), ValueError, "Invalid learning rate"),
     (lambda: optim.Rprop([_leaf()], etas=(0.5, 0.9)), ValueError, "Invalid eta values"),
+    (lambda: optim.Adafactor([_leaf()], beta2_decay=0.5), ValueError,
+     "beta2_decay should be <= 0"),
+    (lambda: optim.Adafactor([_leaf()], d=0.5), ValueError, "Clipping threshold d"),
     (lambda: optim.LBFGS([{"params": [_leaf()]}, {"params": [_leaf()]}]), ValueError,
      "doesn't support per-parameter options"),
     (lambda: optim.Adam([_leaf()], differentiable=True), NotImplementedError,
@@ -312,7 +318,7 @@ def test_fused_and_capturable_are_accepted_and_keep_torchs_group_keys(name):
 
 
 ALL_OPTIMIZERS = ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam",
-                  "RAdam", "ASGD", "Rprop", "LBFGS"]
+                  "RAdam", "ASGD", "Rprop", "Adafactor", "LBFGS"]
 
 
 @pytest.mark.parametrize("name", ALL_OPTIMIZERS)
