@@ -166,6 +166,10 @@ class CTCLoss(Function):
         grad = torch.zeros(shape, dtype=dtype, device=device)
         grad.scatter_add_(2, extended.unsqueeze(0).expand(frames, batch, states),
                           gamma * -h.to(dtype).view(1, batch, 1))
+        if infinite is None:  # P = 0: nan on the item's frames, every class, as torch
+            frame = torch.arange(frames, device=device).view(-1, 1) < input_lengths
+            lost = (frame & torch.isinf(nll)).unsqueeze(-1)  # (T, N, 1)
+            grad = torch.where(lost, torch.nan, grad)
         return grad, None, None, None, None, None, None
 
 
