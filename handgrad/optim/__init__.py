@@ -2,8 +2,9 @@
 
 In order of increasing complexity: SGD (with momentum and Nesterov), ASGD (averaged
 iterates), Rprop (signs only), RMSprop, Adagrad, Adadelta, Adam (with AMSGrad), AdamW,
-Adamax, NAdam, RAdam, Adafactor (factored second moments), and the quasi-Newton LBFGS
-(closure, strong-Wolfe line search). Each updates `p.data` in place from `p.grad.data`
+Adamax, NAdam, RAdam, Adafactor (factored second moments), Muon (orthogonalised
+momentum for weight matrices), and the quasi-Newton LBFGS (closure, strong-Wolfe line
+search). Each updates `p.data` in place from `p.grad.data`
 with raw torch ops, following PyTorch's formulas operation for operation, and is proven
 against PyTorch's optimizer of the same name in tests/optim. The Optimizer base class
 (optimizer.py) holds the shared step loop, param_groups, state_dict and the step and
@@ -11,7 +12,7 @@ state_dict hooks. LR schedules live in `handgrad.optim.lr_scheduler`; weight ave
 (AveragedModel, SWALR, update_bn) in `handgrad.optim.swa_utils`.
 
 Left out: gradient clipping (handgrad.nn.utils), SparseAdam (handgrad has no sparse
-gradients: Embedding(sparse=True) is refused) and Muon.
+gradients: Embedding(sparse=True) is refused).
 """
 
 from handgrad.optim import lr_scheduler, swa_utils
@@ -22,6 +23,7 @@ from handgrad.optim.adam import Adam, AdamW
 from handgrad.optim.adamax import Adamax
 from handgrad.optim.asgd import ASGD
 from handgrad.optim.lbfgs import LBFGS
+from handgrad.optim.muon import Muon
 from handgrad.optim.nadam import NAdam
 from handgrad.optim.optimizer import (
     Optimizer,
@@ -34,5 +36,6 @@ from handgrad.optim.rprop import Rprop
 from handgrad.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "ASGD", "Rprop", "RMSprop", "Adagrad", "Adadelta", "Adam",
-           "AdamW", "Adamax", "NAdam", "RAdam", "Adafactor", "LBFGS", "lr_scheduler", "swa_utils",
-           "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
+           "AdamW", "Adamax", "NAdam", "RAdam", "Adafactor", "Muon", "LBFGS", "lr_scheduler",
+           "swa_utils", "register_optimizer_step_pre_hook",
+           "register_optimizer_step_post_hook"]

@@ -121,3 +121,24 @@ def test_mismatched_groups_are_refused():
         one_group.load_state_dict(two_groups.state_dict())
     with pytest.raises(ValueError, match="group 0 has 2 parameters"):
         optim.SGD([a], lr=0.1).load_state_dict(one_group.state_dict())
+
+
+@pytest.mark.parametrize("direction", ["torch->handgrad", "handgrad->torch"])
+def test_muon_state_dict_moves_both_ways(direction):
+    """Muon over the net's two weight matrices (it takes 2-d parameters only)."""
+    groups = [([0, 2], {})]
+    pair = Pair("Muon", {"lr": 0.02}, groups=groups).run(5)
+    if direction == "torch->handgrad":
+        saved = copy.deepcopy(pair.torch_optimizer.state_dict())
+        params = [handgrad.tensor(p.detach().clone(), requires_grad=True)
+                  for p in pair.torch_params]
+        fresh = optim.Muon([params[0], params[2]], lr=123.0)
+        fresh.load_state_dict(saved)
+        pair.optimizer, pair.params = fresh, params
+    else:
+        saved = copy.deepcopy(pair.optimizer.state_dict())
+        params = [p.data.clone().requires_grad_() for p in pair.params]
+        fresh = torch.optim.Muon([params[0], params[2]], lr=123.0)
+        fresh.load_state_dict(saved)
+        pair.torch_optimizer, pair.torch_params = fresh, params
+    pair.run(5).assert_state_matches()

@@ -318,7 +318,7 @@ def test_fused_and_capturable_are_accepted_and_keep_torchs_group_keys(name):
 
 
 ALL_OPTIMIZERS = ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "Adadelta", "Adamax", "NAdam",
-                  "RAdam", "ASGD", "Rprop", "Adafactor", "LBFGS"]
+                  "RAdam", "ASGD", "Rprop", "Adafactor", "Muon", "LBFGS"]
 
 
 @pytest.mark.parametrize("name", ALL_OPTIMIZERS)
@@ -329,6 +329,32 @@ def test_signature_and_defaults_are_torchs(name):
     theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters.values()
     assert [(p.name, p.kind, p.default) for p in ours] == \
         [(p.name, p.kind, p.default) for p in theirs]
-    mine = getattr(optim, name)([_leaf()]).defaults
-    reference = getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)]).defaults
+    shape = (2, 3) if name == "Muon" else (2,)
+    mine = getattr(optim, name)([handgrad.zeros(*shape, requires_grad=True)]).defaults
+    reference = getattr(torch.optim, name)([torch.zeros(shape, requires_grad=True)]).defaults
     assert mine == reference
+
+
+MUON_CASES = [{}, {"lr": 0.02, "nesterov": False, "weight_decay": 0.0,
+                   "adjust_lr_fn": "match_rms_adamw"},
+              {"lr": 0.02, "momentum": 0.5, "ns_steps": 3, "adjust_lr_fn": "original"}]
+
+
+@pytest.mark.parametrize("options", MUON_CASES, ids=["defaults", "plain", "short"])
+def test_muon_matches_torch_on_the_weight_matrices(options):
+    """Muon takes 2-d parameters only: the net's two weight matrices (5x8: tall after
+    the transpose, 8x3: wide), 20 steps, state included; the orthogonalisation runs in
+    bfloat16 in both libraries, with the same operations."""
+    Pair("Muon", options, groups=[([0, 2], {})]).run(20).assert_state_matches()
+
+
+def test_muon_refuses_what_torch_refuses():
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        optim.Muon([_leaf()])
+    matrix = handgrad.zeros(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="Adjust learning rate function"):
+        optim.Muon([matrix], adjust_lr_fn="other")
+    with pytest.raises(ValueError, match="momentum should be >= 0"):
+        optim.Muon([matrix], momentum=-1)
+    with pytest.raises(TypeError, match="foreach"):
+        optim.Muon([matrix], foreach=True)
