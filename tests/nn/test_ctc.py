@@ -214,3 +214,22 @@ def test_ctc_label_out_of_range_is_refused():
     lp = hg.tensor(torch.randn(5, 1, 4).log_softmax(-1))
     with pytest.raises(hg.HandgradError, match=r"target labels must be in \[0, 4\).*got 7"):
         F.ctc_loss(lp, hg.tensor([[1, 7]]), [5], [2])
+
+
+def test_ctc_ignores_frames_past_each_input_length():
+    """Padding frames (here nan) change neither the loss nor any gradient, as in torch."""
+    logits, targets, il, tl = _problem(8)
+    log_probs = logits.log_softmax(-1)
+    padded = log_probs.clone()
+    for n, frames in enumerate(il.tolist()):
+        padded[frames:, n] = torch.nan
+    lp_h = hg.tensor(padded, requires_grad=True)
+    lp_t = padded.clone().requires_grad_()
+    out_h = F.ctc_loss(lp_h, hg.tensor(targets), il, tl, reduction="sum")
+    out_t = TF.ctc_loss(lp_t, targets, il, tl, reduction="sum")
+    torch.testing.assert_close(out_h.data, out_t.detach())
+    out_h.backward()
+    out_t.backward()
+    assert not lp_h.grad.data.isnan().any()
+    live = torch.arange(padded.shape[0]).view(-1, 1, 1) < il.view(1, -1, 1)
+    assert not lp_h.grad.data[~live.expand_as(padded)].any()

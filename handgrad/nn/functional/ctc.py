@@ -63,6 +63,13 @@ def _logsumexp(*terms):
     return shift + torch.log(total)
 
 
+def _logsumexp_last(x):
+    """log(sum exp(x)) over the last dim around its max; -inf where all of it is. (The
+    max is floored at the dtype's lowest number, so an all -inf row stays -inf, not nan.)"""
+    top = x.amax(-1, keepdim=True).clamp_(min=torch.finfo(x.dtype).min)
+    return (x - top).exp_().sum(-1).log_().add_(top.squeeze(-1))
+
+
 class CTCLoss(Function):
     """CTC loss of log-probabilities (T, N, C) against padded targets (N, S): see the
     module docstring for the recursions and the gradient (-gamma, summed per class)."""
@@ -89,19 +96,23 @@ class CTCLoss(Function):
         skip[:, 2:] &= extended[:, 2:] != extended[:, :-2]
         y = log_probs.gather(2, extended.unsqueeze(0).expand(frames, batch, states))  # (T,N,L)
 
-        # alpha over time; two -inf states on the left stand for s - 1 and s - 2 < 0
+        # alpha over time in a buffer with two -inf states on the left (s - 1, s - 2 < 0):
+        # row t - 1 seen as (N, L, 3) windows (s - 2, s - 1, s) is one strided view, and
+        # `allowed` (0 or -inf) switches the skip from s - 2 on or off. Past an item's
+        # frames alpha runs on unread (beta is -inf there and P is read at T_n - 1).
         neg_inf = torch.tensor(-torch.inf, dtype=log_probs.dtype, device=device)
         alpha = torch.full((frames, batch, states + 2), -torch.inf, dtype=log_probs.dtype,
                            device=device)
         alpha[0, :, 2] = y[0, :, 0]
         if states > 1:
             alpha[0, :, 3] = torch.where(target_lengths > 0, y[0, :, 1], neg_inf)
-        running = input_lengths.unsqueeze(1)  # (N, 1)
+        allowed = torch.zeros(batch, states, 3, dtype=log_probs.dtype, device=device)
+        allowed[:, :, 0] = torch.where(skip, 0.0, -torch.inf)
         for t in range(1, frames):
             previous = alpha[t - 1]
-            step = _logsumexp(previous[:, 2:], previous[:, 1:-1],
-                              torch.where(skip, previous[:, :-2], neg_inf)) + y[t]
-            alpha[t, :, 2:] = torch.where(t < running, step, previous[:, 2:])
+            windows = previous.as_strided((batch, states, 3), (states + 2, 1, 1),
+                                          previous.storage_offset())
+            alpha[t, :, 2:] = _logsumexp_last(windows + allowed) + y[t]
         log_alpha = alpha[:, :, 2:]
 
         # log P from each item's last frame: the last blank and the last label
@@ -135,27 +146,33 @@ class CTCLoss(Function):
         s = torch.arange(states, device=device)
         neg_inf = torch.tensor(-torch.inf, dtype=dtype, device=device)
 
-        # beta over time, backwards; two -inf states on the right for s + 1, s + 2 >= L
-        skip_ahead = torch.zeros_like(skip)
-        skip_ahead[:, :-2] = skip[:, 2:]  # [skip s + 2]
+        # beta over time, backwards, in a buffer with two -inf states on the right
+        # (s + 1, s + 2 >= L): windows (s, s + 1, s + 2) of row t + 1, the skip from s + 2
+        # allowed where [skip s + 2]. Each item starts at its last frame T_n - 1 (from
+        # its last blank and last label); before that (t >= T_n) beta stays -inf.
+        allowed = torch.zeros(batch, states, 3, dtype=dtype, device=device)
+        allowed[:, :, 2] = -torch.inf
+        allowed[:, :-2, 2] = torch.where(skip[:, 2:], 0.0, -torch.inf)
         end = (2 * target_lengths).unsqueeze(1)
         is_end = (s == end) | ((s == end - 1) & (target_lengths.unsqueeze(1) > 0))
-        last = (input_lengths - 1).unsqueeze(1)  # (N, 1)
+        starts = torch.where(is_end, y, neg_inf)  # (T, N, L)
+        live = torch.arange(frames, device=device).view(-1, 1) < input_lengths  # (T, N)
+        first = (torch.arange(frames, device=device).view(-1, 1)
+                 == input_lengths - 1).unsqueeze(-1)  # (T, N, 1)
         beta = torch.full((frames + 1, batch, states + 2), -torch.inf, dtype=dtype,
                           device=device)
         for t in range(frames - 1, -1, -1):
             after = beta[t + 1]
-            step = _logsumexp(after[:, :-2], after[:, 1:-1],
-                              torch.where(skip_ahead, after[:, 2:], neg_inf)) + y[t]
-            start = torch.where(is_end, y[t], neg_inf)
-            beta[t, :, :-2] = torch.where(t == last, start,
-                                          torch.where(t < last, step, neg_inf))
+            windows = after.as_strided((batch, states, 3), (states + 2, 1, 1),
+                                       after.storage_offset())
+            step = _logsumexp_last(windows + allowed) + y[t]
+            beta[t, :, :-2] = torch.where(first[t], starts[t], step)
         log_beta = beta[:frames, :, :-2]
 
         # gamma_t(s) = alpha beta / (y P), 0 past each item's frames and states
         log_ab = log_alpha + log_beta
         gamma = torch.exp(log_ab - y + nll.view(1, batch, 1))
-        gamma = torch.where(log_ab == -torch.inf, 0, gamma)
+        gamma = torch.where(live.unsqueeze(-1) & (log_ab != -torch.inf), gamma, 0)
         if reduction == "mean":
             h = g / (target_lengths.clamp(min=1) * batch)
         else:
@@ -167,8 +184,7 @@ class CTCLoss(Function):
         grad.scatter_add_(2, extended.unsqueeze(0).expand(frames, batch, states),
                           gamma * -h.to(dtype).view(1, batch, 1))
         if infinite is None:  # P = 0: nan on the item's frames, every class, as torch
-            frame = torch.arange(frames, device=device).view(-1, 1) < input_lengths
-            lost = (frame & torch.isinf(nll)).unsqueeze(-1)  # (T, N, 1)
+            lost = (live & torch.isinf(nll)).unsqueeze(-1)  # (T, N, 1)
             grad = torch.where(lost, torch.nan, grad)
         return grad, None, None, None, None, None, None
 
