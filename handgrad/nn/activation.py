@@ -209,7 +209,8 @@ class ReLU6(Hardtanh):
 
 
 class _InplaceActivation(Module):
-    """An activation whose only argument is `inplace` (torch's repr shows nothing)."""
+    """An activation whose only argument is `inplace` (torch's Hardswish and Hardsigmoid
+    reprs do not show it; Mish's and SELU's do)."""
 
     function = None  # the nn.functional form, set by each subclass
 
@@ -237,6 +238,9 @@ class Mish(_InplaceActivation):
     """x tanh(softplus(x))."""
 
     function = staticmethod(F.mish)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class SELU(_InplaceActivation):

@@ -187,7 +187,9 @@ class ScaledElu(Function):
               g scale alpha input_scale e**(input_scale x)   elsewhere (x = 0 included,
               as torch: selu'(0) = scale alpha, celu'(0) = 1).
     selu: scale = 1.0507..., alpha = 1.6732..., input_scale = 1.
-    celu: scale = 1, input_scale = 1 / alpha.
+    celu: scale = 1, input_scale = 1 / alpha. (torch's celu backward rounds 1 / alpha to
+    float32, so its float64 gradients are up to ~1e-7 relative off these, exact, ones
+    when 1 / alpha is not a float32 number.)
     """
 
     name = "elu"
@@ -254,7 +256,8 @@ class Hardtanh(Function):
     def forward(ctx, x, min_val, max_val):
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward((x > min_val) & (x < max_val))
-        return torch.clamp(x, min_val, max_val)
+        out = torch.clamp(x, min_val, max_val)
+        return out if out.dtype == x.dtype else out.to(x.dtype)  # ints stay ints, as torch
 
     @staticmethod
     def backward(ctx, g):
@@ -304,9 +307,9 @@ class Hardswish(Function):
 
 class Hardsigmoid(Function):
     """out = relu6(x + 3) / 6;  dx = g / 6 for -3 < x < 3, else 0 (0 at both kinks, as
-    torch). Only the bool mask is saved. (torch's kernel multiplies by 1/6 rounded to
-    float32 in every dtype, 0.16666667163...: its float64 gradients are 3e-8 relative
-    off the exact 1/6 used here.)"""
+    torch). Only the bool mask is saved. (torch's backward multiplies by 1/6 rounded
+    to float32 in every dtype, 0.16666667163...: its float64 gradients are 3e-8
+    relative off the exact 1/6 used here.)"""
 
     name = "hardsigmoid"
 
