@@ -123,12 +123,21 @@ class LayerNorm(Function):
         need_x, _, need_w, need_b = ctx.needs_input_grad[:4]
         leading = tuple(range(g.ndim - len(dims)))
         dx = dw = db = None
+        # g x_hat serves dweight and mean(gw x_hat) = mean(g x_hat weight); dx is built in
+        # gw's buffer in place: three fresh full-size tensors where the formula made seven
+        gx = g * x_hat if need_x or need_w else None
         if need_x:
-            gw = g if weight is None else g * weight
-            dx = (gw - gw.mean(dims, keepdim=True)
-                  - x_hat * (gw * x_hat).mean(dims, keepdim=True)).mul_(rstd)
+            if weight is None:
+                mean_gw, mean_gwx = g.mean(dims, keepdim=True), gx.mean(dims, keepdim=True)
+                dx = torch.sub(g, mean_gw)
+            else:
+                dx = g * weight
+                mean_gw = dx.mean(dims, keepdim=True)
+                mean_gwx = (gx * weight).mean(dims, keepdim=True)
+                dx.sub_(mean_gw)
+            dx.addcmul_(x_hat, mean_gwx, value=-1).mul_(rstd)
         if need_w:
-            dw = (g * x_hat).sum(leading) if leading else g * x_hat
+            dw = gx.sum(leading) if leading else gx
         if need_b:
             db = g.sum(leading) if leading else g
         return dx, None, dw, db, None
