@@ -23,7 +23,9 @@ the same single parameter group. Left out: complex and sparse parameters, tensor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -31,125 +33,156 @@ from handgrad.optim.optimizer import Optimizer, _evaluate
 
 __all__ = ["LBFGS"]
 
-
-def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
-    """Minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to bounds
-    (the interval's midpoint when the cubic has no real minimiser)."""
-    if bounds is not None:
-        xmin_bound, xmax_bound = bounds
-    else:
-        xmin_bound, xmax_bound = (x1, x2) if x1 <= x2 else (x2, x1)
-    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-    d2_square = d1 ** 2 - g1 * g2
-    if d2_square >= 0:
-        d2 = d2_square.sqrt()
-        if x1 <= x2:
-            min_pos = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        else:
-            min_pos = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-        return min(max(min_pos, xmin_bound), xmax_bound)
-    return (xmin_bound + xmax_bound) / 2.0
+# Strong-Wolfe constants: sufficient decrease (Armijo) and curvature.
+_ARMIJO_C1 = 1e-4
+_CURVATURE_C2 = 0.9
+# A curvature pair (s, y) enters the history only when y . s exceeds this.
+_MIN_CURVATURE = 1e-10
 
 
-def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
-                  max_ls=25):
-    """Line search along d from x for a step t that meets the strong Wolfe conditions:
-    bracket an interval that holds one, then zoom in by cubic interpolation. Returns
-    (loss, flat gradient, t, closure calls)."""
-    d_norm = d.abs().max()
-    g = g.clone(memory_format=torch.contiguous_format)
-    f_new, g_new = obj_func(x, t, d)
-    ls_func_evals = 1
-    gtd_new = g_new.dot(d)
+def _clamp(value, low, high):
+    """min(max(value, low), high), with Python's min / max (values may be 0-d tensors)."""
+    return min(max(value, low), high)
 
-    # bracketing phase
-    t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
-    done = False
-    ls_iter = 0
-    while ls_iter < max_ls:
-        if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g = [g_prev, g_new.clone(memory_format=torch.contiguous_format)]
-            bracket_gtd = [gtd_prev, gtd_new]
+
+def _cubic_minimizer(x1, f1, g1, x2, f2, g2, bounds=None):
+    """Where the cubic through (x1, f1, slope g1) and (x2, f2, slope g2) has its minimum.
+
+    With  p = g1 + g2 - 3 (f1 - f2) / (x1 - x2)  and  r = sqrt(p^2 - g1 g2),  and (b, gb)
+    the right-hand point of the two, (a, ga) the left-hand one, the minimiser is
+
+        x* = b - (b - a) (gb + r - p) / (gb - ga + 2 r),
+
+    clamped to `bounds` (by default the interval between the points). When p^2 < g1 g2
+    the cubic has no local minimum and the middle of the bounds is returned.
+    """
+    low, high = bounds if bounds is not None else ((x1, x2) if x1 <= x2 else (x2, x1))
+    p = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    discriminant = p ** 2 - g1 * g2
+    if not discriminant >= 0:
+        return (low + high) / 2.0
+    r = discriminant.sqrt()
+    (a, ga), (b, gb) = ((x1, g1), (x2, g2)) if x1 <= x2 else ((x2, g2), (x1, g1))
+    return _clamp(b - (b - a) * ((gb + r - p) / (gb - ga + 2 * r)), low, high)
+
+
+class _LinePoint(NamedTuple):
+    """One trial of the line search: step t, loss, flat gradient and slope g . d there."""
+
+    t: object
+    loss: float
+    grad: torch.Tensor
+    slope: torch.Tensor
+
+
+def _strong_wolfe(evaluate_at, t, d, loss, grad, slope, max_ls, tolerance_change=1e-9):
+    """A step t along d with  loss(t) <= loss(0) + c1 t slope(0)  (sufficient decrease) and
+    |slope(t)| <= -c2 slope(0)  (curvature): Nocedal & Wright's Algorithms 3.5 / 3.6.
+
+    1. Bracket: try steps growing from `t`; stop as soon as a trial meets both conditions,
+       or an interval [previous, trial] must hold such a step (the trial breaks sufficient
+       decrease, is no lower than the previous one, or the slope turned non-negative). Until
+       then extrapolate: the next trial is the cubic minimiser through the last two, kept in
+       [t + 0.01 (t - t_prev), 10 t].
+    2. Zoom: shrink the interval [low end, high end] (the low end has the smaller loss) by
+       cubic interpolation; a trial too near an end (within a tenth of the interval) twice in
+       a row, or outside it, is moved that tenth inside. A trial that fails sufficient
+       decrease or is no lower than the low end replaces the high end; otherwise it becomes
+       the low end (the old low end becoming the high end when the slope says the minimum
+       lies the other way), unless it meets the curvature condition, which ends the search.
+       The search also ends when the interval is shorter than tolerance_change / max|d|.
+
+    At most `max_ls` trials after the first. `evaluate_at(t)` returns (loss, flat gradient)
+    at x + t d. Returns (loss, flat gradient, t, closure calls) of the low end.
+    """
+    step_scale = d.abs().max()
+
+    def trial(step) -> _LinePoint:
+        new_loss, new_grad = evaluate_at(step)
+        return _LinePoint(step, new_loss, new_grad, new_grad.dot(d))
+
+    def too_high(point: _LinePoint) -> bool:  # sufficient decrease fails
+        return point.loss > (loss + _ARMIJO_C1 * point.t * slope)
+
+    def flat_enough(point: _LinePoint) -> bool:
+        return abs(point.slope) <= -_CURVATURE_C2 * slope
+
+    # Every evaluation's gradient is a fresh torch.cat, so the points share no storage.
+    start = _LinePoint(0, loss, grad, slope)
+    previous, current = start, trial(t)
+    calls, trials, found = 1, 0, False
+    ends = None
+    while trials < max_ls:
+        if too_high(current) or (trials > 1 and current.loss >= previous.loss):
+            ends = [previous, current]
             break
-        if abs(gtd_new) <= -c2 * gtd:
-            bracket, bracket_f, bracket_g = [t], [f_new], [g_new]
-            done = True
+        if flat_enough(current):
+            ends, found = [current], True
             break
-        if gtd_new >= 0:
-            bracket, bracket_f = [t_prev, t], [f_prev, f_new]
-            bracket_g = [g_prev, g_new.clone(memory_format=torch.contiguous_format)]
-            bracket_gtd = [gtd_prev, gtd_new]
+        if current.slope >= 0:
+            ends = [previous, current]
             break
-        # extrapolate
-        min_step = t + 0.01 * (t - t_prev)
-        max_step = t * 10
-        tmp = t
-        t = _cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new,
-                               bounds=(min_step, max_step))
-        t_prev, f_prev = tmp, f_new
-        g_prev = g_new.clone(memory_format=torch.contiguous_format)
-        gtd_prev = gtd_new
-        f_new, g_new = obj_func(x, t, d)
-        ls_func_evals += 1
-        gtd_new = g_new.dot(d)
-        ls_iter += 1
+        lowest = current.t + 0.01 * (current.t - previous.t)
+        next_t = _cubic_minimizer(previous.t, previous.loss, previous.slope,
+                                  current.t, current.loss, current.slope,
+                                  bounds=(lowest, current.t * 10))
+        previous, current = current, trial(next_t)
+        calls += 1
+        trials += 1
+    if trials == max_ls:  # out of evaluations: the interval from the start to the last trial
+        ends = [start, current]
 
-    if ls_iter == max_ls:  # reached the most evaluations allowed
-        bracket, bracket_f, bracket_g = [0, t], [f, f_new], [g, g_new]
+    def order(pair):
+        return (0, 1) if pair[0].loss <= pair[-1].loss else (1, 0)
 
-    # zoom phase: a point meeting the conditions lies in the bracket
-    insuf_progress = False
-    low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
-    while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
-            break  # the line search has stalled
-        t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0],
-                               bracket[1], bracket_f[1], bracket_gtd[1])
-        # keep t away from the bracket's ends (More & Thuente's safeguard)
-        eps = 0.1 * (max(bracket) - min(bracket))
-        if min(max(bracket) - t, t - min(bracket)) < eps:
-            if insuf_progress or t >= max(bracket) or t <= min(bracket):
-                if abs(t - max(bracket)) < abs(t - min(bracket)):
-                    t = max(bracket) - eps
-                else:
-                    t = min(bracket) + eps
-                insuf_progress = False
-            else:
-                insuf_progress = True
+    low, high = order(ends)
+    stalled_once = False
+    while not found and trials < max_ls:
+        left, right = ends
+        if abs(right.t - left.t) * step_scale < tolerance_change:
+            break
+        t = _cubic_minimizer(left.t, left.loss, left.slope, right.t, right.loss, right.slope)
+        top, bottom = max(left.t, right.t), min(left.t, right.t)
+        margin = 0.1 * (top - bottom)
+        near_an_end = min(top - t, t - bottom) < margin
+        if near_an_end and (stalled_once or t >= top or t <= bottom):
+            t = top - margin if abs(t - top) < abs(t - bottom) else bottom + margin
+            stalled_once = False
         else:
-            insuf_progress = False
-        f_new, g_new = obj_func(x, t, d)
-        ls_func_evals += 1
-        gtd_new = g_new.dot(d)
-        ls_iter += 1
+            stalled_once = near_an_end
+        point = trial(t)
+        calls += 1
+        trials += 1
+        if too_high(point) or point.loss >= ends[low].loss:
+            ends[high] = point
+            low, high = order(ends)
+            continue
+        if flat_enough(point):
+            found = True
+        elif point.slope * (ends[high].t - ends[low].t) >= 0:
+            ends[high] = ends[low]
+        ends[low] = point
 
-        if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
-            # not enough decrease: the new point becomes the high end
-            bracket[high_pos] = t
-            bracket_f[high_pos] = f_new
-            bracket_g[high_pos] = g_new.clone(memory_format=torch.contiguous_format)
-            bracket_gtd[high_pos] = gtd_new
-            low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[1] else (1, 0)
-        else:
-            if abs(gtd_new) <= -c2 * gtd:
-                done = True  # the Wolfe conditions hold
-            elif gtd_new * (bracket[high_pos] - bracket[low_pos]) >= 0:
-                # the old high end becomes the low end
-                bracket[high_pos] = bracket[low_pos]
-                bracket_f[high_pos] = bracket_f[low_pos]
-                bracket_g[high_pos] = bracket_g[low_pos]
-                bracket_gtd[high_pos] = bracket_gtd[low_pos]
-            bracket[low_pos] = t
-            bracket_f[low_pos] = f_new
-            bracket_g[low_pos] = g_new.clone(memory_format=torch.contiguous_format)
-            bracket_gtd[low_pos] = gtd_new
+    best = ends[low]
+    return best.loss, best.grad, best.t, calls
 
-    t = bracket[low_pos]
-    return bracket_f[low_pos], bracket_g[low_pos], t, ls_func_evals
+
+def _two_loop_direction(grad, dirs, steps, rhos, h_diag, alphas):
+    """d = -H g by the two-loop recursion over the kept pairs (y_k in `dirs`, s_k in
+    `steps`, rho_k in `rhos`); the a_k are written into `alphas` (state 'al')."""
+    q = grad.neg()
+    for k in reversed(range(len(dirs))):
+        alphas[k] = steps[k].dot(q) * rhos[k]
+        q.add_(dirs[k], alpha=-alphas[k])
+    direction = torch.mul(q, h_diag)
+    for k in range(len(dirs)):
+        beta = dirs[k].dot(direction) * rhos[k]
+        direction.add_(steps[k], alpha=alphas[k] - beta)
+    return direction
 
 
 class LBFGS(Optimizer):
+
     """L-BFGS (Nocedal, 1980; Liu & Nocedal, 1989), with an optional strong-Wolfe line
     search. It needs a closure that zeroes the gradients, recomputes the loss, calls
     backward and returns the loss: `optimizer.step(closure)`.
@@ -218,7 +251,7 @@ class LBFGS(Optimizer):
         for p, data in zip(self._params, params_data):
             p.data.copy_(data)
 
-    def _directional_evaluate(self, closure, x, t, d):
+    def _loss_and_grad_at(self, closure, x, d, t):
         """Loss and flat gradient at x + t d; the parameters are put back to x."""
         self._add_grad(t, d)
         loss = float(_evaluate(closure))
@@ -227,120 +260,105 @@ class LBFGS(Optimizer):
         return loss, flat_grad
 
     # ------------------------------------------------------------- the step
+    def _direction(self, state, grad, history_size):
+        """The new search direction; updates the curvature pairs in `state` first.
+
+        The first iteration ever goes down the gradient (H0 = 1). Later ones add the pair
+        s = t d (last step), y = g - g_prev when y . s > 1e-10 (dropping the oldest past
+        history_size, H0 <- y . s / y . y), then apply the two-loop recursion."""
+        if state["n_iter"] == 1:
+            state.update(old_dirs=[], old_stps=[], ro=[], H_diag=1)
+            return grad.neg()
+        y = grad.sub(state["prev_flat_grad"])
+        s = state["d"].mul(state["t"])
+        ys = y.dot(s)
+        if ys > _MIN_CURVATURE:
+            pairs = (state["old_dirs"], state["old_stps"], state["ro"])
+            for kept, new in zip(pairs, (y, s, 1.0 / ys)):
+                if len(kept) == history_size:
+                    del kept[0]
+                kept.append(new)
+            state["H_diag"] = ys / y.dot(y)
+        alphas = state.setdefault("al", [None] * history_size)
+        return _two_loop_direction(grad, state["old_dirs"], state["old_stps"], state["ro"],
+                                   state["H_diag"], alphas)
+
     def step(self, closure: Callable):
-        """Up to max_iter L-BFGS iterations; returns the closure's first loss."""
+        """Up to max_iter L-BFGS iterations; returns the closure's first loss.
+
+        Each iteration: a direction d (`_direction`), the trial step t (lr, or
+        min(1, 1 / |g|_1) lr the first time), a stop if g . d > -tolerance_change, then
+        the move x <- x + t d with t from the line search when one is asked for (otherwise
+        the closure runs again at the new x, unless this is the last iteration). It stops
+        after max_iter iterations, max_eval closure calls, max|g| <= tolerance_grad, a step
+        max|t d| <= tolerance_change or a loss change below tolerance_change.
+        """
         if closure is None:
             raise RuntimeError("LBFGS.step needs a closure that zeroes the gradients, "
                                "recomputes the loss, calls backward() and returns the loss.")
         group = self.param_groups[0]
-        lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
-        tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
-        line_search_fn, history_size = group["line_search_fn"], group["history_size"]
+        lr, tolerance_change = group["lr"], group["tolerance_change"]
+        line_search_fn = group["line_search_fn"]
 
-        # the state lives under the first parameter (torch's layout)
+        def at_optimum(grad) -> bool:
+            return bool(grad.abs().max() <= group["tolerance_grad"])
+
+        # the state lives under the first parameter (torch's layout); every key is torch's
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
-        orig_loss = _evaluate(closure)
-        loss = float(orig_loss)
-        current_evals = 1
+        first_loss = _evaluate(closure)
+        loss, calls = float(first_loss), 1
         state["func_evals"] += 1
-        flat_grad = self._gather_flat_grad()
-        if flat_grad.abs().max() <= tolerance_grad:  # already optimal
-            return orig_loss
+        grad = self._gather_flat_grad()
+        if at_optimum(grad):
+            return first_loss
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
-        H_diag = state.get("H_diag")
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
-
-        n_iter = 0
-        while n_iter < max_iter:
-            n_iter += 1
+        for iteration in range(1, group["max_iter"] + 1):
             state["n_iter"] += 1
-
-            # the direction: steepest descent first, then the two-loop recursion
-            if state["n_iter"] == 1:
-                d = flat_grad.neg()
-                old_dirs, old_stps, ro = [], [], []
-                H_diag = 1
+            state["d"] = d = self._direction(state, grad, group["history_size"])
+            if state.get("prev_flat_grad") is None:
+                state["prev_flat_grad"] = grad.clone(memory_format=torch.contiguous_format)
             else:
-                y = flat_grad.sub(prev_flat_grad)
-                s = d.mul(t)
-                ys = y.dot(s)
-                if ys > 1e-10:  # keep the pair only where the curvature is positive
-                    if len(old_dirs) == history_size:
-                        old_dirs.pop(0)
-                        old_stps.pop(0)
-                        ro.pop(0)
-                    old_dirs.append(y)
-                    old_stps.append(s)
-                    ro.append(1.0 / ys)
-                    H_diag = ys / y.dot(y)
-                num_old = len(old_dirs)
-                if "al" not in state:
-                    state["al"] = [None] * history_size
-                al = state["al"]
-                q = flat_grad.neg()
-                for i in range(num_old - 1, -1, -1):
-                    al[i] = old_stps[i].dot(q) * ro[i]
-                    q.add_(old_dirs[i], alpha=-al[i])
-                d = r = torch.mul(q, H_diag)
-                for i in range(num_old):
-                    be_i = old_dirs[i].dot(r) * ro[i]
-                    r.add_(old_stps[i], alpha=al[i] - be_i)
+                state["prev_flat_grad"].copy_(grad)
+            state["prev_loss"] = loss_before = loss
 
-            if prev_flat_grad is None:
-                prev_flat_grad = flat_grad.clone(memory_format=torch.contiguous_format)
-            else:
-                prev_flat_grad.copy_(flat_grad)
-            prev_loss = loss
-
-            # the step length
             if state["n_iter"] == 1:
-                t = min(1.0, 1.0 / flat_grad.abs().sum()) * lr
+                t = min(1.0, 1.0 / grad.abs().sum()) * lr
             else:
                 t = lr
-            gtd = flat_grad.dot(d)  # directional derivative
-            if gtd > -tolerance_change:
-                break  # not a descent direction any more
+            state["t"] = t
+            slope = grad.dot(d)
+            if slope > -tolerance_change:
+                break  # d no longer points downhill
 
-            ls_func_evals = 0
+            new_calls, converged = 0, False
             if line_search_fn is not None:
                 if line_search_fn != "strong_wolfe":
                     raise RuntimeError(f"LBFGS: only 'strong_wolfe' is supported as "
                                        f"line_search_fn (or None), got {line_search_fn!r}.")
-                x_init = self._clone_param()
-
-                def obj_func(x, t, d):
-                    return self._directional_evaluate(closure, x, t, d)
-
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd,
-                    max_ls=max_eval - current_evals)
+                evaluate_at = functools.partial(self._loss_and_grad_at, closure,
+                                                self._clone_param(), d)
+                # the search's own tolerance stays 1e-9 whatever the group's (as torch)
+                loss, grad, t, new_calls = _strong_wolfe(
+                    evaluate_at, t, d, loss, grad, slope, max_ls=group["max_eval"] - calls)
+                state["t"] = t
                 self._add_grad(t, d)
-                opt_cond = flat_grad.abs().max() <= tolerance_grad
+                converged = at_optimum(grad)
             else:
-                self._add_grad(t, d)  # a fixed step
-                if n_iter != max_iter:
-                    # re-evaluate unless this was the last iteration
+                self._add_grad(t, d)
+                if iteration != group["max_iter"]:  # the last iteration skips the re-run
                     loss = float(_evaluate(closure))
-                    flat_grad = self._gather_flat_grad()
-                    opt_cond = flat_grad.abs().max() <= tolerance_grad
-                    ls_func_evals = 1
+                    grad = self._gather_flat_grad()
+                    converged = at_optimum(grad)
+                    new_calls = 1
+            calls += new_calls
+            state["func_evals"] += new_calls
 
-            current_evals += ls_func_evals
-            state["func_evals"] += ls_func_evals
-
-            # stopping conditions
-            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
+            if iteration == group["max_iter"] or calls >= group["max_eval"] or converged:
                 break
-            if d.mul(t).abs().max() <= tolerance_change:
+            step_size = d.mul(t).abs().max()
+            if step_size <= tolerance_change or abs(loss - loss_before) < tolerance_change:
                 break
-            if abs(loss - prev_loss) < tolerance_change:
-                break
-
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=H_diag,
-                     prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
-        return orig_loss
+        return first_loss
