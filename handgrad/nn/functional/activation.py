@@ -198,13 +198,20 @@ class ScaledElu(Function):
     def forward(ctx, x, alpha, scale, input_scale):
         ctx.save_for_backward(x)
         ctx.alpha, ctx.scale, ctx.input_scale = alpha, scale, input_scale
-        return torch.where(x > 0, x * scale, torch.expm1(x * input_scale) * (scale * alpha))
+        # scale max(x, 0) + scale alpha (e**(input_scale min(x, 0)) - 1): the same values
+        # as a select of the two branches (each side adds an exact 0), but clamps run
+        # vectorised where torch.where on a random mask is ~7x slower on the CPU
+        negative = torch.expm1(torch.clamp_max(x, 0) * input_scale)
+        return torch.clamp_min(x, 0).mul_(scale).add_(negative, alpha=scale * alpha)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        negative = torch.exp(x * ctx.input_scale) * (ctx.scale * ctx.alpha * ctx.input_scale)
-        return torch.where(x > 0, g * ctx.scale, g * negative), None, None, None
+        positive = x > 0
+        # slope: e**(input_scale x) scale alpha input_scale where x <= 0, scale where x > 0
+        slope = torch.exp(torch.clamp_max(x, 0) * ctx.input_scale)
+        slope.mul_(ctx.scale * ctx.alpha * ctx.input_scale).mul_(~positive)
+        return g * slope.add_(positive, alpha=ctx.scale), None, None, None
 
 
 class Softsign(Function):
@@ -275,13 +282,13 @@ class Threshold(Function):
     def forward(ctx, x, threshold, value):
         below = x <= threshold
         if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(below)
+            ctx.save_for_backward(~below)
         return x.masked_fill(below, value)
 
     @staticmethod
     def backward(ctx, g):
-        (below,) = ctx.saved_tensors
-        return g.masked_fill(below, 0), None, None
+        (above,) = ctx.saved_tensors
+        return g * above, None, None  # a bool factor: one vectorised pass (see Relu)
 
 
 class Hardswish(Function):
@@ -301,8 +308,9 @@ class Hardswish(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        middle = g * (x / 3 + 0.5)
-        return torch.where(x <= -3, torch.zeros_like(g), torch.where(x < 3, middle, g))
+        # slope x / 3 + 1/2 inside (-3, 3), plus 1 from 3 on (bool factors, no where)
+        slope = (x / 3 + 0.5).mul_((x > -3) & (x < 3)).add_(x >= 3)
+        return g * slope
 
 
 class Hardsigmoid(Function):
@@ -349,17 +357,20 @@ class PReLU(Function):
         w = PReLU._slope(x, weight)
         ctx.save_for_backward(x, w)
         ctx.weight_shape = weight.shape
-        return torch.where(x > 0, x, x * w)
+        # max(x, 0) + w min(x, 0): a select's values (an exact 0 is added on each side)
+        # without torch.where, ~7x slower than the clamps on the CPU
+        return torch.clamp_min(x, 0).add_(torch.clamp_max(x, 0) * w)
 
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad
-        positive = x > 0
-        gx = torch.where(positive, g, g * w) if need_x else None
-        gw = None
+        gx = gw = None
+        if need_x:
+            positive = x > 0
+            gx = g * (w * ~positive).add_(positive)  # slope 1 where x > 0, else w
         if need_w:
-            gxw = torch.where(positive, torch.zeros_like(g), g * x)
+            gxw = g * torch.clamp_max(x, 0)  # g x where x <= 0, else 0
             dims = tuple(d for d in range(x.ndim) if w.ndim == 0 or d != 1)
             gw = (gxw.sum(dims) if dims else gxw).reshape(ctx.weight_shape)
         return gx, gw
