@@ -25,7 +25,6 @@ tests/optim/test_swa_utils.py.
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -138,51 +137,57 @@ class AveragedModel(Module):
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
-    def update_parameters(self, model: Module) -> None:
-        """Fold `model`'s current weights (and buffers, with use_buffers) into the average."""
-        if self.use_buffers:
-            own = itertools.chain(self.module.parameters(), self.module.buffers())
-            theirs = itertools.chain(model.parameters(), model.buffers())
-        else:
-            own, theirs = self.parameters(), model.parameters()
-        n_averaged = self.n_averaged.data
-        averaged_list, current_list = [], []
-        copy_param = bool(n_averaged == 0)
-        for p_averaged, p_model in zip(own, theirs):
-            averaged = p_averaged.data
-            current = p_model.data.to(averaged.device)
-            averaged_list.append(averaged)
-            current_list.append(current)
-            if copy_param:
-                averaged.copy_(current)
+    def _tracked(self, model: Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The raw tensors being averaged (ours) and the matching ones of `model` (moved to
+        our devices): parameters, then buffers with use_buffers."""
+        def raw(module):
+            found = list(module.parameters())
+            if self.use_buffers:
+                found += list(module.buffers())
+            return found
+        ours = [t.data for t in raw(self.module)]
+        theirs = [t.data.to(mine.device) for mine, t in zip(ours, raw(model))]
+        return ours[:len(theirs)], theirs
 
-        if n_averaged > 0:
-            if self.multi_avg_fn is not None or self.avg_fn is None:
-                for (device, _), (averaged, current) in _by_device_and_dtype(
-                        averaged_list, current_list).items():
-                    count = n_averaged.to(device)
-                    if self.multi_avg_fn is not None:
-                        self.multi_avg_fn(averaged, current, count)
-                    elif device.type in _FOREACH_DEVICES:
-                        get_swa_multi_avg_fn()(averaged, current, count)
-                    else:
-                        swa = get_swa_avg_fn()
-                        for a, c in zip(averaged, current):
-                            a.copy_(_raw(swa(a, c, count)))
+    def _average_into(self, ours: list[torch.Tensor], theirs: list[torch.Tensor],
+                      count: torch.Tensor) -> None:
+        """One averaging update of `ours` towards `theirs`, `count` updates so far."""
+        if self.avg_fn is not None and self.multi_avg_fn is None:
+            for mine, other in zip(ours, theirs):
+                mine.copy_(_raw(self.avg_fn(mine, other, count.to(mine.device))))
+            return
+        for (device, _), (mine, other) in _by_device_and_dtype(ours, theirs).items():
+            here = count.to(device)
+            if self.multi_avg_fn is not None:
+                self.multi_avg_fn(mine, other, here)
+            elif device.type in _FOREACH_DEVICES:  # torch's lerp kernels there
+                get_swa_multi_avg_fn()(mine, other, here)
             else:
-                for a, c in zip(averaged_list, current_list):
-                    a.copy_(_raw(self.avg_fn(a, c, n_averaged.to(a.device))))
+                running_mean = get_swa_avg_fn()
+                for m, o in zip(mine, other):
+                    m.copy_(_raw(running_mean(m, o, here)))
 
+    def update_parameters(self, model: Module) -> None:
+        """Fold `model`'s current weights (and buffers, with use_buffers) into the average:
+        a plain copy the first time, the averaging function afterwards; without
+        use_buffers the buffers are copied from `model` every time."""
+        ours, theirs = self._tracked(model)
+        count = self.n_averaged.data
+        if bool(count == 0):
+            for mine, other in zip(ours, theirs):
+                mine.copy_(other)
+        else:
+            self._average_into(ours, theirs, count)
         if not self.use_buffers:
-            own_buffers, model_buffers = list(self.module.buffers()), list(model.buffers())
-            if len(own_buffers) != len(model_buffers):
+            kept, source = list(self.module.buffers()), list(model.buffers())
+            if len(kept) != len(source):
                 raise ValueError(
-                    f"AveragedModel.update_parameters: the model has {len(model_buffers)} "
-                    f"buffers, the averaged copy {len(own_buffers)}; pass the model it was "
+                    f"AveragedModel.update_parameters: the model has {len(source)} "
+                    f"buffers, the averaged copy {len(kept)}; pass the model it was "
                     "built from.")
-            for b_swa, b_model in zip(own_buffers, model_buffers):
-                b_swa.data.copy_(b_model.data.to(b_swa.data.device))
-        n_averaged.add_(1)
+            for mine, other in zip(kept, source):
+                mine.data.copy_(other.data.to(mine.data.device))
+        count.add_(1)
 
 
 def _by_device_and_dtype(averaged: list[torch.Tensor], current: list[torch.Tensor]) -> dict:
@@ -227,6 +232,24 @@ def update_bn(loader: Iterable[Any], model: Module, device=None) -> None:
     model.train(was_training)
 
 
+def _anneal_progress(step: int, anneal_epochs: int):
+    """step / anneal_epochs kept in [0, 1] (ints stay ints, as torch's min / max leave them)."""
+    return max(0, min(1, step / max(1, anneal_epochs)))
+
+
+def _cosine_weight(progress):
+    """w = (1 - cos(pi t)) / 2: 0 at t = 0, 1 at t = 1, flat at both ends."""
+    return (1 - math.cos(math.pi * progress)) / 2
+
+
+def _linear_weight(progress):
+    """w = t."""
+    return progress
+
+
+_ANNEAL_WEIGHTS = {"cos": _cosine_weight, "linear": _linear_weight}
+
+
 class SWALR(LRScheduler):
     """Anneal each group's lr to `swa_lr` over `anneal_epochs` steps, then hold it.
 
@@ -257,38 +280,25 @@ class SWALR(LRScheduler):
         self.anneal_epochs = anneal_epochs
         super().__init__(optimizer, last_epoch)
 
-    @staticmethod
-    def _linear_anneal(t):
-        return t
-
-    @staticmethod
-    def _cosine_anneal(t):
-        return (1 - math.cos(math.pi * t)) / 2
-
-    @staticmethod
-    def _get_initial_lr(lr, swa_lr, alpha):
-        if alpha == 1:
-            return swa_lr
-        return (lr - alpha * swa_lr) / (1 - alpha)
-
     def get_lr(self) -> list[float]:
+        """lr_s = w_s swa_lr + (1 - w_s) lr_0, with lr_0 = (lr_{s-1} - w_{s-1} swa_lr) /
+        (1 - w_{s-1}) solved from the group's current lr (swa_lr itself once w_{s-1} = 1)."""
         self._warn_outside_step()
         step = self._step_count - 1
         if self.anneal_epochs == 0:
             step = max(1, step)
-        prev_t = max(0, min(1, (step - 1) / max(1, self.anneal_epochs)))
-        prev_alpha = self.anneal_func(prev_t)
-        prev_lrs = [self._get_initial_lr(group["lr"], group["swa_lr"], prev_alpha)
-                    for group in self.optimizer.param_groups]
-        t = max(0, min(1, step / max(1, self.anneal_epochs)))
-        alpha = self.anneal_func(t)
-        return [group["swa_lr"] * alpha + lr * (1 - alpha)
-                for group, lr in zip(self.optimizer.param_groups, prev_lrs)]
+        before = self.anneal_func(_anneal_progress(step - 1, self.anneal_epochs))
+        now = self.anneal_func(_anneal_progress(step, self.anneal_epochs))
+        lrs = []
+        for group in self.optimizer.param_groups:
+            target = group["swa_lr"]
+            start = target if before == 1 else (group["lr"] - before * target) / (1 - before)
+            lrs.append(target * now + start * (1 - now))
+        return lrs
 
     def _set_anneal_func(self, anneal_strategy: str) -> None:
         self._anneal_strategy = anneal_strategy
-        self.anneal_func = (self._cosine_anneal if anneal_strategy == "cos"
-                            else self._linear_anneal)
+        self.anneal_func = _ANNEAL_WEIGHTS[anneal_strategy]
 
     def state_dict(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items()
