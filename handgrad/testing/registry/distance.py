@@ -70,8 +70,8 @@ def _pairwise(p, eps=1e-6, keepdim=False):
 def _pdist(p):
     def composed(x):
         n = x.shape[0]
-        rows, cols = torch.triu_indices(n, n, 1)
-        d = x.index_select(0, hg.tensor(rows)) - x.index_select(0, hg.tensor(cols))
+        rows, cols = torch.triu_indices(n, n, 1, device=x.device)
+        d = x.index_select(0, hg.Tensor(rows)) - x.index_select(0, hg.Tensor(cols))
         return _norm(d, p, 1, keepdim=False)
     return composed
 
