@@ -217,7 +217,9 @@ class KVCache:
     def append(self, layer: int, key: torch.Tensor, value: torch.Tensor):
         """Store layer `layer`'s new keys and values (B, n_head, t, head_dim); returns the
         keys and values of every position held, new ones included (B, n_head, T + t, hd)."""
-        if self._keys[layer] is None or self._keys[layer].shape[0] != key.shape[0]:
+        held = self._keys[layer]
+        if held is None or held.shape[0] != key.shape[0] or held.dtype != key.dtype \
+                or held.device != key.device:
             B, H, _, D = key.shape
             self._keys[layer] = key.new_empty(B, H, self.capacity, D)
             self._values[layer] = value.new_empty(B, H, self.capacity, D)
