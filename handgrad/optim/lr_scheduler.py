@@ -555,29 +555,33 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base_lr in self.base_lrs]
 
+    def _position_at(self, epoch: float) -> tuple[float, int]:
+        """(T_cur, T_i) at an absolute epoch. Cycle k (from 0) is T_0 T_mult^k long, so
+        k cycles are over once epoch >= T_0 (T_mult^k - 1) / (T_mult - 1) (k T_0 when
+        T_mult = 1); T_cur is what the epoch passes the last of those boundaries by."""
+        first, growth = self.T_0, self.T_mult
+        if epoch < first:
+            return epoch, first
+        if growth == 1:
+            return epoch % first, self.T_i
+        cycles = int(math.log((epoch / first * (growth - 1) + 1), growth))
+        return epoch - first * (growth ** cycles - 1) / (growth - 1), first * growth ** cycles
+
     def step(self, epoch: float | None = None) -> None:
         """Advance one epoch, or go to `epoch` (which may be fractional); then set the
         rates. Unlike other schedulers, this step() neither counts steps nor warns."""
-        if epoch is None and self.last_epoch < 0:
-            epoch = 0
-        if epoch is None:
+        if epoch is None and self.last_epoch >= 0:
+            # one epoch on: the cycle position grows by one and wraps at a restart
+            since_restart, period = self.T_cur + 1, self.T_i
+            if since_restart >= period:
+                since_restart, period = since_restart % period, period * self.T_mult
+            self.T_cur, self.T_i = since_restart, period
             epoch = self.last_epoch + 1
-            self.T_cur = self.T_cur + 1
-            if self.T_cur >= self.T_i:  # a restart
-                self.T_cur = self.T_cur % self.T_i
-                self.T_i = self.T_i * self.T_mult
-        elif epoch < 0:
-            raise ValueError(f"Expected non-negative epoch, but got {epoch}")
-        elif epoch < self.T_0:
-            self.T_i = self.T_0
-            self.T_cur = epoch
-        elif self.T_mult == 1:
-            self.T_cur = epoch % self.T_0
         else:
-            # n restarts are done once epoch >= T_0 * (T_mult^n - 1) / (T_mult - 1)
-            n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
-            self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
-            self.T_i = self.T_0 * self.T_mult ** n
+            epoch = 0 if epoch is None else epoch
+            if epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            self.T_cur, self.T_i = self._position_at(epoch)
         self.last_epoch = math.floor(epoch)
 
         self._get_lr_called_within_step = True
@@ -588,6 +592,38 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
+
+
+def _triangle_wave(step: int, period: float, up_share: float) -> tuple[int, float]:
+    """(cycle, rise) at `step`: cycles of `period` steps count from 1; within one the
+    position u = step / period - (cycle - 1) runs over [0, 1), and rise goes linearly
+    0 -> 1 over u in [0, up_share], then back 1 -> 0 up to u = 1."""
+    cycle = math.floor(1 + step / period)
+    position = 1.0 + step / period - cycle
+    if position <= up_share:
+        return cycle, position / up_share
+    return cycle, (position - 1) / (up_share - 1)
+
+
+def _flat_height(cycle: float) -> float:
+    """'triangular': every cycle as high as the first."""
+    return 1.0
+
+
+def _halving_height(cycle: float) -> float:
+    """'triangular2': 1 / 2^(cycle - 1), half as high each cycle."""
+    return 1 / (2.0 ** (cycle - 1))
+
+
+def _exp_range_height(gamma: float, iterations: float) -> float:
+    """'exp_range': gamma^iterations, shrinking with every step."""
+    return gamma ** iterations
+
+
+# mode -> (height function, what it is given: the cycle number or the step count)
+_CYCLIC_HEIGHTS = {"triangular": (_flat_height, "cycle"),
+                   "triangular2": (_halving_height, "cycle"),
+                   "exp_range": (_exp_range_height, "iterations")}
 
 
 class CyclicLR(LRScheduler):
@@ -645,11 +681,9 @@ class CyclicLR(LRScheduler):
             raise ValueError("mode is invalid and scale_fn is None (CyclicLR: use mode "
                              f"'triangular', 'triangular2' or 'exp_range', not {mode!r}, "
                              "or give a scale_fn)")
-        self.mode = mode
-        self.gamma = gamma
+        self.mode, self.gamma, self.scale_mode = mode, gamma, scale_mode
         self._scale_fn_custom = scale_fn
-        self.scale_mode = scale_mode
-        self._init_scale_fn()
+        self._use_mode_height()
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
@@ -672,38 +706,20 @@ class CyclicLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
-    def _init_scale_fn(self) -> None:
-        """The mode's scale function (kept out of state_dict) and the scale_mode it uses."""
-        if self._scale_fn_custom is not None:
-            return
-        if self.mode == "triangular":
-            self._scale_fn_ref = self._triangular_scale_fn
-            self.scale_mode = "cycle"
-        elif self.mode == "triangular2":
-            self._scale_fn_ref = self._triangular2_scale_fn
-            self.scale_mode = "cycle"
-        elif self.mode == "exp_range":
-            self._scale_fn_ref = partial(self._exp_range_scale_fn, self.gamma)
-            self.scale_mode = "iterations"
+    def _use_mode_height(self) -> None:
+        """Without a scale_fn of the user's, take the mode's height function (kept out of
+        state_dict, rebuilt on load) and the scale_mode it is written for."""
+        if self._scale_fn_custom is None and self.mode in _CYCLIC_HEIGHTS:
+            height, self.scale_mode = _CYCLIC_HEIGHTS[self.mode]
+            self._mode_height = (partial(height, self.gamma) if self.mode == "exp_range"
+                                 else height)
 
     def scale_fn(self, x: float) -> float:
         """The height of the cycle, relative to max_lr - base_lr, at `x` (a cycle
         number or a step count, as scale_mode says)."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
-        return self._scale_fn_ref(x)
-
-    @staticmethod
-    def _triangular_scale_fn(x: float) -> float:
-        return 1.0
-
-    @staticmethod
-    def _triangular2_scale_fn(x: float) -> float:
-        return 1 / (2.0 ** (x - 1))
-
-    @staticmethod
-    def _exp_range_scale_fn(gamma: float, x: float) -> float:
-        return gamma ** x
+        return self._mode_height(x)
 
     def _set_momentum(self, group: dict, momentum: float) -> None:
         if self.use_beta1:
@@ -713,39 +729,32 @@ class CyclicLR(LRScheduler):
 
     def get_lr(self):
         self._warn_outside_step()
-        cycle = math.floor(1 + self.last_epoch / self.total_size)  # counts from 1
-        x = 1.0 + self.last_epoch / self.total_size - cycle  # position in the cycle, [0, 1)
-        if x <= self.step_ratio:
-            scale_factor = x / self.step_ratio  # rising
-        else:
-            scale_factor = (x - 1) / (self.step_ratio - 1)  # falling
-        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
-
-        lrs = [base_lr + (max_lr - base_lr) * scale_factor * scale
-               for base_lr, max_lr in zip(self.base_lrs, self.max_lrs, strict=True)]
-        if self.cycle_momentum:
-            for group, m_base, m_max in zip(self.optimizer.param_groups, self.base_momentums,
-                                            self.max_momentums, strict=True):
-                self._set_momentum(group, m_max - (m_max - m_base) * scale_factor * scale)
+        cycle, rise = _triangle_wave(self.last_epoch, self.total_size, self.step_ratio)
+        height = self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        lrs = [low + (high - low) * rise * height
+               for low, high in zip(self.base_lrs, self.max_lrs, strict=True)]
+        if self.cycle_momentum:  # the same wave, upside down
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums, strict=True):
+                self._set_momentum(group, high - (high - low) * rise * height)
         return lrs
 
     def state_dict(self):
         """As LRScheduler's, less the mode's scale function; a custom scale_fn is kept
         as its `__dict__` if it is a callable object, as None if it is a function."""
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("optimizer", "_scale_fn_ref", "_scale_fn_custom")}
-        fn = self._scale_fn_custom
-        state["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
-                                     else fn.__dict__.copy())
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_mode_height")}
+        user_fn = state["_scale_fn_custom"]
+        saveable = user_fn is not None and not isinstance(user_fn, types.FunctionType)
+        state["_scale_fn_custom"] = user_fn.__dict__.copy() if saveable else None
         return state
 
     def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        saved_fn = state_dict.pop("_scale_fn_custom", None)
-        self.__dict__.update(state_dict)
-        if saved_fn is not None:
-            self._scale_fn_custom.__dict__.update(saved_fn)
-        self._init_scale_fn()
+        attributes = dict(state_dict)
+        user_fn_state = attributes.pop("_scale_fn_custom", None)
+        self.__dict__.update(attributes)
+        if user_fn_state is not None:  # the callable object stays ours, its fields load
+            self._scale_fn_custom.__dict__.update(user_fn_state)
+        self._use_mode_height()
 
 
 # --------------------------------------------------------------------------- one cycle
@@ -847,22 +856,22 @@ class OneCycleLR(LRScheduler):
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. The specified number of total "
                              f"steps is {self.total_steps}")
+        # the phase this step falls in (the last one takes any step past its end) and
+        # the fraction of it done
+        phase_start, phases = 0.0, self._schedule_phases
+        for phase in phases[:-1]:
+            if step <= phase["end_step"]:
+                break
+            phase_start = phase["end_step"]
+        else:
+            phase = phases[-1]
+        done = (step - phase_start) / (phase["end_step"] - phase_start)
         lrs = []
         for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step - start_step) / (end_step - start_step)
-                    lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
-                    if self.cycle_momentum:
-                        momentum = self._anneal(group[phase["start_momentum"]],
-                                                group[phase["end_momentum"]], pct)
-                    break
-                start_step = phase["end_step"]
-            lrs.append(lr)
+            lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], done))
             if self.cycle_momentum:
-                self._set_momentum(group, momentum)
+                self._set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                                                       group[phase["end_momentum"]], done))
         return lrs
 
 
@@ -927,18 +936,17 @@ class ReduceLROnPlateau(LRScheduler):
         else:
             warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
         self.last_epoch = epoch
-        if self._is_better(current, self.best):
+        improved = self._is_better(current, self.best)
+        if improved:
             self.best = current
-            self.num_bad_epochs = 0
-        else:
-            self.num_bad_epochs += 1
-        if self.in_cooldown:
+        cooling = self.in_cooldown
+        if cooling:
             self.cooldown_counter -= 1
-            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
-        if self.num_bad_epochs > self.patience:
+        # a bad epoch counts unless it falls in the cooldown; an improvement resets the count
+        self.num_bad_epochs = 0 if improved or cooling else self.num_bad_epochs + 1
+        if self.num_bad_epochs > self.patience:  # patience ran out: reduce, then cool down
             self._reduce_lr()
-            self.cooldown_counter = self.cooldown
-            self.num_bad_epochs = 0
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = self._current_lrs()
 
     def _reduce_lr(self) -> None:
