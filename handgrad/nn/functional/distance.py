@@ -82,7 +82,11 @@ class Normalize(Function):
     def backward(ctx, g):
         x, norm, clamped, out = ctx.saved_tensors
         through = (g * out).sum(ctx.dim, keepdim=True) * (norm >= ctx.eps)
-        return (g - through * _norm_grad(x, norm, ctx.p, ctx.dim)) / clamped, None, None, None
+        # p = 2: dn/dx = x / n is `out` wherever the factor [n >= eps] lets it through
+        # (there c = n); using it keeps float32's cancellation exact (g - g = 0 along a
+        # size-1 dim, where x / n rounds differently from out)
+        norm_grad = out if ctx.p == 2 else _norm_grad(x, norm, ctx.p, ctx.dim)
+        return (g - through * norm_grad) / clamped, None, None, None
 
 
 class CosineSimilarity(Function):

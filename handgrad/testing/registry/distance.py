@@ -114,3 +114,26 @@ register("pairwise_distance_keepdim_eps",
          composed=_pairwise(2.0, 0.1, keepdim=True))
 register("pairwise_distance_scalars", HF.pairwise_distance, ref=TF.pairwise_distance,
          shapes=[((), ()), ((), (3,))], covers=(D.PairwiseDistance,), composed=_pairwise(2.0))
+
+
+# ============================================================== random shapes
+def _random_dim(gen, shapes):
+    ndim = len(shapes[0])
+    return (int(torch.randint(-ndim, ndim, (), generator=gen)),)
+
+
+register("normalize_random_dim", lambda x, dim: HF.normalize(x, 2.0, dim),
+         ref=lambda x, dim: TF.normalize(x, 2.0, dim), shapes=[((3, 4),), ((2, 3, 4),)],
+         covers=(D.Normalize,), extras=_random_dim, random_shapes="reduce",
+         domains=nonzero, composed=lambda x, dim: _normalize(2.0, dim)(x),
+         note="along a size-1 dim the exact gradient is 0 (handgrad gives 0); torch's "
+              "float32 autograd leaves ~1e-7 g / |x| of rounding, so |x| stays >= 0.2")
+register("cosine_similarity_broadcast", lambda a, b: HF.cosine_similarity(a, b, -1),
+         ref=lambda a, b: TF.cosine_similarity(a, b, -1), shapes=[((3, 4), (4,)), ((), ())],
+         covers=(D.CosineSimilarity,), random_shapes="binary", composed=_cosine(-1),
+         domains=nonzero, tolerances={"float32": (2e-4, 1e-4)},
+         note="a size-1 input broadcast along dim has an exact gradient of 0 (the cosine "
+              "ignores its scale); float32 leaves ~1e-7 g / |x| of rounding, in torch too")
+register("pairwise_distance_broadcast", HF.pairwise_distance, ref=TF.pairwise_distance,
+         shapes=[((3, 4), (1, 4)), ((), (2,))], covers=(D.PairwiseDistance,),
+         random_shapes="binary", composed=_pairwise(2.0))
