@@ -90,29 +90,44 @@ def adafactor(params: list[torch.Tensor], grads: list[torch.Tensor], states: lis
               weight_decay: float, maximize: bool) -> None:
     """The Adafactor update of raw tensors `params` in place (see the module docstring)."""
     for param, grad, state in zip(params, grads, states):
-        grad = -grad if maximize else grad
-        if eps1 is None:
-            eps1 = torch.finfo(param.dtype).eps
+        if maximize:
+            grad = -grad
+        # eps1 = None means the first parameter's machine epsilon, for all (as torch)
+        eps1 = torch.finfo(param.dtype).eps if eps1 is None else eps1
         state["step"] += 1
-        step = float(state["step"])
-        one_minus_beta2_t = step ** beta2_decay
-        rho_t = min(lr, 1 / (step ** 0.5))
-        alpha = max(eps2, param.norm(2).item() / (param.numel() ** 0.5)) * rho_t
+        t = float(state["step"])
+        mix = t ** beta2_decay  # 1 - beta2_t
+        step_size = max(eps2, _rms(param)) * min(lr, 1 / (t ** 0.5))
         if weight_decay != 0:
             param.mul_(1 - lr * weight_decay)
-        if grad.dim() > 1:
-            row_var, col_var = state["row_var"], state["col_var"]
-            row_mean = torch.norm(grad, dim=-1, keepdim=True).square_().div_(grad.size(-1))
-            row_var.lerp_(row_mean, one_minus_beta2_t)
-            col_mean = torch.norm(grad, dim=-2, keepdim=True).square_().div_(grad.size(-2))
-            col_var.lerp_(col_mean, one_minus_beta2_t)
-            var_estimate = row_var @ col_var  # (..., rows, 1) @ (..., 1, cols)
-            var_estimate.div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
-        else:
-            variance = state["variance"]
-            variance.lerp_(grad * grad, one_minus_beta2_t)
-            var_estimate = variance.clone()
-        update = var_estimate.clamp_(min=eps1 * eps1).rsqrt_()
-        update.mul_(grad)
-        denom = max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) * d))
-        param.add_(update, alpha=-alpha / denom)
+        second_moment = (_factored_second_moment(grad, state, mix, eps1) if grad.dim() > 1
+                         else _full_second_moment(grad, state, mix))
+        scaled = second_moment.clamp_(min=eps1 * eps1).rsqrt_().mul_(grad)
+        clip = max(1.0, scaled.norm(2).item() / ((scaled.numel() ** 0.5) * d))
+        param.add_(scaled, alpha=-step_size / clip)
+
+
+def _rms(tensor: torch.Tensor) -> float:
+    """sqrt(mean(x^2)) as ||x||_2 / sqrt(n), on the host."""
+    return tensor.norm(2).item() / (tensor.numel() ** 0.5)
+
+
+def _mean_square(grad: torch.Tensor, dim: int) -> torch.Tensor:
+    """mean(g^2) along `dim` (kept), as ||g||^2 / n: no g-sized temporary."""
+    return torch.norm(grad, dim=dim, keepdim=True).square_().div_(grad.size(dim))
+
+
+def _factored_second_moment(grad, state, mix, eps1) -> torch.Tensor:
+    """R and C move towards the row / column means of g^2; V = R C / max(mean(R), eps1),
+    a fresh (..., rows, cols) tensor from (..., rows, 1) @ (..., 1, cols)."""
+    rows, cols = state["row_var"], state["col_var"]
+    rows.lerp_(_mean_square(grad, -1), mix)
+    cols.lerp_(_mean_square(grad, -2), mix)
+    return (rows @ cols).div_(rows.mean(dim=-2, keepdim=True).clamp_(min=eps1))
+
+
+def _full_second_moment(grad, state, mix) -> torch.Tensor:
+    """V moves towards g^2 entry by entry; a copy is returned (the caller changes it)."""
+    kept = state["variance"]
+    kept.lerp_(grad * grad, mix)
+    return kept.clone()

@@ -214,49 +214,37 @@ class LBFGS(Optimizer):
             raise ValueError("LBFGS doesn't support per-parameter options (parameter "
                              "groups): pass one list of parameters.")
         self._params = self.param_groups[0]["params"]
-        self._numel_cache = None
 
     def _check_group(self, group):
         if not 0.0 <= group["lr"]:
             raise ValueError(f"LBFGS: Invalid learning rate: {group['lr']} (must be >= 0).")
 
     # ------------------------------------------------------------- flat vectors
-    def _numel(self) -> int:
-        if self._numel_cache is None:
-            self._numel_cache = sum(p.numel() for p in self._params)
-        return self._numel_cache
+    # x and g are all parameters laid end to end, in the group's order.
+    def _flat_grad(self) -> torch.Tensor:
+        """g as one fresh vector (a parameter without a gradient contributes zeros)."""
+        return torch.cat([p.data.new_zeros(p.numel()) if p.grad is None
+                          else p.grad.data.reshape(-1) for p in self._params], 0)
 
-    def _gather_flat_grad(self) -> torch.Tensor:
-        """Every parameter's gradient flattened into one vector (zeros where None)."""
-        views = []
-        for p in self._params:
-            if p.grad is None:
-                views.append(p.data.new_zeros(p.numel()))
-            else:
-                views.append(p.grad.data.reshape(-1))
-        return torch.cat(views, 0)
+    def _move(self, t, direction: torch.Tensor) -> None:
+        """x <- x + t * direction, each parameter from its slice of the flat vector."""
+        pieces = direction.split([p.numel() for p in self._params])
+        for p, piece in zip(self._params, pieces):
+            p.data.add_(piece.view_as(p.data), alpha=t)
 
-    def _add_grad(self, step_size, update: torch.Tensor) -> None:
-        """x <- x + step_size * update, on the parameters' data."""
-        offset = 0
-        for p in self._params:
-            numel = p.numel()
-            p.data.add_(update[offset:offset + numel].view_as(p.data), alpha=step_size)
-            offset += numel
-
-    def _clone_param(self) -> list[torch.Tensor]:
+    def _snapshot(self) -> list[torch.Tensor]:
         return [p.data.clone(memory_format=torch.contiguous_format) for p in self._params]
 
-    def _set_param(self, params_data) -> None:
-        for p, data in zip(self._params, params_data):
-            p.data.copy_(data)
+    def _restore(self, snapshot: list[torch.Tensor]) -> None:
+        for p, saved in zip(self._params, snapshot):
+            p.data.copy_(saved)
 
     def _loss_and_grad_at(self, closure, x, d, t):
         """Loss and flat gradient at x + t d; the parameters are put back to x."""
-        self._add_grad(t, d)
+        self._move(t, d)
         loss = float(_evaluate(closure))
-        flat_grad = self._gather_flat_grad()
-        self._set_param(x)
+        flat_grad = self._flat_grad()
+        self._restore(x)
         return loss, flat_grad
 
     # ------------------------------------------------------------- the step
@@ -311,7 +299,7 @@ class LBFGS(Optimizer):
         first_loss = _evaluate(closure)
         loss, calls = float(first_loss), 1
         state["func_evals"] += 1
-        grad = self._gather_flat_grad()
+        grad = self._flat_grad()
         if at_optimum(grad):
             return first_loss
 
@@ -339,18 +327,18 @@ class LBFGS(Optimizer):
                     raise RuntimeError(f"LBFGS: only 'strong_wolfe' is supported as "
                                        f"line_search_fn (or None), got {line_search_fn!r}.")
                 evaluate_at = functools.partial(self._loss_and_grad_at, closure,
-                                                self._clone_param(), d)
+                                                self._snapshot(), d)
                 # the search's own tolerance stays 1e-9 whatever the group's (as torch)
                 loss, grad, t, new_calls = _strong_wolfe(
                     evaluate_at, t, d, loss, grad, slope, max_ls=group["max_eval"] - calls)
                 state["t"] = t
-                self._add_grad(t, d)
+                self._move(t, d)
                 converged = at_optimum(grad)
             else:
-                self._add_grad(t, d)
+                self._move(t, d)
                 if iteration != group["max_iter"]:  # the last iteration skips the re-run
                     loss = float(_evaluate(closure))
-                    grad = self._gather_flat_grad()
+                    grad = self._flat_grad()
                     converged = at_optimum(grad)
                     new_calls = 1
             calls += new_calls

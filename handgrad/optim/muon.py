@@ -101,17 +101,14 @@ def _zeropower_via_newtonschulz(grad: torch.Tensor, ns_coefficients, ns_steps: i
         raise ValueError("Muon: ns_coefficients must be a tuple of exactly 3 values, got "
                          f"{len(ns_coefficients)}.")
     a, b, c = ns_coefficients
-    ortho_grad = grad.bfloat16()
-    if grad.size(0) > grad.size(1):
-        ortho_grad = ortho_grad.T
-    ortho_grad.div_(ortho_grad.norm().clamp(min=eps))
+    tall = grad.size(0) > grad.size(1)
+    x = grad.bfloat16().T if tall else grad.bfloat16()  # wide: S below is the small Gram
+    x.div_(x.norm().clamp(min=eps))
     for _ in range(ns_steps):
-        gram_matrix = ortho_grad @ ortho_grad.T
-        gram_update = torch.addmm(gram_matrix, gram_matrix, gram_matrix, beta=b, alpha=c)
-        ortho_grad = torch.addmm(ortho_grad, gram_update, ortho_grad, beta=a)
-    if grad.size(0) > grad.size(1):
-        ortho_grad = ortho_grad.T
-    return ortho_grad
+        s = x @ x.T
+        # X <- a X + (b S + c S S) X, as two fused multiply-adds
+        x = torch.addmm(x, torch.addmm(s, s, s, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
 
 
 def _adjust_lr(lr: float, adjust_lr_fn: str | None, shape) -> float:

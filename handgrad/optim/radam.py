@@ -80,11 +80,10 @@ def radam(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[di
         grad = -grad if maximize else grad
         state["step"] += 1
         t = state["step"]
-        if weight_decay != 0:
-            if decoupled_weight_decay:
-                param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad.add(param, alpha=weight_decay)
+        if weight_decay != 0 and decoupled_weight_decay:  # RAdamW: shrink p itself
+            param.mul_(1 - lr * weight_decay)
+        elif weight_decay != 0:  # L2: the penalty's gradient joins g
+            grad = grad.add(param, alpha=weight_decay)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

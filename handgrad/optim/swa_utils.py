@@ -207,28 +207,24 @@ def update_bn(loader: Iterable[Any], model: Module, device=None) -> None:
     The statistics are reset and averaged with equal weight per batch (momentum=None);
     the BatchNorms' momentum and the model's train/eval mode are put back afterwards.
     InstanceNorm layers are left alone, as in torch."""
-    momenta = {}
-    for module in model.modules():
-        if isinstance(module, _BatchNorm) and not isinstance(module, _InstanceNorm):
-            module.reset_running_stats()
-            momenta[module] = module.momentum
-    if not momenta:
+    norms = [m for m in model.modules()
+             if isinstance(m, _BatchNorm) and not isinstance(m, _InstanceNorm)]
+    if not norms:
         return
+    saved_momentum = {norm: norm.momentum for norm in norms}
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: every batch weighs the same
     was_training = model.training
     model.train()
-    for module in momenta:
-        module.momentum = None
     with no_grad():
         for batch in loader:
-            if isinstance(batch, list | tuple):
-                batch = batch[0]
-            if isinstance(batch, torch.Tensor):
-                batch = Tensor(batch)
-            if device is not None:
-                batch = batch.to(device)
-            model(batch)
-    for module, momentum in momenta.items():
-        module.momentum = momentum
+            inputs = batch[0] if isinstance(batch, list | tuple) else batch
+            if isinstance(inputs, torch.Tensor):
+                inputs = Tensor(inputs)
+            model(inputs if device is None else inputs.to(device))
+    for norm, momentum in saved_momentum.items():
+        norm.momentum = momentum
     model.train(was_training)
 
 
@@ -284,9 +280,9 @@ class SWALR(LRScheduler):
         """lr_s = w_s swa_lr + (1 - w_s) lr_0, with lr_0 = (lr_{s-1} - w_{s-1} swa_lr) /
         (1 - w_{s-1}) solved from the group's current lr (swa_lr itself once w_{s-1} = 1)."""
         self._warn_outside_step()
-        step = self._step_count - 1
-        if self.anneal_epochs == 0:
-            step = max(1, step)
+        step = self._step_count - 1  # steps taken since the initial one
+        if self.anneal_epochs == 0:  # no annealing: swa_lr from the first step on
+            step = max(step, 1)
         before = self.anneal_func(_anneal_progress(step - 1, self.anneal_epochs))
         now = self.anneal_func(_anneal_progress(step, self.anneal_epochs))
         lrs = []
