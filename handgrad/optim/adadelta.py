@@ -75,14 +75,16 @@ def adadelta(params: list[torch.Tensor], grads: list[torch.Tensor], states: list
     grads = _signed_decayed(grads, params, maximize, weight_decay)
     square_avgs = [state["square_avg"] for state in states]
     acc_deltas = [state["acc_delta"] for state in states]
-    torch._foreach_mul_(square_avgs, rho)
-    torch._foreach_addcmul_(square_avgs, grads, grads, value=1 - rho)
-    stds = torch._foreach_add(square_avgs, eps)
-    torch._foreach_sqrt_(stds)
-    deltas = torch._foreach_add(acc_deltas, eps)
-    torch._foreach_sqrt_(deltas)
-    torch._foreach_div_(deltas, stds)
-    torch._foreach_mul_(deltas, grads)
-    torch._foreach_mul_(acc_deltas, rho)
-    torch._foreach_addcmul_(acc_deltas, deltas, deltas, value=1 - rho)
-    torch._foreach_add_(params, deltas, alpha=-lr)
+    _foreach_running_mean_square(square_avgs, grads, rho)
+    # dx = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) * g, worked out in one buffer
+    steps = torch._foreach_sqrt(torch._foreach_add(acc_deltas, eps))
+    torch._foreach_div_(steps, torch._foreach_sqrt(torch._foreach_add(square_avgs, eps)))
+    torch._foreach_mul_(steps, grads)
+    _foreach_running_mean_square(acc_deltas, steps, rho)
+    torch._foreach_add_(params, steps, alpha=-lr)
+
+
+def _foreach_running_mean_square(averages, values, rho) -> None:
+    """E[v^2] <- rho * E[v^2] + (1 - rho) * v^2 for every tensor, in place."""
+    torch._foreach_mul_(averages, rho)
+    torch._foreach_addcmul_(averages, values, values, value=1 - rho)

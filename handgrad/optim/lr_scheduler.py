@@ -470,28 +470,34 @@ class SequentialLR(_SchedulerOfSchedulers):
         # do the first scheduler's initial step only.
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"]
-        self._undo_initial_steps(self)
+        _step_back(self)
         first = self._schedulers[bisect_right(self._milestones, 0)]
         first._initial_step()
         self._last_lr = first.get_last_lr()
 
-    def _undo_initial_steps(self, scheduler) -> None:
-        if hasattr(scheduler, "_schedulers"):
-            for inner in scheduler._schedulers:
-                self._undo_initial_steps(inner)
-        elif hasattr(scheduler, "last_epoch"):
-            scheduler.last_epoch -= 1
-
     def step(self) -> None:  # type: ignore[override]
         """Step the scheduler whose turn it is; at a milestone, restart the next one."""
         self.last_epoch += 1
-        index = bisect_right(self._milestones, self.last_epoch)
-        scheduler = self._schedulers[index]
-        if index > 0 and self._milestones[index - 1] == self.last_epoch:
-            scheduler._update_lr(0)
+        turn = bisect_right(self._milestones, self.last_epoch)
+        active = self._schedulers[turn]
+        just_switched = turn > 0 and self._milestones[turn - 1] == self.last_epoch
+        if just_switched:  # the new scheduler starts from its own epoch 0
+            active._update_lr(0)
         else:
-            scheduler.step()
-        self._last_lr = scheduler.get_last_lr()
+            active.step()
+        self._last_lr = active.get_last_lr()
+
+
+def _step_back(scheduler) -> None:
+    """Take back the initial step of every scheduler below `scheduler` (nested ones too):
+    each leaf's last_epoch goes down by one."""
+    pending = [scheduler]
+    while pending:
+        current = pending.pop()
+        if hasattr(current, "_schedulers"):
+            pending.extend(current._schedulers)
+        elif hasattr(current, "last_epoch"):
+            current.last_epoch -= 1
 
 
 class ChainedScheduler(_SchedulerOfSchedulers):

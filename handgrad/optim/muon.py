@@ -112,14 +112,13 @@ def _zeropower_via_newtonschulz(grad: torch.Tensor, ns_coefficients, ns_steps: i
 
 
 def _adjust_lr(lr: float, adjust_lr_fn: str | None, shape) -> float:
+    """lr times the shape factor of the chosen rule (module docstring)."""
     rows, cols = shape[:2]
-    if adjust_lr_fn is None or adjust_lr_fn == "original":
-        ratio = math.sqrt(max(1, rows / cols))
-    elif adjust_lr_fn == "match_rms_adamw":
-        ratio = 0.2 * math.sqrt(max(rows, cols))
-    else:
-        ratio = 1.0
-    return lr * ratio
+    if adjust_lr_fn == "match_rms_adamw":  # the update's RMS then matches AdamW's ~0.2
+        return lr * (0.2 * math.sqrt(max(rows, cols)))
+    if adjust_lr_fn in (None, "original"):  # only tall matrices are scaled up
+        return lr * math.sqrt(max(1, rows / cols))
+    return lr * 1.0
 
 
 def muon(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[dict], *,

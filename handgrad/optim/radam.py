@@ -87,14 +87,12 @@ def radam(params: list[torch.Tensor], grads: list[torch.Tensor], states: list[di
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias_correction1 = 1 - beta1 ** t
-        bias_correction2 = 1 - beta2 ** t
-        bias_corrected_exp_avg = exp_avg / bias_correction1
-        rho_t = rho_inf - 2 * t * (beta2 ** t) / bias_correction2
-        if rho_t > 5.0:
-            rectification = ((rho_t - 4) * (rho_t - 2) * rho_inf
-                             / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-            adaptive_lr = (bias_correction2 ** 0.5) / exp_avg_sq.sqrt().add_(eps)
-            param.add_(bias_corrected_exp_avg * lr * adaptive_lr * rectification, alpha=-1.0)
-        else:
-            param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+        unbias_sq = 1 - beta2 ** t
+        m_hat = exp_avg / (1 - beta1 ** t)
+        rho = rho_inf - 2 * t * (beta2 ** t) / unbias_sq  # length of the approximated SMA
+        if not rho > 5.0:  # variance not yet tractable: a momentum-SGD step
+            param.add_(m_hat * lr, alpha=-1.0)
+            continue
+        r = ((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)) ** 0.5
+        inv_v_hat = (unbias_sq ** 0.5) / exp_avg_sq.sqrt().add_(eps)
+        param.add_(m_hat * lr * inv_v_hat * r, alpha=-1.0)
