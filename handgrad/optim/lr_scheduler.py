@@ -909,30 +909,24 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown: int = 0, min_lr: float | list[float] = 0, eps: float = 1e-8):
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: Factor should be < 1.0 (got {factor}).")
-        self.factor = factor
         _check_optimizer(optimizer)
-        self.optimizer = optimizer
-        if isinstance(min_lr, list | tuple):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got "
-                                 f"{len(min_lr)}")
-            self.default_min_lr = None
-            self.min_lrs = list(min_lr)
-        else:
-            self.default_min_lr = min_lr
-            self.min_lrs = [min_lr] * len(optimizer.param_groups)
-        self.patience = patience
-        self.cooldown = cooldown
-        self.eps = eps
+        groups = len(optimizer.param_groups)
+        per_group = isinstance(min_lr, list | tuple)
+        if per_group and len(min_lr) != groups:
+            raise ValueError(f"expected {groups} min_lrs, got {len(min_lr)}")
+        # default_min_lr: the one value that fills min_lrs again if groups are added later
+        self.default_min_lr = None if per_group else min_lr
+        self.min_lrs = list(min_lr) if per_group else [min_lr] * groups
+        self.optimizer, self.factor, self.eps = optimizer, factor, eps
+        self.patience, self.cooldown = patience, cooldown
         self.last_epoch = 0
         self._last_lr = self._current_lrs()
-        self._init_is_better(mode, threshold, threshold_mode)
-        self._reset()
+        self._set_comparison(mode, threshold, threshold_mode)
+        self._start_over()
 
-    def _reset(self) -> None:
-        self.best = self.mode_worse
-        self.cooldown_counter = 0
-        self.num_bad_epochs = 0
+    def _start_over(self) -> None:
+        """No best metric yet, no cooldown, no bad epochs."""
+        self.best, self.cooldown_counter, self.num_bad_epochs = self.mode_worse, 0, 0
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         """Record this epoch's metric; reduce the rates after too many bad epochs."""
@@ -942,7 +936,7 @@ class ReduceLROnPlateau(LRScheduler):
         else:
             warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
         self.last_epoch = epoch
-        improved = self._is_better(current, self.best)
+        improved = self._improves(current, self.best)
         if improved:
             self.best = current
         cooling = self.in_cooldown
@@ -964,26 +958,26 @@ class ReduceLROnPlateau(LRScheduler):
                     f"min_lrs has {len(self.min_lrs)} (a group was probably added after "
                     "the scheduler was built). Set `min_lrs` to one value per group.")
             self.min_lrs = [self.default_min_lr] * len(groups)
-        for group, min_lr in zip(groups, self.min_lrs):
-            old_lr = float(group["lr"])
-            new_lr = max(old_lr * self.factor, min_lr)
-            if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+        for group, floor in zip(groups, self.min_lrs):
+            current = float(group["lr"])
+            reduced = max(current * self.factor, floor)
+            if current - reduced > self.eps:  # skip changes too small to matter
+                group["lr"] = reduced
 
     @property
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def _is_better(self, a: float, best: float) -> bool:
-        if self.mode == "min" and self.threshold_mode == "rel":
-            return a < best * (1.0 - self.threshold)
-        if self.mode == "min" and self.threshold_mode == "abs":
-            return a < best - self.threshold
-        if self.mode == "max" and self.threshold_mode == "rel":
-            return a > best * (self.threshold + 1.0)
-        return a > best + self.threshold
+    def _improves(self, a: float, best: float) -> bool:
+        """Whether metric `a` beats `best` by the threshold: below best (1 - threshold) or
+        best - threshold in 'min' mode, above best (threshold + 1) or best + threshold in
+        'max' mode."""
+        relative = self.threshold_mode == "rel"
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if relative else best - self.threshold)
+        return a > (best * (self.threshold + 1.0) if relative else best + self.threshold)
 
-    def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
+    def _set_comparison(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode {mode!r} is unknown (use 'min' or "
                              "'max').")
@@ -997,4 +991,4 @@ class ReduceLROnPlateau(LRScheduler):
 
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
-        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+        self._set_comparison(self.mode, self.threshold, self.threshold_mode)
