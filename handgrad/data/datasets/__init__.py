@@ -13,6 +13,7 @@ function                  what
 ``char_corpus``,          a character corpus; tiny-shakespeare (local or download=True)
 ``tiny_shakespeare``
 ``translation_pairs``     English-French pairs from a Tatoeba/manythings TSV file
+``translation_splits``    the same, split by English sentence (every reference kept together)
 ========================  ==============================================================
 
 Files are looked for in ``root=``, else ``$HANDGRAD_DATA``, else ``~/.cache/handgrad``;
