@@ -83,16 +83,18 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when "
-                        f"resuming a scheduler with last_epoch={last_epoch}. Load the "
-                        "optimizer's state_dict first, or use last_epoch=-1 for a new run.")
+        # initial_lr: each group's lr when its schedule began (kept in the optimizer's
+        # state_dict); a new schedule records it, a resumed one needs it there already
+        resuming = last_epoch != -1
+        missing = [i for i, group in enumerate(optimizer.param_groups)
+                   if "initial_lr" not in group]
+        if resuming and missing:
+            raise KeyError(
+                f"param 'initial_lr' is not specified in param_groups[{missing[0]}] when "
+                f"resuming a scheduler with last_epoch={last_epoch}. Load the "
+                "optimizer's state_dict first, or use last_epoch=-1 for a new run.")
+        for i in missing:
+            optimizer.param_groups[i]["initial_lr"] = optimizer.param_groups[i]["lr"]
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -123,26 +125,27 @@ class LRScheduler:
                 "them in the opposite order: `optimizer.step()` before "
                 "`lr_scheduler.step()`; otherwise the first value of the learning rate "
                 "schedule is skipped.", UserWarning, stacklevel=2)
-        self._step_count += 1
         if epoch is not None:
             warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
+        self._step_count += 1
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:
+        """Go to `epoch` (None: the next one) and write its rates into the groups. A jump
+        to a given epoch takes the schedule's closed form where it has one, since get_lr
+        is mostly written as a recurrence on the current rates."""
+        if epoch is None:
+            self.last_epoch, rates = self.last_epoch + 1, self.get_lr
+        else:
+            self.last_epoch, rates = epoch, getattr(self, "_get_closed_form_lr", self.get_lr)
         self._get_lr_called_within_step = True
         try:
-            if epoch is None:
-                self.last_epoch += 1
-                values = self.get_lr()
-            else:
-                self.last_epoch = epoch
-                closed_form = getattr(self, "_get_closed_form_lr", None)
-                values = closed_form() if closed_form is not None else self.get_lr()
+            values = rates()
         finally:
             self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def _warn_outside_step(self) -> None:
         if not self._get_lr_called_within_step:
@@ -548,11 +551,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if not isinstance(eta_min, float | int):
             raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type "
                              f"{type(eta_min)}")
-        self.T_0 = T_0
-        self.T_i = T_0
-        self.T_mult = T_mult
-        self.eta_min = eta_min
-        self.T_cur = last_epoch
+        # T_i: the current cycle's length; T_cur: epochs since the last restart
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        self.T_i, self.T_cur = T_0, last_epoch
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -701,12 +702,11 @@ class CyclicLR(LRScheduler):
             self.use_beta1 = "betas" in optimizer.defaults
             self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
-                                                optimizer.param_groups, strict=True):
-                    self._set_momentum(group, m_max)
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            if last_epoch == -1:  # a new run starts at the top of the momentum cycle
+                for group, high, low in zip(optimizer.param_groups, self.max_momentums,
+                                            self.base_momentums, strict=True):
+                    self._set_momentum(group, high)
+                    group.update(max_momentum=high, base_momentum=low)
         # As in PyTorch, the initial step uses the groups' initial_lr as the lower bound
         # (the same as base_lr unless the groups had one already); base_lr from then on.
         super().__init__(optimizer, last_epoch)
@@ -764,6 +764,13 @@ class CyclicLR(LRScheduler):
 
 
 # --------------------------------------------------------------------------- one cycle
+def _positive_int(name: str, value) -> int:
+    """`value` itself when it is an int > 0; torch's ValueError otherwise."""
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"Expected positive integer {name}, but got {value}")
+    return value
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (Smith & Topin, 2018), stepped once per batch.
 
@@ -785,16 +792,10 @@ class OneCycleLR(LRScheduler):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps <= 0:
-                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
+            self.total_steps = _positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
-                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError("Expected positive integer steps_per_epoch, but got "
-                                 f"{steps_per_epoch}")
-            self.total_steps = epochs * steps_per_epoch
+            self.total_steps = (_positive_int("epochs", epochs)
+                                * _positive_int("steps_per_epoch", steps_per_epoch))
         else:
             raise ValueError("You must define either total_steps OR (epochs AND "
                              "steps_per_epoch)")
@@ -930,12 +931,10 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         """Record this epoch's metric; reduce the rates after too many bad epochs."""
-        current = float(metrics)
-        if epoch is None:
-            epoch = self.last_epoch + 1
-        else:
+        current = float(metrics)  # a 0-d tensor or a number
+        if epoch is not None:
             warnings.warn(_EPOCH_DEPRECATION, UserWarning, stacklevel=2)
-        self.last_epoch = epoch
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         improved = self._improves(current, self.best)
         if improved:
             self.best = current

@@ -59,6 +59,14 @@ _global_step_pre_hooks: OrderedDict[int, Callable] = OrderedDict()
 _global_step_post_hooks: OrderedDict[int, Callable] = OrderedDict()
 
 
+def _through_hooks(hooks: OrderedDict[int, Callable], optimizer, state_dict: dict) -> dict:
+    """Pass `state_dict` through each hook in turn; a hook returning a dict replaces it."""
+    for hook in hooks.values():
+        replaced = hook(optimizer, state_dict)
+        state_dict = state_dict if replaced is None else replaced
+    return state_dict
+
+
 def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
     """Run `hook(optimizer, args, kwargs)` before every optimizer's step(); `args` are
     step's positional arguments, the optimizer first (as in torch). It may return
@@ -377,12 +385,8 @@ class Optimizer:
             key = index_of[id(p)] if isinstance(p, Tensor) else p
             state[key] = {k: (_step_tensor(v) if k == "step" else v)
                           for k, v in buffers.items()}
-        state_dict = {"state": state, "param_groups": groups}
-        for post_hook in self._optimizer_state_dict_post_hooks.values():
-            result = post_hook(self, state_dict)
-            if result is not None:
-                state_dict = result
-        return state_dict
+        return _through_hooks(self._optimizer_state_dict_post_hooks, self,
+                              {"state": state, "param_groups": groups})
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a dict from `state_dict()` (handgrad's or PyTorch's, same optimizer kind).
@@ -391,11 +395,8 @@ class Optimizer:
         parameter's device and (floating point) dtype, and each group's options are taken
         from the dict."""
         name = type(self).__name__
-        state_dict = state_dict.copy()
-        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
-            result = pre_hook(self, state_dict)
-            if result is not None:
-                state_dict = result
+        state_dict = _through_hooks(self._optimizer_load_state_dict_pre_hooks, self,
+                                    state_dict.copy())
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
