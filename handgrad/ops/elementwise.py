@@ -384,19 +384,25 @@ class LeakyRelu(Function):
 
 
 class Elu(Function):
-    """out = x if x > 0 else alpha (e**x - 1);  dx = g if x > 0 else g alpha e**x."""
+    """out = x if x > 0 else alpha (e**x - 1);  dx = g if x > 0 else g alpha e**x.
+
+    Without the slow bool-mask torch.where (see LeakyRelu), exact up to rounding order:
+    out = max(x, 0) + alpha expm1(min(x, 0)) (one of the two terms is 0), and
+    dx = g (m + (1 - m) alpha e**min(x, 0)), m = 1[x > 0] as 0.0 / 1.0."""
 
     @staticmethod
     def forward(ctx, x, alpha=1.0):
         floating_only("elu", x)
         ctx.save_for_backward(x)
         ctx.alpha = alpha
-        return torch.where(x > 0, x, alpha * torch.expm1(x))
+        return torch.clamp_max(x, 0).expm1_().mul_(alpha).add_(torch.clamp_min(x, 0))
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return torch.where(x > 0, g, g * ctx.alpha * torch.exp(x)), None
+        negative = torch.clamp_max(x, 0).exp_().mul_(ctx.alpha)  # alpha e**x where x <= 0
+        m = torch.gt(x, 0).to(g.dtype)
+        return torch.addcmul(m, torch.rsub(m, 1), negative).mul_(g), None
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
