@@ -362,6 +362,7 @@ class LeakyRelu(Function):
     usual slopes, 0 <= slope <= 1, both directions avoid it and stay exact:
     out = max(x, 0) + slope min(x, 0) (one of the two terms is 0), and
     dx = g max(1[x > 0], slope) (the factor is exactly 1 or slope). Other slopes use where.
+    Only the sign of a zero may differ from torch's (slope 0: +0.0 where torch has -0.0).
     """
 
     name = "leaky_relu"
@@ -388,7 +389,8 @@ class Elu(Function):
 
     Without the slow bool-mask torch.where (see LeakyRelu), exact up to rounding order:
     out = max(x, 0) + alpha expm1(min(x, 0)) (one of the two terms is 0), and
-    dx = g (m + (1 - m) alpha e**min(x, 0)), m = 1[x > 0] as 0.0 / 1.0."""
+    dx = g (m + (1 - m) alpha e**min(x, 0)), m = 1[x > 0] as 0.0 / 1.0. Only the sign of
+    a zero may differ from torch's (alpha 0, or x = -0.0: +0.0 where torch has -0.0)."""
 
     @staticmethod
     def forward(ctx, x, alpha=1.0):
