@@ -83,13 +83,39 @@ class Tensor(TensorBase):
     __slots__ = ()
     __hash__ = object.__hash__
 
+    @classmethod
+    def _make(cls, data: torch.Tensor, requires_grad, ctx):
+        """Fast constructor for op results (no conversion). Its one check: the data must
+        not require grad in torch, which happens when a torch tensor that requires grad
+        was mixed into an op; handgrad would silently hold torch's graph in its tensor."""
+        if data.requires_grad:
+            _refuse_torch_grad(data, None)
+        t = object.__new__(cls)
+        t.data = data
+        t._grad = None
+        t._requires_grad = requires_grad
+        t._ctx = ctx
+        return t
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """torch functions called with handgrad Tensors (torch.cat([a, b]),
+        torch.nn.functional.relu(x), torch_tensor * x): handgrad's own op where it has
+        one, else torch on the data without a graph (refused when a gradient would be
+        lost). See handgrad/_interop.py."""
+        from handgrad._interop import torch_function
+        return torch_function(func, types, args, kwargs)
+
     def __init__(self, data, requires_grad: bool = False, dtype=None, device=None):
         if isinstance(data, Tensor):
             data = data.data
         if not isinstance(data, torch.Tensor):
             data = torch.as_tensor(data, dtype=dtype, device=device)
-        elif dtype is not None or device is not None:
-            data = data.to(dtype=dtype, device=device)
+        else:
+            if data.requires_grad:
+                _refuse_torch_grad(data, "Tensor()")
+            if dtype is not None or device is not None:
+                data = data.to(dtype=dtype, device=device)
         self.data = data
         self._grad = None
         self._ctx = None
@@ -315,6 +341,35 @@ class Tensor(TensorBase):
         plain = tuple(x.__array__() if isinstance(x, Tensor) else x for x in inputs)  # no grad
         return getattr(ufunc, method)(*plain, **kwargs)
 
+    def __format__(self, format_spec: str) -> str:
+        """f"{loss:.4f}": a 0-d tensor formats as its item, others as str(t), as torch."""
+        if self.data.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
+    def __reduce_ex__(self, protocol):
+        """Pickling (pickle, torch.save, multiprocessing): the torch tensor, the class
+        and requires_grad, rebuilt by `_rebuild_tensor` (a leaf, no graph, no .grad, as
+        torch pickles). Under torch.load(weights_only=True) the same file gives plain
+        torch tensors; see _rebuild_tensor."""
+        cls = type(self)
+        return (_rebuild_tensor, (self.data.detach(), self._requires_grad,
+                                  f"{cls.__module__}:{cls.__qualname__}"))
+
+    def __deepcopy__(self, memo):
+        """copy.deepcopy: a new leaf with copied data (and .grad), the same class and
+        requires_grad; like torch, only leaves can be deep-copied."""
+        if self._ctx is not None:
+            raise RuntimeError(
+                "deepcopy: only tensors created explicitly by the user (graph leaves) "
+                "support the deepcopy protocol at the moment, as in torch; copy "
+                "x.detach() (or x.detach().clone()) instead.")
+        import copy
+        new = type(self)._make(copy.deepcopy(self.data, memo), self._requires_grad, None)
+        if self._grad is not None:
+            new._grad = copy.deepcopy(self._grad, memo)
+        return new
+
     def __repr__(self) -> str:
         text = repr(self.data)
         if self._ctx is not None:
@@ -370,11 +425,61 @@ class Tensor(TensorBase):
     def bool(self) -> Tensor:
         return self.to(torch.bool)
 
+    def type(self, dtype=None, non_blocking: bool = False, **kwargs):
+        """t.type() -> 'torch.FloatTensor' (the name of its type, as torch); t.type(
+        torch.float) or t.type('torch.cuda.FloatTensor') -> converted, as .to() does."""
+        if dtype is None:
+            return self.data.type()
+        if isinstance(dtype, str):
+            known = _type_names()
+            name = dtype.replace("torch.cuda.", "torch.")
+            if name not in known:
+                raise ValueError(f"type: invalid type {dtype!r}; expected a torch.dtype or a "
+                                 f"name such as 'torch.FloatTensor' ({', '.join(known)})")
+            device = "cuda" if dtype.startswith("torch.cuda.") else "cpu"
+            return self.to(device, known[name], non_blocking=non_blocking)
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"type: expected a torch.dtype or a type name, got {dtype!r}")
+        return self.to(dtype, non_blocking=non_blocking)
+
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(other.dtype)
 
     def clone(self) -> Tensor:
         return F.Clone.apply(self)
+
+    # new_*: leaves of this tensor's dtype and device unless told otherwise, as torch
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return self._new(self.data.new_zeros(_shape_args(size), dtype=dtype, device=device),
+                         requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return self._new(self.data.new_ones(_shape_args(size), dtype=dtype, device=device),
+                         requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        return self._new(self.data.new_empty(_shape_args(size), dtype=dtype, device=device),
+                         requires_grad)
+
+    def new_full(self, size, fill_value, *, dtype=None, device=None,
+                 requires_grad=False) -> Tensor:
+        return self._new(self.data.new_full(tuple(size), _raw(fill_value), dtype=dtype,
+                                            device=device), requires_grad)
+
+    def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+        """A copy of `data` (numbers, lists, a Tensor) of this tensor's dtype and device
+        unless told otherwise; never part of the graph, as torch."""
+        if isinstance(data, Tensor | torch.Tensor):
+            raw = _raw(data).detach().clone().to(dtype=dtype or _raw(data).dtype,
+                                                 device=device or _raw(data).device)
+        else:
+            from handgrad._creation import _unwrap_nested
+            raw = self.data.new_tensor(_unwrap_nested(data), dtype=dtype, device=device)
+        return self._new(raw, requires_grad)
+
+    @staticmethod
+    def _new(raw: torch.Tensor, requires_grad: bool) -> Tensor:
+        return Tensor(raw, requires_grad=requires_grad)
 
     def contiguous(self) -> Tensor:
         return self if self.data.is_contiguous() else F.Clone.apply(self)
@@ -981,6 +1086,69 @@ def _from_numpy(x, device):
 
 
 Tensor._result_type = Tensor  # ops on a Tensor, or on a Parameter, give a Tensor
+
+
+_TYPE_NAMES: dict = {}
+
+
+def _type_names() -> dict:
+    """'torch.FloatTensor' -> torch.float32, ... (the CPU names; CUDA's add '.cuda')."""
+    if not _TYPE_NAMES:
+        for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                      torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+                      torch.bool, torch.complex64, torch.complex128):
+            _TYPE_NAMES[torch.empty(0, dtype=dtype).type()] = dtype
+    return _TYPE_NAMES
+
+
+def _refuse_torch_grad(data: torch.Tensor, who: str | None):
+    """A torch tensor that requires grad reached a handgrad tensor: refuse it (handgrad
+    computes no torch gradients, so torch's graph inside would silently go nowhere).
+    `who` names the caller; None means an op's result, whose op and argument are found
+    in the calling frame (Function.apply's `cls` and `args`); only this error path looks."""
+    if who is None:
+        import sys
+        frame = sys._getframe(2)
+        op, args = frame.f_locals.get("cls"), frame.f_locals.get("args")
+        if isinstance(op, type) and isinstance(args, tuple):
+            where = [i for i, a in enumerate(args)
+                     if isinstance(a, torch.Tensor) and a.requires_grad]
+            who = (f"{autograd.op_name(op)}: argument {', '.join(map(str, where))}" if where
+                   else autograd.op_name(op))
+        else:
+            who = "an op"
+    raise RuntimeError(
+        f"{who}: got a torch tensor that requires grad (shape {tuple(data.shape)}); handgrad "
+        "computes no torch gradients, so its gradient would be silently lost. Make it a "
+        "handgrad tensor that requires grad (handgrad.tensor(t.detach(), "
+        "requires_grad=True)), or pass t.detach() if no gradient should flow.")
+
+
+def _rebuild_tensor(data: torch.Tensor, requires_grad: bool, kind: str):
+    """Unpickle a Tensor: `kind` ('handgrad._tensor:Tensor', 'handgrad.nn.module:
+    Parameter', ...) names its class, which must be a handgrad Tensor class.
+
+    Called by torch.load(weights_only=True) (handgrad registers this function with
+    torch's safe globals), it returns the plain torch tensor instead: weights_only
+    promises torch data and nothing else, so no class named in the file is imported.
+    (In a process that never imported handgrad, weights_only refuses this function by
+    name; handgrad.save / handgrad.load are the format that needs no pickle at all.)"""
+    import sys
+    if sys._getframe(1).f_globals.get("__name__") == "torch._weights_only_unpickler":
+        return data.requires_grad_(bool(requires_grad) and data.is_floating_point())
+    module_name, _, qualname = kind.partition(":")
+    import importlib
+    cls = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    if not (isinstance(cls, type) and issubclass(cls, Tensor)):
+        raise TypeError(f"unpickling a handgrad Tensor: {kind!r} is not a Tensor class")
+    t = cls._make(data, False, None)
+    t._requires_grad = bool(requires_grad)
+    return t
+
+
+torch.serialization.add_safe_globals([_rebuild_tensor])
 
 
 def is_tensor(x) -> bool:
