@@ -219,14 +219,15 @@ def torch_function(func, types, args=(), kwargs=None):
             "computes every gradient itself). Use handgrad.autograd.grad(outputs, inputs) "
             "or loss.backward() (handgrad.autograd.backward).")
     Tensor = _tensor_type()
-    _refuse_torch_grad(what, args, kwargs)
+    if torch.is_grad_enabled():  # under torch.no_grad() torch records nothing to lose
+        _refuse_torch_grad(what, args, kwargs)
     op = None if "out" in kwargs else _handgrad_op(func, args)
     if op is not None:
         wrapped: dict[int, torch.Tensor] = {}
 
         def to_handgrad(v):
             if isinstance(v, torch.Tensor):
-                t = Tensor._make(v, False, None)
+                t = Tensor._make(v.detach() if v.requires_grad else v, False, None)
                 wrapped[id(t)] = v
                 return t
             return v
