@@ -154,7 +154,10 @@ def randint_like(other, low=0, high=None, *, generator=None, dtype=None, device=
 
 
 def manual_seed(seed: int):
-    """Seed torch's random generators (handgrad draws all random numbers through torch)."""
+    """Seed torch's random generators (handgrad draws all random numbers through torch)
+    and return torch's default CPU generator, as torch.manual_seed does. A generator of
+    one's own is `handgrad.Generator().manual_seed(seed)` (torch's class), which every
+    factory and in-place random method takes as `generator=`."""
     return torch.manual_seed(seed)
 
 

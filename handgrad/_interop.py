@@ -102,7 +102,24 @@ class inference_mode(no_grad):
         return False
 
     def __call__(self, fn):
+        """Decorate `fn`: the mode is set around each call (for a generator function,
+        around each of its steps, as torch does)."""
         enabled = self._enabled
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                with inference_mode(enabled):
+                    steps = fn(*args, **kwargs)
+                request = None
+                while True:
+                    with inference_mode(enabled):
+                        try:
+                            response = steps.send(request)
+                        except StopIteration as stop:
+                            return stop.value
+                    request = yield response
+
+            return generator
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):

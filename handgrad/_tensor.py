@@ -11,6 +11,18 @@ recorded as the out-of-place op whose result takes the tensor's place (its old d
 perhaps saved for a backward, is left alone); that is refused while a view, base or
 `.detach()` sharing its storage is alive, since those would keep the old values.
 
+torch functions given a Tensor (`torch.cat([a, b])`, `torch.nn.functional.relu(x)`,
+`torch_tensor * x`) reach `__torch_function__`: handgrad's own op where it has one, else
+torch on the data without a graph, refused when a gradient would be lost (_interop.py).
+A torch tensor that requires grad is refused wherever it meets a handgrad op, naming
+the op and the argument: handgrad computes no torch gradients, so it would be lost.
+
+Tensors pickle (`__reduce_ex__`: pickle, torch.save, worker processes) as a torch tensor
+plus the class and requires_grad, and `torch.load(weights_only=True)` reads them back as
+plain torch tensors (`_rebuild_tensor` is registered with torch's safe globals);
+`copy.deepcopy` copies leaves as torch does. handgrad.save / load (serialization.py)
+save without pickle.
+
 NumPy on the left of an operator (`np.float64(0.5) * t`, `np.ones(3) + t`) and NumPy's
 ufuncs on a Tensor (`np.exp(t)`) run handgrad's own ops, so the graph is kept; a ufunc
 handgrad has no op for works on the data of tensors that need no gradient and is
@@ -729,6 +741,12 @@ class Tensor(TensorBase):
 
     def argmax(self, dim=None, keepdim=False):
         return Tensor._make(self.data.argmax(dim=dim, keepdim=keepdim), False, None)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+        """Indices drawn from the rows of self as (unnormalised) probabilities, as
+        torch.multinomial; int64, without a gradient."""
+        return Tensor._make(torch.multinomial(self.data, num_samples, replacement,
+                                              generator=generator), False, None)
 
     def argmin(self, dim=None, keepdim=False):
         return Tensor._make(self.data.argmin(dim=dim, keepdim=keepdim), False, None)

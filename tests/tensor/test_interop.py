@@ -215,3 +215,19 @@ def test_inference_mode_is_no_grad_under_torchs_name():
     with torch.inference_mode():
         assert hg.is_inference_mode_enabled()
     assert y.tolist() == [3.0, 3.0]
+
+
+def test_inference_mode_decorates_generator_functions_and_multinomial_draws_like_torch():
+    x = hg.ones(2, requires_grad=True)
+
+    @hg.inference_mode()
+    def steps():
+        yield (x * 2).grad_fn, hg.is_inference_mode_enabled()
+        yield (x * 3).grad_fn, hg.is_inference_mode_enabled()
+
+    assert list(steps()) == [(None, True), (None, True)]
+    assert (x * 2).grad_fn is not None
+    probs = hg.tensor([[0.1, 0.5, 0.4], [0.7, 0.2, 0.1]])
+    got = probs.multinomial(4, True, generator=hg.Generator().manual_seed(1))
+    expected = probs.data.multinomial(4, True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(got.data, expected) and got.dtype == torch.int64
