@@ -83,7 +83,7 @@ class TranslatorConfig:
     encoder_layers: int = 2  # TransformerEncoderLayers
     decoder_layers: int = 2  # TransformerDecoderLayers
     feedforward: int = 512  # hidden width of each layer's feed-forward block
-    dropout: float = 0.2  # dropout in the layers and after the embeddings
+    dropout: float = 0.1  # dropout in the layers and after the embeddings
     norm_first: bool = False  # pre-norm layers (False: the original post-norm)
     tie_embeddings: bool = True  # the output projection reuses the target embedding matrix
     max_positions: int = 64  # positions in the sinusoidal table: the longest sentence in tokens
