@@ -333,6 +333,20 @@ class Tensor(TensorBase):
         array = self.data.cpu().numpy()
         return array if dtype is None else array.astype(dtype)
 
+    def __dlpack__(self, *args, **kwargs):
+        """DLPack export of the data, which is how torch.tensor(t), torch.as_tensor(t)
+        (sharing memory) and np.from_dlpack(t) read a Tensor; refused when it requires
+        grad, as torch refuses it."""
+        if self.requires_grad:
+            raise RuntimeError(
+                "__dlpack__: can't export a tensor that requires grad (torch.tensor(t), "
+                "torch.as_tensor(t), np.from_dlpack(t) would lose its gradient); use "
+                "t.detach() first, as in torch.")
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         """NumPy meets a Tensor: `np.float64(0.5) * t`, `np.ones(3) + t`, `np.exp(t)`.
 

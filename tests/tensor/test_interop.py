@@ -231,3 +231,13 @@ def test_inference_mode_decorates_generator_functions_and_multinomial_draws_like
     got = probs.multinomial(4, True, generator=hg.Generator().manual_seed(1))
     expected = probs.data.multinomial(4, True, generator=torch.Generator().manual_seed(1))
     assert torch.equal(got.data, expected) and got.dtype == torch.int64
+
+
+def test_torch_tensor_and_as_tensor_read_a_handgrad_tensor_through_dlpack():
+    x = hg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    shared = torch.as_tensor(x)
+    copied = torch.tensor(x.T)  # strided too
+    assert type(shared) is torch.Tensor and shared.data_ptr() == x.data.data_ptr()
+    assert torch.equal(copied, x.data.T) and copied.data_ptr() != x.data.data_ptr()
+    with pytest.raises(RuntimeError, match="requires grad"):
+        torch.tensor(hg.ones(2, requires_grad=True))
