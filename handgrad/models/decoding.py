@@ -231,9 +231,13 @@ def sampling_speed(model, vocabulary, prompt: str = "\n", length: int = 500, see
                    top_p: float | None = None, keep: int | None = None,
                    device=None) -> dict:
     """Tokens per second generating `length` characters after `prompt` with the KV cache
-    and without it (same seed; a GPT), and whether the two texts are the same."""
+    and without it (same seed; a GPT; after a warm-up of 8 characters each), and whether
+    the two texts are the same."""
     results = {"length": length, "keep": keep or getattr(model, "block_size", None)}
     texts = {}
+    for use_cache in (True, False):  # warm-up: the first calls allocate and fill caches
+        for _ in generate(model, vocabulary, prompt, 8, use_cache=use_cache, device=device):
+            pass
     for name, use_cache in (("cached", True), ("uncached", False)):
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
