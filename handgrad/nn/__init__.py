@@ -5,7 +5,10 @@
     container.py      Sequential, ModuleList, ModuleDict
     linear.py         Linear, Identity, Flatten, Unflatten
     activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
-                      LogSoftmax
+                      LogSoftmax, Softmin, LogSigmoid, Hardtanh, ReLU6, Hardswish,
+                      Hardsigmoid, Mish, GLU, PReLU, SELU, CELU, Softsign, Tanhshrink,
+                      Threshold
+    distance.py       CosineSimilarity, PairwiseDistance
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
     dropout.py        Dropout, Dropout1d, Dropout2d
     sparse.py         Embedding
@@ -15,8 +18,11 @@
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
                       MaxUnpool1d/2d
     padding.py        ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d)
-    loss.py           MSELoss, L1Loss, SmoothL1Loss, NLLLoss, CrossEntropyLoss, BCELoss,
-                      BCEWithLogitsLoss, HingeLoss
+    loss.py           MSELoss, L1Loss, SmoothL1Loss, HuberLoss, NLLLoss, CrossEntropyLoss,
+                      BCELoss, BCEWithLogitsLoss, HingeLoss, KLDivLoss, SoftMarginLoss,
+                      MarginRankingLoss, HingeEmbeddingLoss, TripletMarginLoss,
+                      CosineEmbeddingLoss, PoissonNLLLoss, GaussianNLLLoss,
+                      MultiMarginLoss, MultiLabelSoftMarginLoss, CTCLoss
     mlp.py            MLP (the builder)
     init.py           nn.init: kaiming, xavier, normal, uniform, trunc_normal, ...
     rnn.py            RNN (tanh, relu), LSTM (proj_size), GRU over whole sequences, RNNBase

@@ -5,7 +5,10 @@ The fused layer-level Functions live here, one file per family, each with its fo
 and hand-derived backward side by side:
 
     linear.py         the affine map x W^T + b
-    loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, BCE, hinge)
+    loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, Huber, BCE, hinge,
+                      KL divergence, the margin, embedding, Poisson and Gaussian NLL losses)
+    ctc.py            ctc_loss: the forward-backward (alpha-beta) algorithm in log space
+    distance.py       normalize, cosine_similarity, pairwise_distance, pdist
     normalization.py  batch norm, layer norm, group norm, instance norm
     dropout.py        dropout, dropout1d / dropout2d (whole channels)
     sparse.py         embedding
@@ -30,8 +33,10 @@ and hand-derived backward side by side:
 Each file's docstring lists its Functions; `handgrad gradcheck --list` lists every one
 that is registered (a test fails for a Function without a registry entry).
 
-Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core;
-activation.py only gives them PyTorch's functional API's spelling.
+Activations (relu, gelu, softmax, log_softmax, ...) are primitives of the tensor core,
+which activation.py gives PyTorch's functional spelling; the rarer ones are fused
+Functions there (logsigmoid, hardtanh / relu6, hardswish, hardsigmoid, mish, glu,
+prelu, selu / celu, softsign, tanhshrink, threshold), with softmin and one_hot.
 
 Left out: 3-d convolution and pooling; torch's flash and memory-efficient attention
 kernels (scaled_dot_product_attention forms the whole (L, S) weight matrix) and nested
