@@ -55,7 +55,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
     (("demo",), "handgrad.demo",
      "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k, "
-     "LeNet-5 on MNIST-5k, a char-LSTM on tiny-shakespeare"),
+     "LeNet-5 on MNIST-5k, a char-LSTM and a GPT on tiny-shakespeare, an English-French "
+     "Transformer"),
 ]
 
 

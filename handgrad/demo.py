@@ -11,6 +11,11 @@
    sample. tinyshakespeare.txt is the one file the demo cannot find offline: where it
    is not found ($HANDGRAD_DATA, the cache; `handgrad train char-rnn --download` fetches
    it), the row says "skipped" and why, and the demo goes on.
+5. attention: a small character-level GPT (models/gpt.py) on the same text, its
+   validation nats per character and a sample streamed through its KV cache; and an
+   English -> French Transformer (models/translator.py) on the 5,000 Tatoeba pairs,
+   its held-out chrF and a few translations. Each needs its file (tinyshakespeare.txt,
+   eng-fra-tatoeba-5k.tsv) and is skipped, saying why, where it is not found.
 
 It prints one table (dataset, model, result, target, time) and writes every plot
 (learning curves, confusion matrices, the regression fit, decision boundaries) under
@@ -46,7 +51,12 @@ _TARGETS = {"clusters": lambda r: r >= 0.98, "regression": lambda r: r < 0.375,
 # tinyshakespeare.txt is not found: it is the one file the demo cannot find offline).
 CHAR_TARGET = ("valid nats/char", "<= 2.0 (uniform over 65 characters: 4.17)")
 _TARGETS["char-lstm"] = lambda r: r is None or r <= 2.0
-_STEPS = 2 + len(TENSOR_RUNS)
+# The attention part: a small GPT on the same text, a small translator on Tatoeba.
+GPT_TARGET = ("valid nats/char", "<= 2.1 (uniform over 65 characters: 4.17)")
+_TARGETS["gpt"] = lambda r: r is None or r <= 2.1
+TRANSLATOR_TARGET = ("test chrF", ">= 25 (the full recipe: 52.9)")
+_TARGETS["translator"] = lambda r: r is None or r >= 25
+_STEPS = 4 + len(TENSOR_RUNS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +158,70 @@ def _char_lm(out: Path, quick: bool, device: str, verbose: bool) -> dict:
             "detail": results["description"]}
 
 
+def _skipped(row: dict, error: Exception, command: str) -> dict:
+    return {**row, "value": None, "text": "skipped", "seconds": 0.0, "files": [],
+            "detail": f"skipped: {str(error).splitlines()[0]} (set HANDGRAD_DATA, or see "
+                      f"`{command} --help`)"}
+
+
+def _gpt(out: Path, quick: bool, device: str, verbose: bool) -> dict:
+    """A small GPT (models/gpt.py) on tiny-shakespeare, and a sample of it (the sample
+    streams through the KV cache); `quick`: 20,000 characters and a tiny network."""
+    from handgrad.data.datasets._files import DataFileError
+    from handgrad.data.datasets.text import tiny_shakespeare
+    from handgrad.models.char_rnn_cli import train
+    from handgrad.models.gpt import GPTConfig, describe
+
+    config = GPTConfig(n_layer=1 if quick else 2, n_head=2 if quick else 4,
+                       n_embd=32 if quick else 64, block_size=32 if quick else 64,
+                       batch_size=16 if quick else 32, steps_per_epoch=20 if quick else 300,
+                       epochs=1 if quick else 2, warmup_steps=10 if quick else 50,
+                       lr=3e-3, min_lr=3e-4, sample_length=200)
+    row = {"name": "gpt", "dataset": "tiny-shakespeare", "model": describe(config),
+           "figure": GPT_TARGET[0], "target": GPT_TARGET[1]}
+    try:
+        text = tiny_shakespeare()
+    except (FileNotFoundError, DataFileError) as error:
+        return _skipped(row, error, "handgrad train gpt")
+    text = text[:20_000] if quick else text
+    results = train(config, out / "gpt", device=device, text=text, progress=None,
+                    table=verbose, samples=False, log=lambda *a: None)
+    nats = results["valid"]["nats_per_char"]
+    return {**row, "model": f"{row['model']}, {results['steps']} steps", "value": nats,
+            "text": f"{nats:.3f}", "seconds": results["fit_seconds"],
+            "files": results["files"], "sample": results["sample"],
+            "detail": results["description"]}
+
+
+def _translator(out: Path, quick: bool, device: str, verbose: bool) -> dict:
+    """A small English -> French Transformer (models/translator.py) on the Tatoeba
+    pairs, its held-out chrF (greedy) and its first translations; `quick`: a tiny one."""
+    from handgrad.data.datasets._files import DataFileError
+    from handgrad.models.translator import TranslatorConfig, describe
+    from handgrad.models.translator_cli import train
+
+    config = TranslatorConfig(d_model=32 if quick else 128, heads=2 if quick else 4,
+                              encoder_layers=1 if quick else 2,
+                              decoder_layers=1 if quick else 2,
+                              feedforward=64 if quick else 512, dropout=0.1,
+                              epochs=1 if quick else 12, warmup_steps=30 if quick else 300,
+                              beam=1, eval_every=0)
+    row = {"name": "translator", "dataset": "eng-fra tatoeba-5k", "model": describe(config),
+           "figure": TRANSLATOR_TARGET[0], "target": TRANSLATOR_TARGET[1]}
+    try:
+        results = train(config, out / "translator", device=device, progress=None,
+                        table=verbose, log=lambda *a: None)
+    except (FileNotFoundError, DataFileError) as error:
+        return _skipped(row, error, "handgrad train translator")
+    chrf = results["test"]["chrf"]
+    examples = "\n".join(f"        {e['english']}  ->  {e['translation']}"
+                         for e in results["examples"][:5])
+    return {**row, "model": f"{row['model']}, {results['epochs_done']} ep", "value": chrf,
+            "text": f"{chrf:.1f} (exact {100 * results['test']['exact_match']:.1f}%)",
+            "seconds": results["fit_seconds"], "files": results["files"],
+            "sample": examples, "detail": results["description"]}
+
+
 def _met(row: dict) -> bool:
     return _TARGETS[row.get("name", row["dataset"])](row["value"])
 
@@ -194,13 +268,23 @@ def run(args: argparse.Namespace) -> int:
         rows.append(_tensor_run(name, figure, target, out, args.quick, args.device,
                                 args.verbose))
         print(f"      {rows[-1]['figure']} {rows[-1]['text']} in {rows[-1]['seconds']:.1f}s")
-    print(f"[{_STEPS}/{_STEPS}] tensor engine: a char-LSTM on tiny-shakespeare ...", flush=True)
+    print(f"[{_STEPS - 2}/{_STEPS}] tensor engine: a char-LSTM on tiny-shakespeare ...", flush=True)
     rows.append(_char_lm(out, args.quick, args.device, args.verbose))
     if rows[-1]["value"] is None:
         print(f"      {rows[-1]['detail']}")
     else:
         print(f"      {rows[-1]['figure']} {rows[-1]['text']} in {rows[-1]['seconds']:.1f}s; "
               f"its sample:\n{rows[-1].get('sample', '')}")
+    for step, (what, part) in enumerate(
+            (("a character-level GPT on tiny-shakespeare", _gpt),
+             ("an English -> French Transformer on Tatoeba", _translator)), start=_STEPS - 1):
+        print(f"[{step}/{_STEPS}] attention: {what} ...", flush=True)
+        rows.append(part(out, args.quick, args.device, args.verbose))
+        if rows[-1]["value"] is None:
+            print(f"      {rows[-1]['detail']}")
+        else:
+            print(f"      {rows[-1]['figure']} {rows[-1]['text']} in "
+                  f"{rows[-1]['seconds']:.1f}s:\n{rows[-1].get('sample', '')}")
     total = time.perf_counter() - start
     table = _table(rows, args.quick)
     print()

@@ -232,7 +232,8 @@ def test_demo_quick(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo_results.json").read_text())
     assert [r["dataset"] for r in summary["runs"]] == ["moons", "clusters", "regression",
                                                        "digits", "mnist5k", "mnist5k",
-                                                       "tiny-shakespeare"]
+                                                       "tiny-shakespeare", "tiny-shakespeare",
+                                                       "eng-fra tatoeba-5k"]
     assert (tmp_path / "lenet-mnist5k" / "misclassified.png").is_file()
     assert (tmp_path / "moons_scalar" / "decision_boundary.png").is_file()
     assert (tmp_path / "mnist5k" / "confusion_matrix.png").is_file()
@@ -253,7 +254,8 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     import handgrad.demo as demo
 
     values = {"moons": 1.0, "clusters": 0.99, "regression": 0.2, "digits": 0.98,
-              "mnist5k": 0.95, "lenet-mnist5k": 0.985, "char-lstm": 1.9}
+              "mnist5k": 0.95, "lenet-mnist5k": 0.985, "char-lstm": 1.9, "gpt": 2.0,
+              "translator": 30.0}
 
     def row(name, *rest):
         return {"name": name, "dataset": name.removeprefix("lenet-"), "model": "m",
@@ -263,6 +265,8 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     monkeypatch.setattr(demo, "_scalar_moons", lambda out, quick: row("moons"))
     monkeypatch.setattr(demo, "_tensor_run", row)
     monkeypatch.setattr(demo, "_char_lm", lambda *args: row("char-lstm"))
+    monkeypatch.setattr(demo, "_gpt", lambda *args: row("gpt"))
+    monkeypatch.setattr(demo, "_translator", lambda *args: row("translator"))
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert "MISSED" not in capsys.readouterr().out
     values["mnist5k"] = 0.93
@@ -272,3 +276,6 @@ def test_full_demo_exit_status_says_whether_every_target_was_met(tmp_path, monke
     values["mnist5k"], values["lenet-mnist5k"] = 0.95, 0.97
     assert main(["demo", "--out", str(tmp_path)]) == 1
     assert "targets missed: lenet-mnist5k" in capsys.readouterr().out
+    values["lenet-mnist5k"], values["translator"] = 0.985, 20.0
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert "targets missed: translator" in capsys.readouterr().out
