@@ -258,7 +258,11 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.shape
         heads, head_dim = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        # q, k, v from the three row blocks of c_attn (the same products as one Linear
+        # and a split, whose backward would add three zero-filled (B, T, 3C) gradients)
+        w, b = self.c_attn.weight, self.c_attn.bias
+        q, k, v = (F.linear(x, w[i * C:(i + 1) * C], None if b is None else b[i * C:(i + 1) * C])
+                   for i in range(3))  # 3 x (B, T, C)
         q = q.view(B, T, heads, head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, heads, head_dim).transpose(1, 2)  # (B, nh, T, hd)
         v = v.view(B, T, heads, head_dim).transpose(1, 2)  # (B, nh, T, hd)
