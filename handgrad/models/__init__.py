@@ -12,9 +12,18 @@
     char_rnn.py  CharRNNConfig, Vocabulary, StreamBatches (TBPTT batches), CharRNN
              (embedding or one-hot -> RNN/LSTM/GRU -> Linear), CarryState, stream_nats,
              generate (import handgrad.models.char_rnn)
-    char_rnn_cli.py  the `handgrad train char-rnn` command (its own train(config, out):
-             the state carried between chunks, validation in nats/char, samples)
+    char_rnn_cli.py  the `handgrad train char-rnn` / `train gpt` run (train(config, out)
+             for a CharRNNConfig or a GPTConfig: validation in nats/char, samples)
+    gpt.py   GPTConfig, GPT (nanoGPT's shape: pre-norm causal blocks, tied head),
+             KVCache, RandomWindows, window_nats; gpt_cli.py: `handgrad train gpt`
+    decoding.py  greedy, temperature, top-k, top-p sampling for every language model,
+             streaming through the GPT's KV cache; sampling_speed
+    translator.py  TranslatorConfig, Translator (nn.Transformer encoder-decoder), greedy
+             and beam search over a decoder KV cache, sacrebleu scoring; tokenizer.py
+             the word-level tokenizer; translator_cli.py / translate.py: `handgrad
+             train translator` and `handgrad translate`
     sample.py, evaluate.py  `handgrad sample CKPT` and `handgrad evaluate CKPT --text FILE`
+             (char-RNN and GPT checkpoints alike)
     registry.py  MODELS: one small entry per model of `handgrad train NAME`
     options.py   the options train, demo and bench share (--device, --threads, --seed,
                  --json), set_threads and resolve_device
@@ -25,7 +34,8 @@ registry without importing torch).
 The CNN's names live in handgrad.models.cnn only (its REFERENCE_CONFIGS and builders
 share the MLP's names).
 
-Left out: attention reference models (not yet written).
+Left out: subword (BPE) tokenization for the translator (measured worse on the 5k
+pairs, docs/translation.md).
 """
 
 import importlib
