@@ -24,7 +24,7 @@ __all__ = [
     "gather", "index_select", "flip", "tril", "triu", "sum", "mean", "var", "std",
     "norm", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
     "log_softmax", "flatten", "transpose", "permute", "reshape", "squeeze", "unsqueeze",
-    "broadcast_to",
+    "broadcast_to", "sort", "argsort", "topk", "cumsum", "cumprod",
 ]
 
 
@@ -58,6 +58,11 @@ softplus = _method("softplus")
 clamp = _method("clamp")
 sum = _method("sum")
 mean = _method("mean")
+sort = _method("sort")
+argsort = _method("argsort")
+topk = _method("topk")
+cumsum = _method("cumsum")
+cumprod = _method("cumprod")
 var = _method("var")
 std = _method("std")
 norm = _method("norm")

@@ -46,6 +46,8 @@ from handgrad import autograd
 from handgrad import ops as F
 from handgrad.autograd import HandgradError, TensorBase, is_grad_enabled
 from handgrad.ops.reduce import wrap_dim
+from handgrad.ops.scan import Cumprod, Cumsum
+from handgrad.ops.sorting import Sort, TopK
 
 __all__ = ["Tensor", "is_tensor"]
 
@@ -764,6 +766,42 @@ class Tensor(TensorBase):
 
     def argmin(self, dim=None, keepdim=False):
         return Tensor._make(self.data.argmin(dim=dim, keepdim=keepdim), False, None)
+
+    def sort(self, dim=-1, descending=False, *, stable=False):
+        """(values, indices) sorted along dim, as torch; values carry the gradient
+        (scattered back through the indices), indices are int64 without one."""
+        dim = _wrap_dim("sort", dim, self.ndim)
+        return _ValuesIndices(Sort.apply(self, dim, bool(descending), bool(stable)))
+
+    def argsort(self, dim=-1, descending=False, *, stable=False):
+        """The indices that sort along dim (int64, no gradient), as torch.argsort."""
+        dim = _wrap_dim("argsort", dim, self.ndim)
+        return Tensor._make(torch.sort(self.data, dim=dim, descending=bool(descending),
+                                       stable=bool(stable)).indices, False, None)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 (torch's name)
+        """(values, indices) of the k largest (smallest when largest=False) along dim;
+        values carry the gradient, indices are int64 without one."""
+        dim = _wrap_dim("topk", dim, self.ndim)
+        size = self.shape[dim] if self.ndim else 1
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"topk: k must be an int, got {type(k).__name__}")
+        if not 0 <= k <= size:
+            raise RuntimeError(f"topk: selected index k out of range: k={k} but dim {dim} "
+                               f"of shape {tuple(self.shape)} has {size} elements; "
+                               f"choose 0 <= k <= {size}")
+        return _ValuesIndices(TopK.apply(self, k, dim, bool(largest), bool(sorted)))
+
+    def cumsum(self, dim, *, dtype=None):
+        """Cumulative sum along dim; dtype: cast first, as torch (integers and bools sum
+        as int64 unless told). The gradient is the reversed cumulative sum of g."""
+        dim = _wrap_dim("cumsum", dim, self.ndim)
+        return Cumsum.apply(self if dtype is None else self.to(dtype), dim)
+
+    def cumprod(self, dim, *, dtype=None):
+        """Cumulative product along dim; the gradient is exact with zeros in self."""
+        dim = _wrap_dim("cumprod", dim, self.ndim)
+        return Cumprod.apply(self if dtype is None else self.to(dtype), dim)
 
     def logsumexp(self, dim, keepdim=False):
         return F.LogSumExp.apply(self, dim, keepdim)
