@@ -25,6 +25,7 @@ __all__ = [
     "norm", "amax", "amin", "max", "min", "argmax", "argmin", "logsumexp", "softmax",
     "log_softmax", "flatten", "transpose", "permute", "reshape", "squeeze", "unsqueeze",
     "broadcast_to", "sort", "argsort", "topk", "cumsum", "cumprod",
+    "isclose", "logical_and", "logical_or", "logical_xor", "logical_not", "square",
 ]
 
 
@@ -63,6 +64,12 @@ argsort = _method("argsort")
 topk = _method("topk")
 cumsum = _method("cumsum")
 cumprod = _method("cumprod")
+isclose = _method("isclose")
+logical_and = _method("logical_and")
+logical_or = _method("logical_or")
+logical_xor = _method("logical_xor")
+logical_not = _method("logical_not")
+square = _method("square")
 var = _method("var")
 std = _method("std")
 norm = _method("norm")

@@ -647,6 +647,28 @@ class Tensor(TensorBase):
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
         return torch.allclose(self.data, _raw(other), rtol=rtol, atol=atol)
 
+    def isclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False):
+        """Elementwise |self - other| <= atol + rtol |other| (bool, no gradient)."""
+        return Tensor._make(torch.isclose(self.data, _raw(other), rtol=rtol, atol=atol,
+                                          equal_nan=equal_nan), False, None)
+
+    def logical_and(self, other):
+        """Elementwise, nonzero read as True (bool, no gradient), as torch."""
+        return Tensor._make(torch.logical_and(self.data, _raw(other)), False, None)
+
+    def logical_or(self, other):
+        return Tensor._make(torch.logical_or(self.data, _raw(other)), False, None)
+
+    def logical_xor(self, other):
+        return Tensor._make(torch.logical_xor(self.data, _raw(other)), False, None)
+
+    def logical_not(self):
+        return Tensor._make(torch.logical_not(self.data), False, None)
+
+    def square(self):
+        """self * self (dx = 2 x g, through Pow)."""
+        return F.Pow.apply(self, 2)
+
     # ------------------------------------------------------------------ unary math
     def exp(self):
         return F.Exp.apply(self)

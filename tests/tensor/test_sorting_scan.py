@@ -1,7 +1,7 @@
 """sort / argsort / topk / cumsum / cumprod beyond the registry's checks: torch's field
 names and errors, integer indices without a gradient, torch.sort and friends called on
-handgrad Tensors, and cumprod's backward at exact zeros (first, several, all) against
-torch autograd and finite differences."""
+handgrad Tensors, the logical ops and isclose (no gradient), and cumprod's backward at
+exact zeros (first, several, all) against torch autograd and finite differences."""
 
 from __future__ import annotations
 
@@ -134,3 +134,19 @@ def test_cumprod_through_torch_function():
     torch.cumprod(t, 1).sum().backward()
     torch.cumprod(h, 1).sum().backward()
     torch.testing.assert_close(h.grad.data, t.grad)
+
+
+@pytest.mark.parametrize("name", ["logical_and", "logical_or", "logical_xor", "isclose"])
+def test_logical_and_isclose_have_no_gradient(name):
+    a = torch.tensor([0.0, 1.0, 2.0, 1e-9])
+    b = torch.tensor([0.0, 0.0, 2.0, 0.0])
+    expected = getattr(torch, name)(a, b)
+    for got in (getattr(hg.tensor(a, requires_grad=True), name)(hg.tensor(b)),
+                getattr(hg, name)(hg.tensor(a), b),
+                getattr(torch, name)(hg.tensor(a, requires_grad=True), hg.tensor(b))):
+        assert got.dtype == torch.bool and not got.requires_grad
+        assert torch.equal(got.data, expected)
+    x = hg.tensor(a, requires_grad=True)
+    assert torch.equal(x.logical_not().data, a.logical_not())
+    assert torch.equal(torch.logical_not(x).data, a.logical_not())
+    assert hg.tensor(a).allclose(hg.tensor(a + 1e-9)) and not torch.allclose(x, hg.tensor(b))

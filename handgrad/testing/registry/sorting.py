@@ -1,6 +1,6 @@
 """Registry entries for sorting and scans: sort, argsort, topk (values through their
 indices; indices compared exactly), cumsum and cumprod (cumprod also on inputs with exact
-zeros, where the backward must not divide by them).
+zeros, where the backward must not divide by them), and square (x ** 2 through Pow).
 
 Sorted inputs are drawn without ties (`distinct`), so indices are the same as torch's and
 finite differences do not cross a reordering.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 import handgrad as hg
+from handgrad.ops.elementwise import Pow
 from handgrad.ops.scan import Cumprod, Cumsum
 from handgrad.ops.sorting import Sort, TopK
 from handgrad.testing.registry import distinct, real, register
@@ -72,3 +73,6 @@ register("cumprod_zeros", lambda x, dim: hg.cumprod(x, dim),
          ref=lambda x, dim: torch.cumprod(x, dim), shapes=[((6,),), ((4, 5),), ((2, 3, 6),)],
          covers=(Cumprod,), domains=_with_zeros, extras=_dim,
          note="exact zeros in the input: the backward must not divide by them")
+register("square", lambda x: x.square() + hg.square(x * 0.5),
+         ref=lambda x: x.square() + torch.square(x * 0.5), shapes=SHAPES, covers=(Pow,),
+         random_shapes="unary")
