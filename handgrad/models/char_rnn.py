@@ -469,8 +469,9 @@ def load_trained(path, device=None, state=None):
 
     state = load_state(path) if state is None else state
     if not isinstance(state, dict) or "vocabulary" not in state or not state.get("config"):
-        raise CheckpointError(f"{path}: not a checkpoint of `handgrad train char-rnn` (it "
-                              f"holds no vocabulary and run config)")
+        raise CheckpointError(f"{path}: not a checkpoint of `handgrad train char-rnn` "
+                              f"or `handgrad train gpt` (it holds no vocabulary and run "
+                              f"config)")
     try:
         config = CharRNNConfig.from_dict(state["config"])
         vocabulary = Vocabulary.from_json(state["vocabulary"])

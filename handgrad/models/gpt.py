@@ -440,11 +440,13 @@ def window_nats(model, ids, block_size: int | None = None, stride: int | None = 
     n = ids.shape[0]
     if n < 2:
         return 0.0, 0
-    block_size = min(block_size or model.block_size, n - 1)
-    stride = stride or block_size
-    if not 0 < stride <= block_size:
-        raise ValueError(f"window_nats: stride must be in [1, block_size = {block_size}], "
-                         f"got {stride}")
+    full = block_size or model.block_size
+    if stride is not None and stride and not 0 < stride <= full:
+        raise ValueError(f"the stride of the validation windows must be in [1, the model's "
+                         f"block size {full}], got {stride}")
+    # a text shorter than the block is scored in one window as long as the text
+    block_size = min(full, n - 1)
+    stride = min(stride or block_size, block_size)
     # windows [s, s + T) with targets [s + 1, s + T + 1); the last one ends at n - 1
     starts = list(range(0, n - 1 - block_size + 1, stride))
     if starts[-1] + block_size < n - 1:

@@ -231,6 +231,17 @@ def test_random_windows_are_shifted_pairs_from_a_seeded_generator():
         assert int(y.data.max()) <= 49
 
 
+def test_window_nats_on_a_text_shorter_than_the_block():
+    """A text shorter than the block is one window as long as the text, whatever the
+    stride asked for (up to the block size); a stride past the block size is refused."""
+    model = _tiny_model(block=8)
+    ids = torch.randint(0, 7, (5,), generator=torch.Generator().manual_seed(1))
+    assert G.window_nats(model, ids, stride=6)[1] == 4
+    assert G.window_nats(model, ids)[1] == 4
+    with pytest.raises(ValueError, match="block size 8"):
+        G.window_nats(model, ids, stride=9)
+
+
 @pytest.mark.parametrize("stride", [None, 3, 1])
 def test_window_nats_scores_every_character_once(stride):
     model = _tiny_model(block=8)
