@@ -283,3 +283,29 @@ def test_on_each_device(case, device, dtype):
     if mask is not None and mask.is_floating_point():
         mask = mask.to(dtype)
     _compare(*shapes, dtype, mask=mask, device=device, **options)
+
+
+@pytest.mark.parametrize("mask_dtype", [torch.bool, torch.float64])
+@pytest.mark.parametrize("lengths", [(4, 4), (3, 5), (5, 3)])
+def test_a_mask_and_is_causal_together_as_torch_takes_them(mask_dtype, lengths):
+    """torch 2.13 takes attn_mask with is_causal for 4-d inputs (its CPU flash kernel:
+    the mask and the top-left causal mask both apply); handgrad folds them likewise, and
+    the gradients flow to q, k, v."""
+    L, S = lengths
+    gen = torch.Generator().manual_seed(L * 10 + S)
+    q, k, v = (torch.randn(2, 2, n, 8, dtype=torch.float64, generator=gen) for n in (L, S, S))
+    mask = (torch.rand(L, S, generator=gen) > 0.3 if mask_dtype == torch.bool
+            else torch.randn(L, S, dtype=torch.float64, generator=gen))
+    tq, tk, tv = (t.clone().requires_grad_() for t in (q, k, v))
+    ref = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=mask, is_causal=True)
+    hq, hk, hv = (hg.tensor(t, requires_grad=True) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(hq, hk, hv, attn_mask=hg.Tensor(mask),
+                                         is_causal=True)
+    upstream = torch.randn(ref.shape, dtype=torch.float64, generator=gen)
+    ref.backward(upstream)
+    out.backward(hg.Tensor(upstream))
+    rows = ~torch.isnan(ref).any(-1, keepdim=True)  # rows with no key left are NaN in torch
+    torch.testing.assert_close(out.data * rows, torch.nan_to_num(ref) * rows)
+    if bool(rows.all()):
+        for mine, theirs in ((hq, tq), (hk, tk), (hv, tv)):
+            torch.testing.assert_close(mine.grad.data, theirs.grad)

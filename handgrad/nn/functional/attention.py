@@ -13,7 +13,8 @@ argument checks and their exception types:
   or float32, of any shape of at least two dims that broadcasts to the attention
   weights' shape (*batch of query and key, L, S) without growing it;
 * is_causal: torch's top-left causal mask, query i may attend keys j <= i (also when
-  L != S), never together with attn_mask;
+  L != S); together with attn_mask (folded into it) only where torch takes both:
+  4-d query, key and value of one head size and no dropout;
 * the batch dims of query, key and value broadcast against each other;
 * enable_gqa: grouped-query attention, key and value heads (dim -3) repeated
   (repeat_interleave) to the query's number of heads;
@@ -280,12 +281,15 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal):
         raise HandgradError(
             f"{OP}: key and value must have the same sequence length S (dim -2), got key "
             f"{tuple(key.shape)} and value {tuple(value.shape)}")
+    if attn_mask is not None and is_causal and not _mask_with_causal(query, key, value,
+                                                                     dropout_p):
+        raise HandgradError(f"{OP}: explicit attn_mask should not be set when is_causal=True "
+                            "for these inputs (as in torch: only 4-d query, key and value of "
+                            "one head size, without dropout, take both; else fold the causal "
+                            "mask into attn_mask)")
     if dropout_p > 1:
         raise HandgradError(f"{OP}: dropout probability has to be between 0 and 1, but got "
                             f"{dropout_p}")
-    if attn_mask is not None and is_causal:
-        raise HandgradError(f"{OP}: explicit attn_mask should not be set when is_causal=True "
-                            "(the causal mask is built for you; or fold it into attn_mask)")
 
 
 def _check_batch_and_mask(query, key, value, attn_mask):
@@ -350,6 +354,28 @@ def _group_query(query, key, value):
     return key, value
 
 
+def _mask_with_causal(query, key, value, dropout_p):
+    """Whether torch 2.13 takes attn_mask and is_causal together: its CPU flash kernel
+    does (4-d inputs, one head size, no dropout); its math path refuses."""
+    return (query.ndim == key.ndim == value.ndim == 4 and dropout_p == 0
+            and query.shape[-1] == key.shape[-1] == value.shape[-1])
+
+
+def _with_causal(attn_mask, length, source_length):
+    """attn_mask and is_causal together, as torch 2.13 takes them: the mask folded with
+    the top-left causal mask (bool: mask & tril; float: mask + (0 on and below the
+    diagonal, -inf above), so a float mask keeps its gradient)."""
+    from handgrad._tensor import Tensor
+
+    raw = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    allowed = torch.ones(length, source_length, dtype=torch.bool, device=raw.device).tril()
+    if raw.dtype == torch.bool:
+        return Tensor(raw & allowed)
+    bias = torch.zeros(length, source_length, dtype=raw.dtype, device=raw.device)
+    bias.masked_fill_(~allowed, float("-inf"))
+    return attn_mask + Tensor(bias)
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, *, scale=None, enable_gqa=False):
     """PyTorch's nn.functional.scaled_dot_product_attention: softmax(q k^T * scale +
@@ -360,6 +386,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if enable_gqa:
         key, value = _group_query(query, key, value)
     _check_batch_and_mask(query, key, value, attn_mask)
+    if attn_mask is not None and is_causal:
+        attn_mask, is_causal = _with_causal(attn_mask, query.shape[-2], key.shape[-2]), False
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
     return ScaledDotProductAttention.apply(query, key, value, attn_mask, max(dropout_p, 0.0),
