@@ -82,12 +82,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{command}: {error}", file=sys.stderr)
         return 2
     penalty = config.length_penalty if args.length_penalty is None else args.length_penalty
+    where = "line" if args.file is not None else "sentence"
+    longest = model.config.max_positions
+    too_long = set()
     for number, sentence in enumerate(sentences, start=1):
         unknown = source.unknown_words(sentence)
         if unknown:
-            print(f"{command}: line {number}: not in the English vocabulary, translated as "
-                  f"<unk>: {', '.join(unknown)}", file=sys.stderr)
-    present = [(i, s) for i, s in enumerate(sentences) if s.strip()]
+            print(f"{command}: {where} {number}: not in the English vocabulary, translated "
+                  f"as <unk>: {', '.join(unknown)}", file=sys.stderr)
+        tokens = len(source.encode(sentence, add_bos=False))
+        if tokens > longest:  # the rest is still translated; this one gets an empty line
+            too_long.add(number - 1)
+            print(f"{command}: {where} {number}: {tokens} tokens, but the model reads at most "
+                  f"{longest} (max_positions); left untranslated (an empty line): split it",
+                  file=sys.stderr)
+    present = [(i, s) for i, s in enumerate(sentences) if s.strip() and i not in too_long]
     try:
         french = translate(model, source, target, [s for _, s in present], beam=args.beam,
                            length_penalty=penalty, batch_size=args.batch_size, device=device,
@@ -100,4 +109,4 @@ def run(args: argparse.Namespace) -> int:
         lines[i] = translation
     for line in lines:
         print(line)
-    return 0
+    return 1 if too_long else 0

@@ -214,6 +214,16 @@ def test_cli_train_translate_and_resume(tmp_path, capsys):
     assert len(captured.out.splitlines()) == 3 and captured.out.splitlines()[1] == ""
     assert "line 3: not in the English vocabulary" in captured.err
     assert "Zorglub" in captured.err
+    # a line past the model's positions: the others are still translated, it gets an
+    # empty line and a message with its number, and the exit status says so
+    sentences.write_text("Go.\n" + "go " * 200 + "\nI'm tired.\n", encoding="utf-8")
+    assert main(["translate", str(checkpoint), "--file", str(sentences)]) == 1
+    captured = capsys.readouterr()
+    out_lines = captured.out.splitlines()
+    assert len(out_lines) == 3 and out_lines[1] == "" and out_lines[0] and out_lines[2]
+    assert "line 2: 201 tokens, but the model reads at most" in captured.err
+    assert main(["translate", str(checkpoint), "Go.", "Zorglub left."]) == 0
+    assert "sentence 2: not in the English vocabulary" in capsys.readouterr().err
     assert main(["translate", str(checkpoint)]) == 2
     assert "nothing to translate" in capsys.readouterr().err
     assert main(["translate", str(tmp_path / "missing.safetensors"), "Go."]) == 2
