@@ -174,7 +174,7 @@ def _gpt(out: Path, quick: bool, device: str, verbose: bool) -> dict:
 
     config = GPTConfig(n_layer=1 if quick else 2, n_head=2 if quick else 4,
                        n_embd=32 if quick else 64, block_size=32 if quick else 64,
-                       batch_size=16 if quick else 32, steps_per_epoch=20 if quick else 300,
+                       batch_size=16 if quick else 32, steps_per_epoch=20 if quick else 500,
                        epochs=1 if quick else 2, warmup_steps=10 if quick else 50,
                        lr=3e-3, min_lr=3e-4, sample_length=200)
     row = {"name": "gpt", "dataset": "tiny-shakespeare", "model": describe(config),
