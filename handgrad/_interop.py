@@ -41,6 +41,7 @@ import threading
 import torch
 
 from handgrad.autograd import is_grad_enabled, no_grad
+from handgrad.autograd.grad_mode import decorate_with
 
 __all__ = ["Generator", "set_num_threads", "get_num_threads", "inference_mode",
            "is_inference_mode_enabled"]
@@ -105,28 +106,7 @@ class inference_mode(no_grad):
         """Decorate `fn`: the mode is set around each call (for a generator function,
         around each of its steps, as torch does)."""
         enabled = self._enabled
-        if inspect.isgeneratorfunction(fn):
-            @functools.wraps(fn)
-            def generator(*args, **kwargs):
-                with inference_mode(enabled):
-                    steps = fn(*args, **kwargs)
-                request = None
-                while True:
-                    with inference_mode(enabled):
-                        try:
-                            response = steps.send(request)
-                        except StopIteration as stop:
-                            return stop.value
-                    request = yield response
-
-            return generator
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with inference_mode(enabled):
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return decorate_with(lambda: inference_mode(enabled), fn)
 
 
 def is_inference_mode_enabled() -> bool:

@@ -67,28 +67,35 @@ class _GradMode:
 
     def __call__(self, fn):
         mode = self.mode
-        if inspect.isgeneratorfunction(fn):
-            @functools.wraps(fn)
-            def generator(*args, **kwargs):
-                with _ModeOnly(mode):
-                    steps = fn(*args, **kwargs)
-                    request = None
-                while True:
-                    with _ModeOnly(mode):
-                        try:
-                            response = steps.send(request)
-                        except StopIteration as stop:
-                            return stop.value
-                    request = yield response
+        return decorate_with(lambda: _ModeOnly(mode), fn)
 
-            return generator
 
+def decorate_with(context, fn):
+    """`fn` with a fresh `context()` (a context manager) around each call; for a
+    generator function around each of its steps, as torch's grad-mode decorators do
+    (the mode holds inside the generator, not in the caller's code between steps)."""
+    if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with _ModeOnly(mode):
-                return fn(*args, **kwargs)
+        def generator(*args, **kwargs):
+            with context():
+                steps = fn(*args, **kwargs)
+            request = None
+            while True:
+                with context():
+                    try:
+                        response = steps.send(request)
+                    except StopIteration as stop:
+                        return stop.value
+                request = yield response
 
-        return wrapper
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with context():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class _ModeOnly(_GradMode):
