@@ -23,7 +23,8 @@ _SUBMODULES = {
 }
 # Modules whose public names (their __all__) are re-exported as handgrad.<name>.
 _API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",
-                "handgrad._functions", "handgrad.autograd", "handgrad._interop",
+                "handgrad._functions", "handgrad._functions_indexing",
+                "handgrad._functions_math", "handgrad.autograd", "handgrad._interop",
                 "handgrad.serialization")
 
 

@@ -44,6 +44,8 @@ import torch
 
 from handgrad import autograd
 from handgrad import ops as F
+from handgrad._tensor_indexing import _IndexingMethods
+from handgrad._tensor_math import _MathMethods
 from handgrad.autograd import HandgradError, TensorBase, is_grad_enabled
 from handgrad.ops.reduce import wrap_dim
 from handgrad.ops.scan import Cumprod, Cumsum
@@ -86,7 +88,7 @@ def _shape_args(shape) -> tuple:
     return tuple(shape)
 
 
-class Tensor(TensorBase):
+class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     """An n-dimensional array that can record the operations applied to it.
 
     `data` is the underlying torch.Tensor; `grad` (a Tensor without history, or None) is

@@ -1,0 +1,7 @@
+"""Free functions of the indexing family, as torch's (`handgrad.f(x, ...)`); they
+delegate to the Tensor methods (handgrad/_tensor_indexing.py) and the ops.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
