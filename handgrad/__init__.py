@@ -25,7 +25,7 @@ _SUBMODULES = {
 _API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",
                 "handgrad._functions", "handgrad._functions_indexing",
                 "handgrad._functions_math", "handgrad.autograd", "handgrad._interop",
-                "handgrad.serialization")
+                "handgrad.serialization", "handgrad.graph")
 
 
 def __getattr__(name: str):
