@@ -25,7 +25,8 @@ _SUBMODULES = {
 _API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",
                 "handgrad._functions", "handgrad._functions_indexing",
                 "handgrad._functions_math", "handgrad.autograd", "handgrad._interop",
-                "handgrad.serialization", "handgrad.graph")
+                "handgrad.serialization", "handgrad.graph",
+                "handgrad._runtime")
 
 
 def __getattr__(name: str):

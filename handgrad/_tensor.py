@@ -283,6 +283,8 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def numel(self) -> int:
         return self.data.numel()
 
+    nelement = numel  # torch's older name, still common in scripts
+
     def element_size(self) -> int:
         return self.data.element_size()
 

@@ -53,7 +53,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "causal attention, a TransformerEncoderLayer and the GPT training step vs torch.nn"),
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
-    (("coverage",), "handgrad.coverage",
+    (("coverage",), "handgrad.testing.coverage",
      "how much of torch's most used API (Tensor, torch.*, nn, nn.functional, optim) handgrad has"),
     (("demo",), "handgrad.demo",
      "the tour: scalar MLP on moons, tensor MLPs on clusters, regression, digits, MNIST-5k, "

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from handgrad import coverage
 from handgrad.cli import main
+from handgrad.testing import coverage
 
 
 def test_every_listed_name_is_torch_s():

@@ -8,6 +8,9 @@ against handgrad's namespace of the same role; the command prints the share pres
 the missing names. `--all` also counts every public name of torch's namespace (most of
 which ordinary scripts never touch). A name counts as present when handgrad defines it;
 whether it behaves as torch's is the business of the tests, not of this count.
+
+It lives in handgrad/testing/ because it reads torch.nn and torch.optim (their names
+only, never running them), which only the proof and the benchmarks may import.
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+"""Real PyTorch scripts run on handgrad by changing only their imports.
+
+Each file in scripts/ is a torch training script as its users write it (the
+pytorch/tutorials polynomial steps and quickstart, pytorch/examples' regression,
+Karpathy's makemore MLP, a course's trainer class), re-written in this project's own
+words. The test runs it twice in a fresh namespace: as it is, with torch, and with its
+import lines rewritten to handgrad's (the only lines allowed to differ; the test checks
+that). Each script appends what it wants compared (losses step by step, final weights,
+accuracies, sampled names) to a list named LOSSES; the two lists must agree.
+
+To add a script: put it in scripts/, make it record into LOSSES, keep it to a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+# torch import line -> handgrad import line (whole lines, so nothing else can change)
+IMPORTS = [
+    (r"^import torch$", "import handgrad as torch"),
+    (r"^import torch\.nn as nn$", "import handgrad.nn as nn"),
+    (r"^import torch\.nn\.functional as F$", "import handgrad.nn.functional as F"),
+    (r"^import torch\.optim as optim$", "import handgrad.optim as optim"),
+    (r"^from torch import nn$", "from handgrad import nn"),
+    (r"^from torch import optim$", "from handgrad import optim"),
+    (r"^from torch\.utils\.data import (.*)$", r"from handgrad.data import \1"),
+]
+
+
+def ported(source: str) -> str:
+    lines = []
+    for line in source.splitlines():
+        for pattern, replacement in IMPORTS:
+            if re.match(pattern, line):
+                line = re.sub(pattern, replacement, line)
+                break
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def run(source: str, name: str) -> list:
+    namespace = {"__name__": f"port_{name}"}
+    exec(compile(source, f"{name}.py", "exec"), namespace)  # noqa: S102 (our own scripts)
+    return namespace["LOSSES"]
+
+
+def same(a, b, rel: float) -> bool:
+    if isinstance(a, float | int) and isinstance(b, float | int):
+        return math.isclose(a, b, rel_tol=rel, abs_tol=rel)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y, rel) for x, y in zip(a, b))
+    return a == b
+
+
+# float32 scripts: the same ops in the same order, so agreement is close to exact; a few
+# hundred steps let rounding of different kernels drift a little
+TOLERANCE = {"quickstart": 1e-4, "makemore_mlp": 1e-4, "step_by_step": 1e-5}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("*.py")))
+def test_script_ports_by_swapping_imports(name, capsys):
+    source = (SCRIPTS / f"{name}.py").read_text()
+    handgrad_source = ported(source)
+    changed = [(a, b) for a, b in zip(source.splitlines(), handgrad_source.splitlines())
+               if a != b]
+    assert changed, "the script imports nothing from torch"
+    assert all(b.startswith(("import handgrad", "from handgrad")) for _, b in changed)
+    expected = run(source, name)
+    got = run(handgrad_source, name)
+    capsys.readouterr()
+    assert len(got) == len(expected)
+    rel = TOLERANCE.get(name, 1e-5)
+    bad = [i for i, (x, y) in enumerate(zip(expected, got)) if not same(x, y, rel)]
+    assert not bad, (f"{name}: {len(bad)} of {len(expected)} records differ, first at "
+                     f"{bad[0]}: torch {expected[bad[0]]!r}, handgrad {got[bad[0]]!r}")
