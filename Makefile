@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-.PHONY: install demo test lint gradcheck gpu-check
+.PHONY: install demo test lint gradcheck gpu-check tutorials
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -24,6 +24,11 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Rebuild every tutorial notebook (tutorials/src/*.py -> tutorials/*.ipynb, executed with
+# its outputs); `make tutorials NAMES="01 03"` builds only those
+tutorials: $(VENV)/.installed
+	$(PY) tools/build_tutorials.py $(NAMES)
 
 # On a machine with a CUDA torch (its own python3, no install): CUDA tests, gradcheck and
 # benchmarks on the GPU in one run; figures as JSON under $(OUT) (default gpu-check-out)
