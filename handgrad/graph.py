@@ -248,6 +248,9 @@ class TensorGraph(Graph):
         plt.close(fig)
         return buffer.getvalue()
 
+    def _repr_svg_(self):  # the picture comes from _repr_mimebundle_, once
+        return None
+
     def _repr_mimebundle_(self, include=None, exclude=None):  # Jupyter: one picture
         try:
             return {"image/svg+xml": Graph.render(self, "svg").decode()}
