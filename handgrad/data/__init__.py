@@ -16,7 +16,8 @@ The names and meanings follow PyTorch's data utilities, so habits carry over:
 - ``handgrad.data.datasets``: synthetic problems, bundled real data (digits, 5,000
   MNIST digits), MNIST from IDX files, text corpora (imported on use, not here).
 
-Distributed sharding and torch's DataPipes are not provided.
+``DistributedSampler`` shards indices between the processes of a distributed run;
+torch's DataPipes are not provided.
 """
 
 from handgrad.data import transforms
@@ -34,6 +35,7 @@ from handgrad.data.dataset import (
 )
 from handgrad.data.sampler import (
     BatchSampler,
+    DistributedSampler,
     RandomSampler,
     Sampler,
     SequentialSampler,
@@ -43,6 +45,7 @@ from handgrad.data.sampler import (
 
 __all__ = [
     "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+    "DistributedSampler",
     "IndexTypeError", "IterableDataset", "RandomSampler", "Sampler",
     "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "TransformDataset",
     "WeightedRandomSampler", "WorkerInfo", "default_collate", "default_convert",

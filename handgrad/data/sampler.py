@@ -1,13 +1,14 @@
 """Samplers: the order in which a DataLoader visits a dataset's indices.
 
-SequentialSampler, RandomSampler, SubsetRandomSampler, WeightedRandomSampler and
-BatchSampler, with PyTorch's arguments and PyTorch's draws from the random generator:
-with the same ``torch.Generator`` seed they give exactly torch's orders, so a handgrad
-run and a torch run can be compared batch for batch. That is why the draws below are
-written the way they are (``randperm`` per pass; ``randint`` in chunks of 32 with
-replacement; a fresh generator seeded from the global one when none is given).
+SequentialSampler, RandomSampler, SubsetRandomSampler, WeightedRandomSampler,
+BatchSampler and DistributedSampler, with PyTorch's arguments and PyTorch's draws from
+the random generator: with the same ``torch.Generator`` seed they give exactly torch's
+orders, so a handgrad run and a torch run can be compared batch for batch. That is why
+the draws below are written the way they are (``randperm`` per pass; ``randint`` in
+chunks of 32 with replacement; a fresh generator seeded from the global one when none is given).
 
-Distributed sharding of indices is left to the distributed-training code.
+DistributedSampler shards the indices between the processes of a distributed run, with
+torch's padding and permutation, so each rank sees exactly torch's indices.
 """
 
 from __future__ import annotations
@@ -176,3 +177,81 @@ class BatchSampler(Sampler):
         if self.drop_last:
             return len(self.sampler) // self.batch_size
         return (len(self.sampler) + self.batch_size - 1) // self.batch_size
+
+
+class DistributedSampler(Sampler):
+    """The share of ``dataset``'s indices that one process of a distributed run visits.
+
+    Each of ``num_replicas`` processes (default: the world size of the default
+    ``torch.distributed`` process group) gets ``num_samples`` indices, the positions
+    ``rank, rank + num_replicas, ...`` of one common order. That order is
+    ``torch.randperm(len(dataset))`` drawn from a generator seeded with ``seed + epoch``
+    when ``shuffle`` (every process draws the same permutation), else ``0 .. len - 1``.
+    To make it divide evenly, the order is padded by repeating its start
+    (``drop_last=False``) or its tail is cut off (``drop_last=True``). Call
+    ``set_epoch(epoch)`` before each epoch for a new permutation. The indices are exactly
+    those of ``torch.utils.data.distributed.DistributedSampler``.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int | None = None,
+                 rank: int | None = None, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False) -> None:
+        if num_replicas is None or rank is None:
+            import torch.distributed as dist
+            if not (dist.is_available() and dist.is_initialized()):
+                raise RuntimeError(
+                    "DistributedSampler: num_replicas and rank default to the world size "
+                    "and rank of torch.distributed's default process group, which is not "
+                    "initialised; call torch.distributed.init_process_group(...) first or "
+                    "pass num_replicas= and rank=.")
+            if num_replicas is None:
+                num_replicas = dist.get_world_size()
+            if rank is None:
+                rank = dist.get_rank()
+        if rank >= num_replicas or rank < 0:
+            raise ValueError(f"DistributedSampler: invalid rank {rank}, rank should be in "
+                             f"the interval [0, {num_replicas - 1}]")
+        self.dataset = dataset
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.drop_last = drop_last
+        self.shuffle = shuffle
+        self.seed = seed
+        n = len(dataset)
+        if drop_last and n % num_replicas != 0:
+            # Cut the tail so that every process gets the same number of whole samples.
+            self.num_samples = -(-(n - num_replicas) // num_replicas)
+        else:
+            self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.dataset)
+        if self.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator).tolist()
+        else:
+            order = list(range(n))
+        if self.drop_last:
+            order = order[:self.total_size]
+        else:
+            missing = self.total_size - len(order)
+            if missing > 0:
+                # Repeat the order from its start as often as needed to fill the gap.
+                repeats = -(-missing // len(order))
+                order += (order * repeats)[:missing]
+        if len(order) != self.total_size:
+            raise RuntimeError(f"DistributedSampler: built {len(order)} indices, expected "
+                               f"{self.total_size}")
+        share = order[self.rank:self.total_size:self.num_replicas]
+        return iter(share)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of epoch ``epoch`` (seed ``seed + epoch``) from now on;
+        call it at the start of every epoch, on every process, with the same value."""
+        self.epoch = epoch
