@@ -1,7 +1,111 @@
 """Free functions of the math family, as torch's (`handgrad.f(x, ...)`); they
 delegate to the Tensor methods (handgrad/_tensor_math.py) and the ops.
+
+einsum takes torch's three forms: `einsum("ij,jk->ik", a, b)`, the operands as one list
+(`einsum("ij,jk", [a, b])`), and the sublist form (`einsum(a, [0, 1], b, [1, 2], [0, 2])`,
+integers in [0, 52) and Ellipsis), which is rewritten as an equation.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import string
+
+import torch
+
+from handgrad._tensor import Tensor
+from handgrad.ops.linalg import Einsum
+
+__all__ = [
+    "einsum", "mm", "bmm", "addmm", "baddbmm", "addmv", "mv", "dot", "vdot", "outer",
+    "ger", "prod", "log1p", "expm1", "lerp", "addcmul", "addcdiv", "trace", "diag",
+    "diagonal", "diag_embed", "allclose", "clone", "preserve_format", "contiguous_format",
+    "channels_last", "channels_last_3d",
+]
+
+# clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
+preserve_format = torch.preserve_format
+contiguous_format = torch.contiguous_format
+channels_last = torch.channels_last
+channels_last_3d = torch.channels_last_3d
+
+
+def _method(name: str):
+    def function(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}: expected a handgrad Tensor, got {type(x).__name__}")
+        return getattr(x, name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"handgrad.{name}(x, ...) is x.{name}(...)."
+    return function
+
+
+mm = _method("mm")
+bmm = _method("bmm")
+addmm = _method("addmm")
+baddbmm = _method("baddbmm")
+addmv = _method("addmv")
+mv = _method("mv")
+dot = _method("dot")
+vdot = _method("vdot")
+outer = _method("outer")
+ger = _method("ger")
+prod = _method("prod")
+log1p = _method("log1p")
+expm1 = _method("expm1")
+lerp = _method("lerp")
+addcmul = _method("addcmul")
+addcdiv = _method("addcdiv")
+trace = _method("trace")
+diag = _method("diag")
+diagonal = _method("diagonal")
+diag_embed = _method("diag_embed")
+clone = _method("clone")
+
+
+def _sublist_letters(sublist) -> str:
+    text = ""
+    for item in sublist:
+        if item is Ellipsis:
+            text += "..."
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < 52:
+            text += string.ascii_letters[item]
+        else:
+            raise ValueError(f"einsum(): subscript in a sublist must be an int in [0, 52) "
+                             f"or Ellipsis, got {item!r}")
+    return text
+
+
+def einsum(*args) -> Tensor:
+    """torch.einsum: the sum of products the equation spells (see handgrad.ops.linalg
+    for the backward)."""
+    if not args:
+        raise TypeError("einsum(): must specify the equation string and at least one "
+                        "operand, or at least one operand and its subscripts list")
+    if isinstance(args[0], str):
+        equation, operands = args[0], args[1:]
+        if len(operands) == 1 and isinstance(operands[0], list | tuple):
+            operands = tuple(operands[0])
+    else:  # sublist form: op, sublist, op, sublist, ..., [output sublist]
+        pairs = args[:len(args) - len(args) % 2]
+        operands = pairs[0::2]
+        equation = ",".join(_sublist_letters(s) for s in pairs[1::2])
+        if len(args) % 2:
+            equation += "->" + _sublist_letters(args[-1])
+    if not operands:
+        raise ValueError("einsum(): must provide at least one operand")
+    for i, x in enumerate(operands):
+        if not isinstance(x, Tensor | torch.Tensor):
+            raise TypeError(f"einsum(): operand {i} must be a Tensor, got "
+                            f"{type(x).__name__}")
+    return Einsum.apply(equation, *operands)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # noqa: A002
+    """|input - other| <= atol + rtol |other| everywhere (a bool, no gradient)."""
+    return torch.allclose(_data(input), _data(other), rtol=rtol, atol=atol,
+                          equal_nan=equal_nan)
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x

@@ -149,7 +149,11 @@ def _handgrad_op(func, args):
         if name.endswith("_") and args and not isinstance(args[0], Tensor):
             return None  # torch_tensor.add_(x): torch's own tensor changes, not a copy
         return method
-    if module == "torch":
+    if module == "torch._C._linalg" and name.startswith("linalg_"):  # torch.linalg.X
+        linalg = importlib.import_module("handgrad.linalg")
+        name = name[len("linalg_"):]
+        return getattr(linalg, name, None) if name in linalg.__all__ else None
+    if module in ("torch", "torch.functional"):  # torch.functional: einsum, norm, ...
         handgrad = importlib.import_module("handgrad")
         if name in _CONVERSIONS or name in handgrad._SUBMODULES:
             return None
@@ -218,6 +222,8 @@ def torch_function(func, types, args=(), kwargs=None):
     Tensor = _tensor_type()
     if torch.is_grad_enabled():  # under torch.no_grad() torch records nothing to lose
         _refuse_torch_grad(what, args, kwargs)
+    if "out" in kwargs and kwargs["out"] is None:  # torch.norm passes out=None along
+        kwargs = {k: v for k, v in kwargs.items() if k != "out"}
     op = None if "out" in kwargs else _handgrad_op(func, args)
     if op is not None:
         wrapped: dict[int, torch.Tensor] = {}

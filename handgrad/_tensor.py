@@ -477,8 +477,7 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(other.dtype)
 
-    def clone(self) -> Tensor:
-        return F.Clone.apply(self)
+    # clone(memory_format=) is in _tensor_math.py (the math mixin)
 
     # new_*: leaves of this tensor's dtype and device unless told otherwise, as torch
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -839,15 +838,7 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def log_softmax(self, dim, dtype=None):
         return F.LogSoftmax.apply(self if dtype is None else self.to(dtype), dim)
 
-    def norm(self, p=2, dim=None, keepdim=False):
-        """The vector p-norm over `dim` (all elements when None): p > 0, or inf.
-        The gradient is 0 at a zero input, as torch (not nan)."""
-        if p == "fro":
-            p = 2
-        if not isinstance(p, (int, float)) or isinstance(p, bool) \
-                or not p > 0:
-            raise ValueError(f"norm: p must be a positive number, inf or 'fro', got p={p!r}")
-        return F.Norm.apply(self, p, dim, keepdim)
+    # norm(p='fro', dim, keepdim, dtype) is in _tensor_math.py (the math mixin)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):

@@ -1,6 +1,16 @@
 """Tensor methods of the math family, as a mixin of handgrad.Tensor (kept out of
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
+Here: the matrix products with torch's strict shapes (mm, bmm, mv, dot, vdot, outer /
+ger) and their scaled-add forms (addmm, baddbmm, addmv, addcmul, addcdiv), prod,
+log1p, expm1, lerp, trace, diag, diagonal, diag_embed, norm (every vector order, 'fro';
+handgrad.linalg has the matrix norms), and clone with a memory format.
+
+The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
+written with Mul and Add, whose gradients are the table of derivatives they mean
+(d(beta input + alpha m1 m2) = beta g, alpha g m2^T, alpha m1^T g). As in torch, beta = 0
+ignores `input` (a nan or inf in it does not reach the result).
+
 This module must not import handgrad._tensor at import time (that module imports this
 one): results are made with Function.apply or `self._result_type._make(data, False,
 None)`.
@@ -8,8 +18,208 @@ None)`.
 
 from __future__ import annotations
 
+import torch
+
+from handgrad.ops.arith import CloneFormat, Expm1, Lerp, Log1p, Prod
+from handgrad.ops.elementwise import Mul
+from handgrad.ops.linalg import DiagEmbed, Diagonal
+from handgrad.ops.matmul import Matmul
+from handgrad.ops.reduce import wrap_dim
+
 __all__: list[str] = []
+
+
+def _rank(op: str, x, ndim: int, what: str) -> None:
+    """torch's RuntimeError for an input of the wrong rank (mm, bmm, mv, dot...)."""
+    if x.ndim != ndim:
+        raise RuntimeError(f"{op}: {what} must be a {ndim}-D tensor, got shape "
+                           f"{tuple(x.shape)}; reshape it, or use matmul (which "
+                           "broadcasts)")
+
+
+def _same_dtype(op: str, a, b) -> None:
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{op}: expected both inputs to have the same dtype, got "
+                           f"{a.dtype} and {b.dtype}; convert one, e.g. with .to(x.dtype)")
+
+
+def _scaled_add(op: str, input, product, beta, alpha):
+    """beta * input + alpha * product, as torch: beta = 0 ignores input (nan included),
+    but input must still broadcast to the product's shape."""
+    shape = tuple(product.shape)
+    if torch.broadcast_shapes(tuple(input.shape), shape) != torch.Size(shape):
+        raise RuntimeError(f"{op}: input of shape {tuple(input.shape)} does not broadcast "
+                           f"to the product's shape {shape}")
+    scaled = product if alpha == 1 else product * alpha
+    if beta == 0:
+        return scaled
+    return scaled + (input if beta == 1 else input * beta)
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 class _MathMethods:
     __slots__ = ()
+
+    # ------------------------------------------------------------------ products
+    def mm(self, mat2):
+        """The matrix product of two 2-D tensors (no broadcasting), as torch.mm."""
+        _rank("mm", self, 2, "self")
+        _rank("mm", mat2, 2, "mat2")
+        if self.shape[1] != mat2.shape[0]:
+            raise RuntimeError(f"mm: mat1 and mat2 shapes cannot be multiplied "
+                               f"({self.shape[0]}x{self.shape[1]} and "
+                               f"{mat2.shape[0]}x{mat2.shape[1]})")
+        _same_dtype("mm", self, mat2)
+        return Matmul.apply(self, mat2)
+
+    def bmm(self, mat2):
+        """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting)."""
+        _rank("bmm", self, 3, "batch1")
+        _rank("bmm", mat2, 3, "batch2")
+        if self.shape[0] != mat2.shape[0] or self.shape[2] != mat2.shape[1]:
+            raise RuntimeError(f"bmm: batch1 of shape {tuple(self.shape)} and batch2 of "
+                               f"shape {tuple(mat2.shape)} cannot be multiplied (expected "
+                               "(b, n, m) and (b, m, p))")
+        _same_dtype("bmm", self, mat2)
+        return Matmul.apply(self, mat2)
+
+    def mv(self, vec):
+        """Matrix (n, m) times vector (m,), as torch.mv."""
+        _rank("mv", self, 2, "self")
+        _rank("mv", vec, 1, "vec")
+        if self.shape[1] != vec.shape[0]:
+            raise RuntimeError(f"mv: size mismatch, matrix {tuple(self.shape)} and vector "
+                               f"{tuple(vec.shape)}")
+        _same_dtype("mv", self, vec)
+        return Matmul.apply(self, vec)
+
+    def dot(self, other):
+        """The inner product of two 1-D tensors of the same size, as torch.dot."""
+        if self.ndim != 1 or other.ndim != 1:
+            raise RuntimeError(f"dot: 1D tensors expected, but got {self.ndim}D and "
+                               f"{other.ndim}D tensors")
+        if self.shape[0] != other.shape[0]:
+            raise RuntimeError(f"dot: inconsistent tensor size, expected tensor "
+                               f"[{self.shape[0]}] and src [{other.shape[0]}] to have the "
+                               "same number of elements")
+        _same_dtype("dot", self, other)
+        return Matmul.apply(self, other)
+
+    def vdot(self, other):
+        """dot with the first argument conjugated; for real tensors the same as dot."""
+        if self.is_complex():
+            raise NotImplementedError("vdot: complex tensors are not supported by handgrad")
+        return self.dot(other)
+
+    def outer(self, vec2):
+        """out[i, j] = self[i] vec2[j] for two 1-D tensors (through Mul)."""
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise RuntimeError(f"outer: 1D tensors expected, got shapes {tuple(self.shape)} "
+                               f"and {tuple(vec2.shape)}")
+        return Mul.apply(self.reshape(-1, 1), vec2.reshape(1, -1))
+
+    ger = outer
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat1 @ mat2)."""
+        return _scaled_add("addmm", self, mat1.mm(mat2), beta, alpha)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """beta * self + alpha * bmm(batch1, batch2)."""
+        return _scaled_add("baddbmm", self, batch1.bmm(batch2), beta, alpha)
+
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat @ vec)."""
+        return _scaled_add("addmv", self, mat.mv(vec), beta, alpha)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 * tensor2."""
+        product = tensor1 * tensor2
+        return self + (product if value == 1 else product * value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 / tensor2 (integer inputs are refused, as torch)."""
+        if not (tensor1.is_floating_point() or tensor1.is_complex()) and \
+                not (tensor2.is_floating_point() or tensor2.is_complex()):
+            raise RuntimeError("addcdiv: integer division of tensors using addcdiv is no "
+                               "longer supported; convert tensor1 or tensor2 to a float")
+        quotient = tensor1 / tensor2
+        return self + (quotient if value == 1 else quotient * value)
+
+    def is_complex(self) -> bool:
+        return self.data.is_complex()
+
+    # ------------------------------------------------------------------ elementwise
+    def log1p(self):
+        return Log1p.apply(self)
+
+    def expm1(self):
+        return Expm1.apply(self)
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self); weight a number or a tensor."""
+        return Lerp.apply(self, end, weight)
+
+    # ------------------------------------------------------------------ reductions
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        """The product over dim (every element when None); dtype: cast first, as torch.
+        The gradient is exact with zeros in self."""
+        x = self if dtype is None else self.to(dtype)
+        if dim is not None:
+            if not isinstance(dim, int) or isinstance(dim, bool):
+                raise TypeError(f"prod: dim must be an int, got {dim!r} (torch.prod reduces "
+                                "one dim at a time)")
+            try:
+                dim = wrap_dim(dim, self.ndim)
+            except IndexError as error:
+                raise IndexError(f"prod: {error}") from None
+        return Prod.apply(x, dim, keepdim)
+
+    def trace(self):
+        """The sum of the main diagonal of a 2-D tensor."""
+        if self.ndim != 2:
+            raise RuntimeError(f"trace: expected a matrix, but got tensor with shape "
+                               f"{tuple(self.shape)}")
+        return Diagonal.apply(self, 0, 0, 1).sum()
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        return Diagonal.apply(self, offset, dim1, dim2)
+
+    def diag_embed(self, offset=0, dim1=-2, dim2=-1):
+        return DiagEmbed.apply(self, offset, dim1, dim2)
+
+    def diag(self, diagonal=0):
+        """1-D -> the square matrix with self on that diagonal; 2-D -> that diagonal."""
+        if self.ndim == 1:
+            return DiagEmbed.apply(self, diagonal, 0, 1)
+        if self.ndim == 2:
+            return Diagonal.apply(self, diagonal, 0, 1)
+        raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape "
+                           f"{tuple(self.shape)}")
+
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """torch.norm: a vector norm of order p over dim (every element when None);
+        p = 'fro' is the 2-norm (over two dims: the Frobenius norm of those matrices).
+        The gradient is 0 at a zero input for p = 2, as torch."""
+        from handgrad import linalg
+        if p is None:
+            p = 2
+        if isinstance(p, str):
+            if p == "nuc":
+                return linalg.matrix_norm(self, "nuc", (-2, -1) if dim is None else dim,
+                                          keepdim, dtype=dtype)
+            if p != "fro":
+                raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
+            p = 2
+        if dim is not None and not isinstance(dim, int):
+            dim = tuple(dim)
+        return linalg.vector_norm(self, p, dim, keepdim, dtype=dtype)
+
+    # ------------------------------------------------------------------ copies
+    def clone(self, *, memory_format=torch.preserve_format):
+        """A copy (in the graph: dx = g); memory_format as torch (preserve_format keeps
+        the strides of a dense tensor, contiguous_format / channels_last lay it out)."""
+        return CloneFormat.apply(self, memory_format)

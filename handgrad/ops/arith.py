@@ -1,0 +1,122 @@
+"""More arithmetic Functions with hand-written backward: the product reduction,
+log1p / expm1, lerp, and clone with a memory format.
+
+prod:   out = prod_j x_j over dim (every element when dim is None), so
+        dx_k = g prod_{j != k} x_j. Counting the zeros along the reduced dim:
+        - none:  dx_k = g out / x_k;
+        - one, at position z:  dx_z = g prod_{j != z} x_j (the product with x_z read as
+          1), and dx_k = 0 for k != z (their products contain x_z = 0);
+        - two or more:  every product prod_{j != k} contains a zero, so dx = 0.
+        All three are computed at once, without dividing by a zero.
+log1p:  out = log(1 + x);  dx = g / (1 + x).
+expm1:  out = e^x - 1;  dx = g e^x = g (out + 1).
+lerp:   out = start + weight (end - start);  dstart = g (1 - weight),  dend = g weight,
+        dweight = g (end - start) (weight a number or a tensor; broadcasting is undone by
+        the engine).
+clone:  out = a copy of x in the requested memory format;  dx = g.
+
+Left out: the `out=` arguments, and prod over several dims at once (torch has none).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from handgrad.autograd import Function
+
+__all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat"]
+
+
+class Prod(Function):
+    """out = prod of x over dim (all elements when None);  exact with zeros (see above)."""
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        out = torch.prod(x) if dim is None else torch.prod(x, dim, keepdim=keepdim)
+        if out.is_floating_point() or out.is_complex():
+            ctx.save_for_backward(x)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        if ctx.dim is None or x.ndim == 0:
+            flat, dim = x.reshape(-1), 0
+            g = g.reshape(1)
+        else:
+            flat, dim = x, ctx.dim
+            if not ctx.keepdim:
+                g = g.unsqueeze(dim)
+        is_zero = flat == 0
+        zeros = is_zero.sum(dim, keepdim=True)
+        safe = torch.where(is_zero, torch.ones_like(flat), flat)
+        others = safe.prod(dim, keepdim=True)  # the product with every zero read as 1
+        grad = torch.where(zeros == 0, g * others / safe,
+                           torch.where((zeros == 1) & is_zero, g * others,
+                                       torch.zeros_like(flat)))
+        return grad.reshape(ctx.shape), None, None
+
+
+class Log1p(Function):
+    """out = log(1 + x);  dx = g / (1 + x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.log1p(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (1 + x)
+
+
+class Expm1(Function):
+    """out = e^x - 1;  dx = g (out + 1)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.expm1(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * (out + 1)
+
+
+class Lerp(Function):
+    """out = start + weight (end - start);  dstart = g (1 - w),  dend = g w,
+    dweight = g (end - start)."""
+
+    @staticmethod
+    def forward(ctx, start, end, weight):
+        ctx.save_for_backward(start, end, weight if isinstance(weight, torch.Tensor)
+                              else None)
+        ctx.weight = weight
+        return torch.lerp(start, end, weight)
+
+    @staticmethod
+    def backward(ctx, g):
+        start, end, weight = ctx.saved_tensors
+        if weight is None:
+            weight = ctx.weight
+        n_start, n_end, n_weight = ctx.needs_input_grad
+        return (g * (1 - weight) if n_start else None, g * weight if n_end else None,
+                g * (end - start) if n_weight else None)
+
+
+class CloneFormat(Function):
+    """out = x.clone(memory_format=...);  dx = g."""
+
+    name = "clone"
+
+    @staticmethod
+    def forward(ctx, x, memory_format):
+        return x.clone(memory_format=memory_format)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
