@@ -1,7 +1,7 @@
 """handgrad.linalg, as torch.linalg: the vector and matrix norms.
 
-vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None): ord > 0 and inf run
-handgrad.ops.reduce.Norm, ord <= 0 and -inf run handgrad.ops.linalg.NormNonPositive (both
+vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None): ord >= 1 and inf run
+handgrad.ops.reduce.Norm, ord < 1 and -inf run handgrad.ops.linalg.NormSmallOrder (both
 derive their gradients in their docstrings; the gradient of the 2-norm at a zero input
 is 0, as torch). matrix_norm(A, ord='fro', dim=(-2, -1), ...): 'fro' is the vector 2-norm
 over the two dims; ord = 1 / -1 is the largest / smallest column sum of |A|, ord = inf /
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from handgrad import ops as F
 from handgrad._tensor import Tensor
-from handgrad.ops.linalg import NormNonPositive
+from handgrad.ops.linalg import NormSmallOrder
 from handgrad.ops.reduce import wrap_dim
 
 __all__ = ["vector_norm", "matrix_norm", "norm"]
@@ -40,7 +40,7 @@ def _floating(op: str, x: Tensor, dtype) -> Tensor:
 
 
 def _dims(op: str, dim, ndim: int) -> tuple:
-    if dim is None:
+    if dim is None or (not isinstance(dim, int) and len(dim) == 0):  # () is every dim
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     try:
@@ -59,9 +59,9 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {ord!r}; "
                            "for 'fro' or 'nuc' use linalg.matrix_norm")
     dims = _dims("linalg.vector_norm", dim, x.ndim)
-    if ord > 0:
+    if ord >= 1:
         return F.Norm.apply(x, ord, dims if dims else None, keepdim)
-    return NormNonPositive.apply(x, ord, dims, keepdim)
+    return NormSmallOrder.apply(x, ord, dims, keepdim)
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # noqa: A002

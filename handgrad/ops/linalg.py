@@ -17,17 +17,18 @@ einsum.  out = einsum(eq, x_1, ..., x_n). The output is linear in each operand, 
     stride along the letter is the sum of the strides of its dims.
   An ellipsis is first replaced by letters no subscript uses (aligned from the right, as
   broadcasting aligns dims), and an implicit output ("ij,jk") made explicit with torch's
-  rule (the ellipsis dims, then the letters seen once, in alphabetical order).
+  rule (the ellipsis dims, then the letters seen once, in ASCII order: 'A' before 'a').
 
 diagonal.  out = x.diagonal(offset, dim1, dim2) (a view);  dx = zeros with the same
   diagonal set to g.  diag_embed is its mirror image: out = zeros with the diagonal set
   to x;  dx = g.diagonal(offset, dim1, dim2).
 
-vector norms of order p <= 0 (the orders handgrad.ops.reduce.Norm leaves out):
+vector norms of order p < 1 (the orders where handgrad.ops.reduce.Norm's formula would
+divide by 0 or take 0 to a negative power at a zero entry):
   p = -inf:  out = min |x|;  dx = g sign(x) shared evenly among the entries where |x| == out;
   p = 0:     out = the number of nonzero entries (a float);  dx = 0;
-  p < 0:     out = (sum |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / out^(p-1), taken as 0
-             where x == 0 (as torch).
+  other p:   out = (sum |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / out^(p-1), taken as 0
+             where x == 0 (as torch: the power |x|^(p-1) is infinite there).
 
 Left out: the sublist form of einsum (`einsum(x, [0, 1], y, [1, 2])`), decompositions
 (svd, qr, eig, solve) and the norms that need them (2 and 'nuc' of a matrix).
@@ -41,7 +42,7 @@ import torch
 
 from handgrad.autograd import Function
 
-__all__ = ["Einsum", "Diagonal", "DiagEmbed", "NormNonPositive", "parse_einsum"]
+__all__ = ["Einsum", "Diagonal", "DiagEmbed", "NormSmallOrder", "parse_einsum"]
 
 _LETTERS = string.ascii_letters
 
@@ -96,8 +97,7 @@ def parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
                                "does not appear in any input")
     else:
         joined = "".join(inputs)
-        once = sorted((c for c in set(joined) if joined.count(c) == 1 and c not in ellipsis),
-                      key=_LETTERS.index)
+        once = sorted(c for c in set(joined) if joined.count(c) == 1 and c not in ellipsis)
         out = ellipsis + "".join(once)
     return inputs, out
 
@@ -197,9 +197,9 @@ def _reduce_kwargs(dims, ndim):
     return {"dim": dims, "keepdim": True} if ndim else {}
 
 
-class NormNonPositive(Function):
-    """The vector norm of order p <= 0 over dims (p = -inf: min |x|; p = 0: the count of
-    nonzero entries; p < 0: (sum |x|^p)^(1/p)); backward as in the module docstring."""
+class NormSmallOrder(Function):
+    """The vector norm of order p < 1 over dims (p = -inf: min |x|; p = 0: the count of
+    nonzero entries; else (sum |x|^p)^(1/p)); backward as in the module docstring."""
 
     name = "vector_norm"
 

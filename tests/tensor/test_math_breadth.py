@@ -36,11 +36,11 @@ def _same_gradients(torch_out, hg_out, torch_inputs, hg_inputs, seed=0):
 
 
 def _random_equation(rng: random.Random):
-    """Operands of 0-4 letters over 'abcd' (repeats allowed), sizes 1 now and then for
+    """Operands of 0-4 letters over 'abcB' (repeats allowed), sizes 1 now and then for
     broadcasting, an explicit output of distinct letters or the implicit one."""
-    sizes = {c: rng.choice([2, 3, 4]) for c in "abcd"}
+    sizes = {c: rng.choice([2, 3, 4]) for c in "abcB"}
     n = rng.randint(1, 3)
-    subs = ["".join(rng.choice("abcd") for _ in range(rng.randint(0, 4))) for _ in range(n)]
+    subs = ["".join(rng.choice("abcB") for _ in range(rng.randint(0, 4))) for _ in range(n)]
     shapes = []
     for s in subs:  # one size per letter within an operand; now and then 1 (broadcast)
         own = {c: sizes[c] if rng.random() > 0.15 else 1 for c in s}
@@ -230,6 +230,13 @@ def test_norm_errors_are_torchs_type(call):
         call(torch, x)
     with pytest.raises(RuntimeError):
         call(hg, hg.tensor(x))
+
+
+@pytest.mark.parametrize("p", [0.5, -1.0, 1.5, 3])
+def test_norm_gradient_at_a_zero_entry_like_torch(p):
+    t, h = _pair(torch.tensor([[0.0, 1.0, 2.0], [0.0, 0.0, -1.0]]))
+    _same_gradients(t.norm(p) + t.norm(p, dim=1).sum(), h.norm(p) + h.norm(p, dim=1).sum(),
+                    [t], [h])
 
 
 def test_two_norm_gradient_at_zero_is_zero_as_torch():

@@ -19,7 +19,7 @@ import torch
 import handgrad as hg
 from handgrad import ops
 from handgrad.ops.arith import CloneFormat, Expm1, Lerp, Log1p, Prod
-from handgrad.ops.linalg import DiagEmbed, Diagonal, Einsum, NormNonPositive
+from handgrad.ops.linalg import DiagEmbed, Diagonal, Einsum, NormSmallOrder
 from handgrad.testing.registry import distinct, nonzero, positive, real, register, uniform
 
 INF = float("inf")
@@ -182,18 +182,18 @@ register("norm_fro_default", lambda x: x.norm() + hg.norm(x, "fro", (0, 1)),
          covers=(ops.Norm,))
 register("norm_neg_inf", lambda x, dim, keepdim: x.norm(-INF, dim, keepdim)
          + hg.norm(x, -INF), ref=lambda x, dim, keepdim: x.norm(-INF, dim, keepdim)
-         + torch.norm(x, -INF), shapes=REDUCE, covers=(NormNonPositive,), domains=distinct,
+         + torch.norm(x, -INF), shapes=REDUCE, covers=(NormSmallOrder,), domains=distinct,
          extras=_dim_keepdim)
 register("norm_zero", lambda x, dims, keepdim: x.norm(0, dims, keepdim) + x.sum(),
          ref=lambda x, dims, keepdim: x.norm(0, dims, keepdim) + x.sum(), shapes=REDUCE,
-         covers=(NormNonPositive,), domains=_with_zeros, extras=_dims_keepdim,
+         covers=(NormSmallOrder,), domains=_with_zeros, extras=_dims_keepdim,
          note="the count of nonzeros has gradient 0; x.sum() carries a checked one")
 register("norm_negative_p", lambda x, dims, keepdim: x.norm(-1.5, dims, keepdim),
          ref=lambda x, dims, keepdim: x.norm(-1.5, dims, keepdim), shapes=REDUCE,
-         covers=(NormNonPositive,), domains=nonzero, extras=_dims_keepdim)
+         covers=(NormSmallOrder,), domains=nonzero, extras=_dims_keepdim)
 register("norm_fractional_p", lambda x, dims, keepdim: x.norm(0.5, dims, keepdim)
          + x.norm(2.5), ref=lambda x, dims, keepdim: x.norm(0.5, dims, keepdim) + x.norm(2.5),
-         shapes=REDUCE, covers=(ops.Norm,), domains=nonzero, extras=_dims_keepdim)
+         shapes=REDUCE, covers=(ops.Norm, NormSmallOrder), domains=nonzero, extras=_dims_keepdim)
 register("norm_dtype", lambda x: x.float().norm(dtype=hg.float64),
          ref=lambda x: x.float().norm(dtype=torch.float64), shapes=[((3, 4),)],
          covers=(ops.Norm,), finite_differences=False, tolerances={"float64": (1e-5, 1e-5)},
@@ -204,7 +204,7 @@ register("norm_at_zero", lambda x: (x * 0).norm() + (x * 0).norm(2, 1).sum() + x
          note="the 2-norm of zeros has gradient 0, as torch (not nan); not smooth there")
 register("vector_norm", lambda x, dims, keepdim, o: hg.linalg.vector_norm(x, o, dims, keepdim),
          ref=lambda x, dims, keepdim, o: torch.linalg.vector_norm(x, o, dims, keepdim),
-         shapes=REDUCE, domains=distinct, covers=(ops.Norm, NormNonPositive),
+         shapes=REDUCE, domains=distinct, covers=(ops.Norm, NormSmallOrder),
          extras=lambda g, s: (*_dims_keepdim(g, s),
                               [2, 1, 3.0, INF, -INF, -2.0][_randint(g, 0, 6)]))
 register("vector_norm_default", lambda x: hg.linalg.vector_norm(x),
