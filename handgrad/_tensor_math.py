@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from handgrad.ops.arith import CloneFormat, Expm1, Lerp, Log1p, Prod
-from handgrad.ops.elementwise import Mul
+from handgrad.ops.elementwise import Clone, Mul
 from handgrad.ops.linalg import DiagEmbed, Diagonal
 from handgrad.ops.matmul import Matmul
 from handgrad.ops.reduce import wrap_dim
@@ -222,4 +222,6 @@ class _MathMethods:
     def clone(self, *, memory_format=torch.preserve_format):
         """A copy (in the graph: dx = g); memory_format as torch (preserve_format keeps
         the strides of a dense tensor, contiguous_format / channels_last lay it out)."""
+        if memory_format is torch.preserve_format:
+            return Clone.apply(self)  # torch's clone preserves the format by default
         return CloneFormat.apply(self, memory_format)

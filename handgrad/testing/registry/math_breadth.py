@@ -242,7 +242,7 @@ register("softmax_dtype", lambda x, dim: x.float().softmax(dim, dtype=hg.float64
          extras=lambda g, s: (_randint(g, -2, 2),), finite_differences=False,
          tolerances={"float64": (1e-5, 1e-5)}, note="through float32 first")
 register("clone_memory_format", lambda x: x.clone(memory_format=hg.channels_last)
-         + hg.clone(x, memory_format=hg.contiguous_format) * 2 + x.clone(),
+         + hg.clone(x, memory_format=hg.contiguous_format) * 2 + x.clone() * 3,
          ref=lambda x: x.clone(memory_format=torch.channels_last)
-         + torch.clone(x, memory_format=torch.contiguous_format) * 2 + x.clone(),
-         shapes=[((2, 3, 4, 5),)], covers=(CloneFormat,), domains=positive)
+         + torch.clone(x, memory_format=torch.contiguous_format) * 2 + x.clone() * 3,
+         shapes=[((2, 3, 4, 5),)], covers=(CloneFormat, ops.Clone), domains=positive)
