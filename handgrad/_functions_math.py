@@ -19,7 +19,8 @@ __all__ = [
     "einsum", "mm", "bmm", "addmm", "baddbmm", "addmv", "mv", "dot", "vdot", "outer",
     "ger", "prod", "log1p", "expm1", "lerp", "addcmul", "addcdiv", "trace", "diag",
     "diagonal", "diag_embed", "allclose", "clone", "preserve_format", "contiguous_format",
-    "channels_last", "channels_last_3d",
+    "channels_last", "channels_last_3d", "log2", "log10", "reciprocal", "floor", "ceil",
+    "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -61,6 +62,19 @@ diag = _method("diag")
 diagonal = _method("diagonal")
 diag_embed = _method("diag_embed")
 clone = _method("clone")
+log2 = _method("log2")
+log10 = _method("log10")
+reciprocal = _method("reciprocal")
+floor = _method("floor")
+ceil = _method("ceil")
+round = _method("round")  # noqa: A001 -- torch's name
+trunc = _method("trunc")
+fix = _method("fix")
+fmod = _method("fmod")
+isinf = _method("isinf")
+isposinf = _method("isposinf")
+isneginf = _method("isneginf")
+diff = _method("diff")
 
 
 def _sublist_letters(sublist) -> str:

@@ -1,6 +1,9 @@
 """Tensor methods of the math family, as a mixin of handgrad.Tensor (kept out of
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
+Also: log2, log10, reciprocal, floor / ceil / round / trunc (gradient 0), fmod, diff,
+isinf / isposinf / isneginf and exp_.
+
 Here: the matrix products with torch's strict shapes (mm, bmm, mv, dot, vdot, outer /
 ger) and their scaled-add forms (addmm, baddbmm, addmv, addcmul, addcdiv), prod,
 log1p, expm1, lerp, trace, diag, diagonal, diag_embed, norm (every vector order, 'fro';
@@ -20,7 +23,17 @@ from __future__ import annotations
 
 import torch
 
-from handgrad.ops.arith import CloneFormat, Expm1, Lerp, Log1p, Prod
+from handgrad.ops.arith import (
+    CloneFormat,
+    Expm1,
+    Fmod,
+    Lerp,
+    Log1p,
+    LogBase,
+    Prod,
+    Reciprocal,
+    Rounding,
+)
 from handgrad.ops.elementwise import Clone, Mul
 from handgrad.ops.linalg import DiagEmbed, Diagonal
 from handgrad.ops.matmul import Matmul
@@ -162,6 +175,88 @@ class _MathMethods:
     def lerp(self, end, weight):
         """self + weight * (end - self); weight a number or a tensor."""
         return Lerp.apply(self, end, weight)
+
+    def log2(self):
+        return LogBase.apply(self, 2)
+
+    def log10(self):
+        return LogBase.apply(self, 10)
+
+    def reciprocal(self):
+        return Reciprocal.apply(self)
+
+    def floor(self):
+        """Rounded down; the gradient is 0 (piecewise constant), as torch."""
+        return self._rounded("floor")
+
+    def ceil(self):
+        return self._rounded("ceil")
+
+    def trunc(self):
+        return self._rounded("trunc")
+
+    fix = trunc
+
+    def round(self, *, decimals=0):
+        """Rounded half to even (torch.round), to `decimals` places; the gradient is 0."""
+        return self._rounded("round", decimals)
+
+    def _rounded(self, mode, decimals=0):
+        if not (self.data.is_floating_point() or self.data.is_complex()):
+            if mode == "round" and decimals:
+                raise RuntimeError(f"round: decimals={decimals} is not supported for "
+                                   f"{self.dtype} tensors (as torch); convert first")
+            return self._result_type._make(self.data.clone(), False, None)
+        return Rounding.apply(self, mode, decimals)
+
+    def fmod(self, other):
+        """The remainder of self / other with the sign of self (C's fmod)."""
+        return Fmod.apply(self, other)
+
+    def isinf(self):
+        return self._result_type._make(torch.isinf(self.data), False, None)
+
+    def isposinf(self):
+        return self._result_type._make(torch.isposinf(self.data), False, None)
+
+    def isneginf(self):
+        return self._result_type._make(torch.isneginf(self.data), False, None)
+
+    def exp_(self):
+        """In place e^x (recorded as exp when self is in the graph; see Tensor.add_)."""
+        if self._check_inplace("exp_"):
+            return self._rebind(self.exp(), "exp_")
+        self.data.exp_()
+        return self
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        """The n-th forward difference along dim, out_i = x_{i+1} - x_i (applied n times),
+        after joining prepend / append to x along dim, as torch.diff; its gradient comes
+        from the slices and the subtraction."""
+        from handgrad._functions import cat
+        if self.ndim == 0:
+            raise RuntimeError("diff: expects input to be at least one-dimensional")
+        try:
+            dim = wrap_dim(dim, self.ndim)
+        except IndexError as error:
+            raise IndexError(f"diff: {error}") from None
+        if n < 0:
+            raise RuntimeError(f"diff: order must be non-negative but got {n}")
+        edges = [e for e in (prepend, append) if e is not None]
+        if any(e.ndim != self.ndim for e in edges):
+            raise RuntimeError(f"diff: expects prepend or append to be the same dimension as "
+                               f"input (shape {tuple(self.shape)}), got shapes "
+                               f"{[tuple(e.shape) for e in edges]}")
+        x = self
+        if edges:
+            x = cat([prepend] * (prepend is not None) + [x] + [append] * (append is not None),
+                    dim)
+        for _ in range(n):
+            length = x.shape[dim]
+            if length == 0:
+                break
+            x = x.narrow(dim, 1, length - 1) - x.narrow(dim, 0, length - 1)
+        return x
 
     # ------------------------------------------------------------------ reductions
     def prod(self, dim=None, keepdim=False, *, dtype=None):

@@ -14,17 +14,26 @@ lerp:   out = start + weight (end - start);  dstart = g (1 - weight),  dend = g 
         dweight = g (end - start) (weight a number or a tensor; broadcasting is undone by
         the engine).
 clone:  out = a copy of x in the requested memory format;  dx = g.
+log2, log10:  out = log(x) / log(b);  dx = g / (x log b).
+reciprocal:   out = 1 / x;  dx = -g / x^2 = -g out^2.
+floor, ceil, round, trunc:  piecewise constant, so dx = 0 (as torch: a zero gradient,
+        not none).
+fmod:   out = a - trunc(a / b) b (the remainder with the sign of a);  da = g,
+        db = -g trunc(a / b) (b a tensor or a number).
 
 Left out: the `out=` arguments, and prod over several dims at once (torch has none).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from handgrad.autograd import Function
 
-__all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat"]
+__all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat", "LogBase", "Reciprocal",
+           "Rounding", "Fmod"]
 
 
 class Prod(Function):
@@ -120,3 +129,72 @@ class CloneFormat(Function):
     @staticmethod
     def backward(ctx, g):
         return g, None
+
+
+class LogBase(Function):
+    """out = log_b(x) for b = 2 or 10;  dx = g / (x ln b)."""
+
+    name = "log"
+
+    @staticmethod
+    def forward(ctx, x, base):
+        ctx.save_for_backward(x)
+        ctx.base = base
+        return torch.log2(x) if base == 2 else torch.log10(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g / (x * math.log(ctx.base)), None
+
+
+class Reciprocal(Function):
+    """out = 1 / x;  dx = -g out^2."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.reciprocal(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return -g * out * out
+
+
+_ROUNDINGS = {"floor": torch.floor, "ceil": torch.ceil, "trunc": torch.trunc}
+
+
+class Rounding(Function):
+    """out = floor / ceil / round / trunc of x;  dx = 0 (piecewise constant)."""
+
+    name = "round"
+
+    @staticmethod
+    def forward(ctx, x, mode, decimals=0):
+        if mode == "round":
+            return torch.round(x, decimals=decimals)
+        return _ROUNDINGS[mode](x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.zeros_like(g), None, None
+
+
+class Fmod(Function):
+    """out = fmod(a, b) = a - trunc(a / b) b;  da = g,  db = -g trunc(a / b)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b if isinstance(b, torch.Tensor) else None)
+        ctx.number = b
+        return torch.fmod(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        b = ctx.number if b is None else b
+        need_a, need_b = ctx.needs_input_grad
+        grad_b = -g * torch.div(a, b, rounding_mode="trunc") if need_b else None
+        return (g if need_a else None), grad_b

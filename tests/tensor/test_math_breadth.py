@@ -266,3 +266,37 @@ def test_lerp_log1p_expm1_small_values():
     e, he = _pair(torch.randn(3))
     w, hw = _pair(torch.rand(3))
     _same_gradients(torch.lerp(t, e, w), hg.lerp(h, he, hw), [t, e, w], [h, he, hw])
+
+
+@pytest.mark.parametrize("name", ["floor", "ceil", "trunc", "round"])
+def test_roundings_give_a_zero_gradient_and_keep_integers(name):
+    t, h = _pair(torch.tensor([-1.5, -0.2, 0.5, 2.7]))
+    _same_gradients(getattr(torch, name)(t), getattr(hg, name)(h), [t], [h])
+    ints = torch.tensor([-3, 4])
+    got = getattr(hg.tensor(ints), name)()
+    assert got.dtype == getattr(ints, name)().dtype and torch.equal(got.data, ints)
+
+
+def test_exp_in_place_like_torch():
+    leaf = hg.randn(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="exp_"):
+        leaf.exp_()
+    t, h = _pair(torch.randn(3))
+    expected, got = (t * 2).exp_(), (h * 2).exp_()
+    _same_gradients(expected, got, [t], [h])
+    plain = hg.zeros(2)
+    assert plain.exp_() is plain and torch.equal(plain.data, torch.ones(2))
+
+
+def test_isinf_fmod_diff_like_torch():
+    x = torch.tensor([1.0, INF, -INF, float("nan")])
+    for name in ("isinf", "isposinf", "isneginf"):
+        assert torch.equal(getattr(hg, name)(hg.tensor(x)).data, getattr(torch, name)(x))
+    ints = torch.tensor([-7, 7, 5])
+    assert torch.equal(hg.fmod(hg.tensor(ints), 3).data, torch.fmod(ints, 3))
+    with pytest.raises(RuntimeError):
+        torch.diff(torch.randn(3), prepend=torch.tensor(1.0))
+    with pytest.raises(RuntimeError):
+        hg.diff(hg.randn(3), prepend=hg.tensor(1.0))
+    with pytest.raises(RuntimeError):
+        hg.diff(hg.tensor(2.0))

@@ -3,9 +3,9 @@ ellipsis with broadcast batches, diagonals, letters summed out in one operand on
 size-1 broadcasting, three operands, the list and sublist forms), mm / bmm / mv / dot /
 vdot / outer / ger and their scaled adds (addmm, baddbmm, addmv, addcmul, addcdiv), prod
 (all, along a dim, with exact zeros), log1p, expm1, lerp, trace, diag, diagonal,
-diag_embed, the norms (Tensor.norm of every vector order, linalg.vector_norm,
-linalg.matrix_norm, linalg.norm) and the dtype= / memory_format= arguments of sum,
-softmax, log_softmax and clone.
+diag_embed, log2 / log10 / reciprocal, the roundings (gradient 0), fmod, diff, the norms
+(Tensor.norm of every vector order, linalg.vector_norm, linalg.matrix_norm, linalg.norm)
+and the dtype= / memory_format= arguments of sum, softmax, log_softmax and clone.
 
 Inputs of max-like norms (inf, -inf, matrix 1 / inf) are drawn without ties
 (`distinct`), so the gradient goes to one entry as in torch; the orders whose gradient
@@ -18,9 +18,27 @@ import torch
 
 import handgrad as hg
 from handgrad import ops
-from handgrad.ops.arith import CloneFormat, Expm1, Lerp, Log1p, Prod
+from handgrad.ops.arith import (
+    CloneFormat,
+    Expm1,
+    Fmod,
+    Lerp,
+    Log1p,
+    LogBase,
+    Prod,
+    Reciprocal,
+    Rounding,
+)
 from handgrad.ops.linalg import DiagEmbed, Diagonal, Einsum, NormSmallOrder
-from handgrad.testing.registry import distinct, nonzero, positive, real, register, uniform
+from handgrad.testing.registry import (
+    distinct,
+    nonzero,
+    odd_grid,
+    positive,
+    real,
+    register,
+    uniform,
+)
 
 INF = float("inf")
 
@@ -147,6 +165,32 @@ register("lerp_number", lambda a, b: hg.lerp(a, b, 0.3) + a.lerp(b, 0.8),
 register("lerp_tensor", lambda a, b, w: hg.lerp(a, b, w), ref=torch.lerp,
          shapes=[((3, 4), (3, 4), (3, 4)), ((3, 4), (3, 4), (4,)), ((3, 1), (3, 4), ())],
          domains=(real, real, uniform(-0.5, 1.5)), covers=(Lerp,))
+
+register("log2_log10", lambda x: hg.log2(x) + x.log10() * 2,
+         ref=lambda x: torch.log2(x) + x.log10() * 2, shapes=[((3, 4),), ((),)],
+         domains=positive, covers=(LogBase,), random_shapes="unary")
+register("reciprocal", lambda x: hg.reciprocal(x), ref=torch.reciprocal,
+         shapes=[((3, 4),), ((),)], domains=nonzero, covers=(Reciprocal,),
+         random_shapes="unary")
+register("roundings", lambda x: x * (hg.floor(x) + x.ceil() * 2 + x.trunc() * 3
+                                     + hg.round(x) * 4 + x.round(decimals=1) * 5),
+         ref=lambda x: x * (torch.floor(x) + x.ceil() * 2 + x.trunc() * 3
+                            + torch.round(x) * 4 + x.round(decimals=1) * 5),
+         shapes=[((3, 4),), ((),)], domains=uniform(0.13, 0.37), covers=(Rounding,),
+         note="x times its roundings: each rounding's gradient 0 is checked through the "
+              "product; a step lies within a finite difference's 1e-6 with negligible odds")
+register("fmod", lambda a, b: hg.fmod(a, b) + a.fmod(1.75),
+         ref=lambda a, b: torch.fmod(a, b) + a.fmod(1.75),
+         shapes=[((3, 4), (3, 4)), ((3, 4), (4,)), ((), ())],
+         domains=(odd_grid, uniform(0.55, 0.95)), covers=(Fmod,),
+         note="a on the odd tenths: a / 1.75 is never an integer, and a / b (b drawn in "
+              "(0.55, 0.95)) lands within a finite difference of one with negligible odds")
+register("diff", lambda x, dim: hg.diff(x, 2, dim),
+         ref=lambda x, dim: torch.diff(x, 2, dim), shapes=[((5,),), ((3, 4),), ((2, 3, 5),)],
+         extras=lambda g, s: (_randint(g, -len(s[0]), len(s[0])),), covers=(ops.Sub,))
+register("diff_prepend_append", lambda x, p, a: hg.diff(x, 1, 0, prepend=p, append=a),
+         ref=lambda x, p, a: torch.diff(x, 1, 0, prepend=p, append=a),
+         shapes=[((3, 4), (1, 4), (2, 4))], covers=(ops.Sub, ops.Cat))
 
 # ------------------------------------------------------------------ diagonals
 def _offset(gen, shapes):
