@@ -21,6 +21,7 @@ __all__ = [
     "diagonal", "diag_embed", "allclose", "clone", "preserve_format", "contiguous_format",
     "channels_last", "channels_last_3d", "log2", "log10", "reciprocal", "floor", "ceil",
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
+    "median",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -75,6 +76,7 @@ isinf = _method("isinf")
 isposinf = _method("isposinf")
 isneginf = _method("isneginf")
 diff = _method("diff")
+median = _method("median")
 
 
 def _sublist_letters(sublist) -> str:

@@ -2,7 +2,7 @@
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
 Also: log2, log10, reciprocal, floor / ceil / round / trunc (gradient 0), fmod, diff,
-isinf / isposinf / isneginf and exp_.
+isinf / isposinf / isneginf, exp_ and median.
 
 Here: the matrix products with torch's strict shapes (mm, bmm, mv, dot, vdot, outer /
 ger) and their scaled-add forms (addmm, baddbmm, addmv, addcmul, addcdiv), prod,
@@ -30,6 +30,8 @@ from handgrad.ops.arith import (
     Lerp,
     Log1p,
     LogBase,
+    MedianAll,
+    MedianDim,
     Prod,
     Reciprocal,
     Rounding,
@@ -272,6 +274,18 @@ class _MathMethods:
             except IndexError as error:
                 raise IndexError(f"prod: {error}") from None
         return Prod.apply(x, dim, keepdim)
+
+    def median(self, dim=None, keepdim=False):
+        """median() -> the lower median of every element; median(dim) -> (values,
+        indices) along dim, as torch (values carry the gradient)."""
+        if dim is None:
+            return MedianAll.apply(self)
+        try:
+            dim = wrap_dim(dim, self.ndim)
+        except IndexError as error:
+            raise IndexError(f"median: {error}") from None
+        from handgrad._tensor import _ValuesIndices
+        return _ValuesIndices(MedianDim.apply(self, dim, bool(keepdim)))
 
     def trace(self):
         """The sum of the main diagonal of a 2-D tensor."""

@@ -18,6 +18,9 @@ log2, log10:  out = log(x) / log(b);  dx = g / (x log b).
 reciprocal:   out = 1 / x;  dx = -g / x^2 = -g out^2.
 floor, ceil, round, trunc:  piecewise constant, so dx = 0 (as torch: a zero gradient,
         not none).
+median: over every element, out = the lower median; ties (and a nan result: the nan
+        entries) share g evenly, as torch. Along a dim: (values, indices), and g goes to
+        the returned index only.
 fmod:   out = a - trunc(a / b) b (the remainder with the sign of a);  da = g,
         db = -g trunc(a / b) (b a tensor or a number).
 
@@ -33,7 +36,7 @@ import torch
 from handgrad.autograd import Function
 
 __all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat", "LogBase", "Reciprocal",
-           "Rounding", "Fmod"]
+           "Rounding", "Fmod", "MedianAll", "MedianDim"]
 
 
 class Prod(Function):
@@ -198,3 +201,44 @@ class Fmod(Function):
         need_a, need_b = ctx.needs_input_grad
         grad_b = -g * torch.div(a, b, rounding_mode="trunc") if need_b else None
         return (g if need_a else None), grad_b
+
+
+class MedianAll(Function):
+    """out = the lower median of every element;  ties share g evenly (as torch)."""
+
+    name = "median"
+
+    @staticmethod
+    def forward(ctx, x):
+        out = torch.median(x)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        hit = (x == out) | (x.isnan() & out.isnan())
+        return g * hit / hit.sum()
+
+
+class MedianDim(Function):
+    """values, indices = the lower median along dim;  dx = g scattered to the indices."""
+
+    name = "median"
+
+    @staticmethod
+    def forward(ctx, x, dim, keepdim=False):
+        values, indices = torch.median(x, dim, keepdim)
+        ctx.save_for_backward(indices)
+        ctx.shape, ctx.dim, ctx.keepdim = x.shape, dim, keepdim
+        return values, indices
+
+    @staticmethod
+    def backward(ctx, g):
+        (indices,) = ctx.saved_tensors
+        if not len(ctx.shape):
+            return g.clone(), None, None
+        if not ctx.keepdim:
+            g, indices = g.unsqueeze(ctx.dim), indices.unsqueeze(ctx.dim)
+        grad = torch.zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        return grad.scatter_(ctx.dim, indices, g), None, None

@@ -300,3 +300,17 @@ def test_isinf_fmod_diff_like_torch():
         hg.diff(hg.randn(3), prepend=hg.tensor(1.0))
     with pytest.raises(RuntimeError):
         hg.diff(hg.tensor(2.0))
+
+
+def test_median_ties_nan_and_fields_like_torch():
+    for values in ([1.0, 2.0, 2.0, 3.0], [2.0, 2.0, 2.0], [1.0, float("nan"), 2.0, 3.0]):
+        t, h = _pair(torch.tensor(values))
+        expected, got = t.median(), h.median()
+        assert torch.equal(expected.isnan(), got.data.isnan())
+        expected.backward()
+        got.backward()
+        assert torch.allclose(h.grad.data, t.grad)
+    t, h = _pair(torch.tensor([[3.0, 1.0, 2.0, 2.0], [0.0, 5.0, 4.0, 1.0]]))
+    expected, got = torch.median(t, 1, keepdim=True), hg.median(h, 1, keepdim=True)
+    assert torch.equal(got.indices.data, expected.indices)
+    _same_gradients(expected.values, got.values, [t], [h])

@@ -3,7 +3,7 @@ ellipsis with broadcast batches, diagonals, letters summed out in one operand on
 size-1 broadcasting, three operands, the list and sublist forms), mm / bmm / mv / dot /
 vdot / outer / ger and their scaled adds (addmm, baddbmm, addmv, addcmul, addcdiv), prod
 (all, along a dim, with exact zeros), log1p, expm1, lerp, trace, diag, diagonal,
-diag_embed, log2 / log10 / reciprocal, the roundings (gradient 0), fmod, diff, the norms
+diag_embed, log2 / log10 / reciprocal, the roundings (gradient 0), fmod, diff, median, the norms
 (Tensor.norm of every vector order, linalg.vector_norm, linalg.matrix_norm, linalg.norm)
 and the dtype= / memory_format= arguments of sum, softmax, log_softmax and clone.
 
@@ -25,6 +25,8 @@ from handgrad.ops.arith import (
     Lerp,
     Log1p,
     LogBase,
+    MedianAll,
+    MedianDim,
     Prod,
     Reciprocal,
     Rounding,
@@ -191,6 +193,13 @@ register("diff", lambda x, dim: hg.diff(x, 2, dim),
 register("diff_prepend_append", lambda x, p, a: hg.diff(x, 1, 0, prepend=p, append=a),
          ref=lambda x, p, a: torch.diff(x, 1, 0, prepend=p, append=a),
          shapes=[((3, 4), (1, 4), (2, 4))], covers=(ops.Sub, ops.Cat))
+
+register("median", lambda x: x.median(), shapes=PROD_SHAPES, covers=(MedianAll,),
+         domains=distinct, random_shapes="unary")
+register("median_dim", lambda x, dim, keepdim: tuple(hg.median(x, dim, keepdim)),
+         ref=lambda x, dim, keepdim: tuple(torch.median(x, dim, keepdim)),
+         shapes=PROD_SHAPES, covers=(MedianDim,), domains=distinct, extras=_dim_keepdim,
+         random_shapes="reduce")
 
 # ------------------------------------------------------------------ diagonals
 def _offset(gen, shapes):
