@@ -49,8 +49,8 @@ _LETTERS = string.ascii_letters
 
 def parse_einsum(equation: str, shapes) -> tuple[list[str], str]:
     """The subscripts of each operand and of the output, with the ellipsis replaced by
-    unused letters and the output made explicit. Raises ValueError (as torch's
-    RuntimeError would, but naming einsum) when the equation and the shapes disagree."""
+    unused letters and the output made explicit. Raises torch's RuntimeError, naming
+    einsum and what disagrees, when the equation does not fit the shapes."""
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
     inputs = lhs.split(",")
@@ -166,13 +166,12 @@ class Diagonal(Function):
         if x.ndim < 2:
             raise RuntimeError(f"diagonal: expected a tensor of at least 2 dims, got shape "
                                f"{tuple(x.shape)}")
-        ctx.args, ctx.meta = (offset, dim1, dim2), (x.shape, x.dtype, x.device)
+        ctx.args, ctx.shape = (offset, dim1, dim2), x.shape
         return torch.diagonal(x, offset, dim1, dim2)
 
     @staticmethod
     def backward(ctx, g):
-        shape, dtype, device = ctx.meta
-        grad = torch.zeros(shape, dtype=g.dtype, device=device)
+        grad = torch.zeros(ctx.shape, dtype=g.dtype, device=g.device)
         torch.diagonal(grad, *ctx.args).copy_(g)
         return grad, None, None, None
 
@@ -237,10 +236,3 @@ class NormSmallOrder(Function):
             return g * torch.sign(x) * hit / count, None, None, None
         grad = g * torch.sign(x) * x.abs().pow(p - 1) / out.pow(p - 1)
         return torch.where(x == 0, 0.0, grad), None, None, None
-
-
-def check_matrix(op: str, x: torch.Tensor, ndim: int, what: str) -> None:
-    """torch's RuntimeError for an input of the wrong rank (mm, bmm, mv, dot...)."""
-    if x.ndim != ndim:
-        raise RuntimeError(f"{op}: {what} must be a {ndim}-D tensor, got shape "
-                           f"{tuple(x.shape)}")
