@@ -1,18 +1,18 @@
 """Tensor methods of the math family, as a mixin of handgrad.Tensor (kept out of
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
-Also: log2, log10, reciprocal, floor / ceil / round / trunc (gradient 0), fmod, diff,
-isinf / isposinf / isneginf, exp_ and median.
-
 Here: the matrix products with torch's strict shapes (mm, bmm, mv, dot, vdot, outer /
 ger) and their scaled-add forms (addmm, baddbmm, addmv, addcmul, addcdiv), prod,
-log1p, expm1, lerp, trace, diag, diagonal, diag_embed, norm (every vector order, 'fro';
-handgrad.linalg has the matrix norms), and clone with a memory format.
+median, log1p, expm1, log2, log10, reciprocal, lerp, fmod, floor / ceil / round / trunc
+(gradient 0), diff, trace, diag, diagonal, diag_embed, norm (every vector order, 'fro';
+handgrad.linalg has the matrix norms), isinf / isposinf / isneginf, exp_, and clone with
+a memory format.
 
 The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
 written with Mul and Add, whose gradients are the table of derivatives they mean
 (d(beta input + alpha m1 m2) = beta g, alpha g m2^T, alpha m1^T g). As in torch, beta = 0
-ignores `input` (a nan or inf in it does not reach the result).
+ignores `input` (a nan or inf in it does not reach the result; input then gets no
+gradient, where torch gives it zeros).
 
 This module must not import handgrad._tensor at import time (that module imports this
 one): results are made with Function.apply or `self._result_type._make(data, False,
