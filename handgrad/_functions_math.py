@@ -21,7 +21,7 @@ __all__ = [
     "diagonal", "diag_embed", "allclose", "clone", "preserve_format", "contiguous_format",
     "channels_last", "channels_last_3d", "log2", "log10", "reciprocal", "floor", "ceil",
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
-    "median",
+    "median", "tensordot", "inner", "addbmm", "addr",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -77,6 +77,9 @@ isposinf = _method("isposinf")
 isneginf = _method("isneginf")
 diff = _method("diff")
 median = _method("median")
+inner = _method("inner")
+addbmm = _method("addbmm")
+addr = _method("addr")
 
 
 def _sublist_letters(sublist) -> str:
@@ -115,6 +118,40 @@ def einsum(*args) -> Tensor:
             raise TypeError(f"einsum(): operand {i} must be a Tensor, got "
                             f"{type(x).__name__}")
     return Einsum.apply(equation, *operands)
+
+
+def tensordot(a, b, dims=2) -> Tensor:
+    """The contraction of the last `dims` dims of a with the first `dims` of b, or of
+    the dims listed in dims = (dims_of_a, dims_of_b), as torch.tensordot (one einsum,
+    so one graph node with einsum's backward)."""
+    if isinstance(dims, Tensor | torch.Tensor):
+        dims = dims.tolist() if dims.ndim else int(dims.item())
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > min(a.ndim, b.ndim):
+            raise RuntimeError(f"tensordot: dims={dims} is more than the dims of a "
+                               f"{tuple(a.shape)} or b {tuple(b.shape)}")
+        dims_a, dims_b = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        dims_a, dims_b = ([d] if isinstance(d, int) else list(d) for d in dims)
+        if len(dims_a) != len(dims_b):
+            raise RuntimeError(f"tensordot: both dimension lists should have the same "
+                               f"length, got {dims_a} and {dims_b}")
+        dims_a = [d % a.ndim if a.ndim else d for d in dims_a]
+        dims_b = [d % b.ndim if b.ndim else d for d in dims_b]
+    letters = iter(string.ascii_letters)
+    subs_a = [next(letters) for _ in range(a.ndim)]
+    subs_b = [next(letters) for _ in range(b.ndim)]
+    for da, db in zip(dims_a, dims_b):
+        if a.shape[da] != b.shape[db]:
+            raise RuntimeError(f"tensordot: contracted dimensions need to match, but first "
+                               f"has size {a.shape[da]} in dim {da} and second has size "
+                               f"{b.shape[db]} in dim {db}")
+        subs_b[db] = subs_a[da]
+    out = [c for i, c in enumerate(subs_a) if i not in dims_a] + \
+        [c for i, c in enumerate(subs_b) if i not in dims_b]
+    return Einsum.apply(f"{''.join(subs_a)},{''.join(subs_b)}->{''.join(out)}", a, b)
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # noqa: A002

@@ -2,11 +2,11 @@
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
 Here: the matrix products with torch's strict shapes (mm, bmm, mv, dot, vdot, outer /
-ger) and their scaled-add forms (addmm, baddbmm, addmv, addcmul, addcdiv), prod,
-median, log1p, expm1, log2, log10, reciprocal, lerp, fmod, floor / ceil / round / trunc
-(gradient 0), diff, trace, diag, diagonal, diag_embed, norm (every vector order, 'fro';
-handgrad.linalg has the matrix norms), isinf / isposinf / isneginf, exp_, and clone with
-a memory format.
+ger, inner) and their scaled-add forms (addmm, baddbmm, addbmm, addmv, addr, addcmul,
+addcdiv), prod, median, log1p, expm1, log2, log10, reciprocal, lerp, fmod, floor / ceil /
+round / trunc (gradient 0), diff, trace, diag, diagonal, diag_embed, norm (every vector
+order, 'fro'; handgrad.linalg has the matrix norms), isinf / isposinf / isneginf, exp_,
+and clone with a memory format.
 
 The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
 written with Mul and Add, whose gradients are the table of derivatives they mean
@@ -149,6 +149,26 @@ class _MathMethods:
     def addmv(self, mat, vec, *, beta=1, alpha=1):
         """beta * self + alpha * (mat @ vec)."""
         return _scaled_add("addmv", self, mat.mv(vec), beta, alpha)
+
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        """beta * self + alpha * sum over the batch of bmm(batch1, batch2)."""
+        return _scaled_add("addbmm", self, batch1.bmm(batch2).sum(0), beta, alpha)
+
+    def addr(self, vec1, vec2, *, beta=1, alpha=1):
+        """beta * self + alpha * outer(vec1, vec2)."""
+        return _scaled_add("addr", self, vec1.outer(vec2), beta, alpha)
+
+    def inner(self, other):
+        """The sum over the last dim of both (out shape: self's other dims, then other's),
+        as torch.inner; a 0-d operand multiplies."""
+        if self.ndim == 0 or other.ndim == 0:
+            return self * other
+        if self.shape[-1] != other.shape[-1]:
+            raise RuntimeError(f"inner() the last dimension must match on both input "
+                               f"tensors but got shapes {tuple(self.shape)} and "
+                               f"{tuple(other.shape)}")
+        from handgrad._functions_math import tensordot
+        return tensordot(self, other, ([-1], [-1]))
 
     def addcmul(self, tensor1, tensor2, *, value=1):
         """self + value * tensor1 * tensor2."""

@@ -7,7 +7,8 @@ is 0, as torch). matrix_norm(A, ord='fro', dim=(-2, -1), ...): 'fro' is the vect
 over the two dims; ord = 1 / -1 is the largest / smallest column sum of |A|, ord = inf /
 -inf the largest / smallest row sum, written with abs, sum and amax / amin (ties share
 the gradient evenly, as torch). norm(A, ord=None, dim=None, ...) picks one of the two by
-torch's rules.
+torch's rules. Also as torch.linalg: vecdot, matmul, multi_dot and diagonal, written
+with handgrad's ops (their gradients are those ops').
 
 Left out: the norms that need a singular value decomposition (matrix ord 2 / -2 and
 'nuc'), and the rest of torch.linalg (solve, inv, det, svd, qr, eig, ...).
@@ -20,7 +21,7 @@ from handgrad._tensor import Tensor
 from handgrad.ops.linalg import NormSmallOrder
 from handgrad.ops.reduce import wrap_dim
 
-__all__ = ["vector_norm", "matrix_norm", "norm"]
+__all__ = ["vector_norm", "matrix_norm", "norm", "vecdot", "matmul", "multi_dot", "diagonal"]
 
 _INF = float("inf")
 
@@ -125,3 +126,40 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         return matrix_norm(A, ord, (-2, -1), keepdim, dtype=dtype)
     raise RuntimeError(f"linalg.norm: with ord={ord!r} and dim=None the input must be 1-D "
                        f"or 2-D, got shape {tuple(A.shape)}; pass dim")
+
+
+def vecdot(x, y, *, dim=-1):
+    """sum(x * y) along dim (x and y broadcast), as torch.linalg.vecdot for real tensors."""
+    if x.is_complex() or getattr(y, "is_complex", lambda: False)():
+        raise NotImplementedError("linalg.vecdot: complex tensors are not supported by "
+                                  "handgrad")
+    return (x * y).sum(dim)
+
+
+def matmul(input, other):  # noqa: A002 -- torch's argument name
+    """torch.linalg.matmul, the same as handgrad.matmul."""
+    return F.Matmul.apply(input, other)
+
+
+def multi_dot(tensors):
+    """tensors[0] @ tensors[1] @ ... (the first may be 1-D, a row; the last 1-D, a
+    column; the others 2-D), as torch.linalg.multi_dot, multiplied left to right."""
+    tensors = list(tensors)
+    if len(tensors) < 2:
+        raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got "
+                           f"{len(tensors)}")
+    for i, t in enumerate(tensors):
+        allowed = (1, 2) if i in (0, len(tensors) - 1) else (2,)
+        if t.ndim not in allowed:
+            raise RuntimeError(f"multi_dot(): tensor {i} must be "
+                               f"{' or '.join(f'{n}D' for n in allowed)} but got "
+                               f"{t.ndim}D (shape {tuple(t.shape)})")
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = F.Matmul.apply(out, t)
+    return out
+
+
+def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    """The diagonals of the matrices in the last two dims, as torch.linalg.diagonal."""
+    return A.diagonal(offset, dim1, dim2)

@@ -314,3 +314,23 @@ def test_median_ties_nan_and_fields_like_torch():
     expected, got = torch.median(t, 1, keepdim=True), hg.median(h, 1, keepdim=True)
     assert torch.equal(got.indices.data, expected.indices)
     _same_gradients(expected.values, got.values, [t], [h])
+
+
+def test_tensordot_inner_multi_dot_through_torch_and_their_errors():
+    t, h = _pair(torch.randn(2, 3, 4))
+    for call in (lambda m, x: m.tensordot(x, x, dims=([0, 1], [0, 1])),
+                 lambda m, x: m.tensordot(x, x, 0).sum(),
+                 lambda m, x: m.inner(x, x[0]),
+                 lambda m, x: m.linalg.multi_dot([x[0], x[1].T, x[1]])):
+        t.grad = h.grad = None
+        _same_gradients(call(torch, t), call(torch, h), [t], [h])
+    for call in (lambda m, x: m.tensordot(x, x, -1),
+                 lambda m, x: m.tensordot(x, x, ([0], [1])),
+                 lambda m, x: m.tensordot(x, x, ([0, 1], [0])),
+                 lambda m, x: m.inner(x, x[0].T),
+                 lambda m, x: m.linalg.multi_dot([x[0]]),
+                 lambda m, x: m.linalg.multi_dot([x[0], x, x[0]])):
+        with pytest.raises(RuntimeError):
+            call(torch, t.detach())
+        with pytest.raises(RuntimeError):
+            call(hg, h.detach())

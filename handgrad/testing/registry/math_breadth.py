@@ -137,6 +137,27 @@ register("addcdiv", lambda x, a, b: hg.addcdiv(x, a, b, value=-2.0),
          shapes=[((3, 4), (3, 4), (3, 4)), ((4,), (3, 4), (3, 1))],
          domains=(real, real, nonzero), covers=(ops.Div,))
 
+register("tensordot", lambda a, b: hg.tensordot(a, b, 2) + hg.tensordot(a, b, ([1, 2], [0, 1])),
+         ref=lambda a, b: torch.tensordot(a, b, 2) + torch.tensordot(a, b, ([1, 2], [0, 1])),
+         shapes=[((2, 3, 4), (3, 4, 5))], covers=(Einsum,))
+register("tensordot_swapped_dims", lambda a, b: hg.tensordot(a, b, ([0, -1], [2, 0])),
+         ref=lambda a, b: torch.tensordot(a, b, ([0, -1], [2, 0])),
+         shapes=[((2, 3, 4), (4, 5, 2))], covers=(Einsum,))
+register("inner", lambda a, b: hg.inner(a, b), ref=torch.inner,
+         shapes=[((2, 3, 4), (5, 4)), ((4,), (4,)), ((), (3, 2))], covers=(Einsum, ops.Mul))
+register("addbmm_addr", lambda x, a, b, u, v: hg.addbmm(x, a, b, beta=0.5, alpha=2.0)
+         + x.addr(u, v, alpha=-1.0),
+         ref=lambda x, a, b, u, v: torch.addbmm(x, a, b, beta=0.5, alpha=2.0)
+         + x.addr(u, v, alpha=-1.0),
+         shapes=[((3, 5), (2, 3, 4), (2, 4, 5), (3,), (5,))], covers=(ops.Matmul, ops.Mul))
+register("linalg_products", lambda x, y, m: (hg.linalg.vecdot(x, y), hg.linalg.matmul(x, m),
+                                             hg.linalg.multi_dot([x[0], m, m.T, y[1]]),
+                                             hg.linalg.diagonal(m.reshape(2, 2, 2), offset=1)),
+         ref=lambda x, y, m: (torch.linalg.vecdot(x, y), torch.linalg.matmul(x, m),
+                              torch.linalg.multi_dot([x[0], m, m.T, y[1]]),
+                              torch.linalg.diagonal(m.reshape(2, 2, 2), offset=1)),
+         shapes=[((3, 4), (3, 4), (4, 2))], covers=(ops.Matmul, Diagonal))
+
 # ------------------------------------------------------------------ prod and pointwise
 PROD_SHAPES = [((5,),), ((3, 4),), ((2, 3, 4),), ((),)]
 register("prod", lambda x: x.prod(), shapes=PROD_SHAPES, covers=(Prod,),
