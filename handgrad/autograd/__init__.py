@@ -6,6 +6,8 @@
                    needs_input_grad, apply), TensorBase (what the core knows of a tensor),
                    HandgradError, alias groups for in-place checks
     hooks.py       tensor hooks, retain_grad's bookkeeping, RemovableHandle
+    custom_function.py  Functions with torch's semantics for several outputs (one
+                   gradient per output), once_differentiable
     engine.py      the backward engine: one iterative pass, the checks of what each
                    backward returns, unbroadcast, accumulation into .grad
     api.py         torch's API on the engine: grad(), backward()
@@ -17,6 +19,7 @@ hence the `noqa: F401` on the imports. What this package leaves out: the Tensor 
 """
 
 from handgrad.autograd.api import backward, backward_inputs, grad  # noqa: F401
+from handgrad.autograd.custom_function import once_differentiable
 from handgrad.autograd.engine import accumulate, run_backward, unbroadcast  # noqa: F401
 from handgrad.autograd.function import (  # noqa: F401
     Function,
@@ -34,4 +37,5 @@ from handgrad.autograd.hooks import RemovableHandle, register_hook, tensor_hooks
 __all__ = [
     "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "unbroadcast", "backward", "grad", "HandgradError", "RemovableHandle",
+    "once_differentiable",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from handgrad.autograd.custom_function import OutputNode
 from handgrad.autograd.function import Function
 from handgrad.autograd.hooks import hooked_leaves
 
@@ -283,11 +284,18 @@ def run_backward(roots, gradients, retain_graph=False, inputs=None, capture=Fals
         grad = grads.pop(node, None)
         if grad is None:  # no gradient flows here (e.g. only through int outputs)
             continue
-        if node._hooks is not None:  # user hooks, retain_grad(), or a leaf's last step
-            if type(node) is LeafStep:
+        if node._hooks is not None:  # user hooks, retain_grad(), a leaf's last step,
+            if type(node) is LeafStep:  # or one output of a multi-output Function
                 node.finish(grad, leaf_storages, captured)
                 continue
             grad = _node_hooks(node, grad, leaf_storages)
+            if type(node) is OutputNode:  # into its slot of the Function's gradients
+                if targets is not None and node in targets:
+                    targets[node] = grad
+                    if node not in plan.runs:
+                        continue
+                node.deliver(grad, grads)
+                continue
         if targets is not None and node in targets:
             targets[node] = grad
             if node not in plan.runs:

@@ -26,6 +26,7 @@ Also here: `HandgradError` and the op error messages, and the alias groups that 
 in-place ops know which tensors share storage.
 
 What this module leaves out: grad mode (grad_mode.py), the backward engine (engine.py),
+custom Functions with several differentiable outputs (custom_function.py),
 tensor hooks (hooks.py), the Tensor class itself (handgrad/_tensor.py), the ops (ops/).
 """
 
@@ -88,8 +89,13 @@ class Function:
         @staticmethod
         def backward(ctx, grad_output): -> one gradient (or None) per forward input
 
-    Forward may return a tuple; then only its first element is differentiable and the
-    others (indices, for example) are returned as plain tensors.
+    Forward may return a tuple. For handgrad's own ops only its first element is
+    differentiable and the others (indices, for example) are returned as plain tensors.
+    A Function defined outside the handgrad package (or one that sets
+    `all_outputs_differentiable = True`) has torch's semantics instead: every floating
+    output is differentiable and backward is `backward(ctx, *grads)`, one gradient per
+    output; `ctx.mark_non_differentiable` and `ctx.set_materialize_grads` work as in
+    torch (see custom_function.py).
 
     A gradient that backward returns is checked by the engine against its input, as
     torch checks it: a wrong number of gradients, a shape the input cannot broadcast
@@ -112,6 +118,53 @@ class Function:
     # True for ops whose output may share its input's storage (views: reshape, permute,
     # transpose, expand, basic indexing); apply() then records the two as aliases.
     returns_view = False
+    # torch's semantics for tuple outputs: every floating output differentiable and
+    # backward(ctx, *grads) (custom_function.py). None: decided per class, True for
+    # classes defined outside the handgrad package (a torch user's Function, ported by
+    # swapping imports), False for handgrad's own ops, whose extra outputs are indices.
+    all_outputs_differentiable: bool | None = None
+    # what a custom Function's ctx may set (see custom_function.py)
+    _non_differentiable: tuple = ()
+    materialize_grads = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        flag = cls.__dict__.get("all_outputs_differentiable")
+        if flag is None:
+            module = cls.__module__ or ""
+            flag = not (module == "handgrad" or module.startswith("handgrad."))
+            cls.all_outputs_differentiable = flag
+        if "apply" not in cls.__dict__:
+            if flag:
+                from handgrad.autograd.custom_function import apply_all_outputs
+                cls.apply = classmethod(apply_all_outputs)
+            elif cls.__dict__.get("all_outputs_differentiable") is False:
+                cls.apply = Function.__dict__["apply"]
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output) -> None:
+        """torch's newer style: forward(*inputs) without ctx, then this fills ctx (only
+        for Functions with all_outputs_differentiable). Not overridden: forward gets ctx."""
+
+    def mark_non_differentiable(self, *outputs: torch.Tensor) -> None:
+        """Outputs of forward that get no gradient (requires_grad False); their slot in
+        backward's gradients is zeros (None after set_materialize_grads(False))."""
+        self._non_differentiable = self._non_differentiable + outputs
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """False: backward gets None, not zeros, for an output that received no gradient."""
+        self.materialize_grads = bool(value)
+
+    def mark_dirty(self, *tensors) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__}: ctx.mark_dirty (a forward that changes its input in "
+            "place) is not supported by handgrad's custom Functions; change a copy "
+            "instead (x = x.clone(), then change x) and return it.")
+
+    def save_for_forward(self, *tensors) -> None:
+        raise NotImplementedError(
+            f"{type(self).__name__}: ctx.save_for_forward is for forward-mode AD (jvp), "
+            "which handgrad does not have; use save_for_backward.")
 
     # ---- context API used inside forward/backward
     def save_for_backward(self, *tensors: torch.Tensor | None) -> None:
