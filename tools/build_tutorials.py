@@ -170,8 +170,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build_tutorials: no sources in {SOURCES}", file=sys.stderr)
         return 1
     total = 0.0
+    from nbclient.exceptions import CellExecutionError
+
     for source in sources:
-        seconds = build(source, execute=not args.no_execute, timeout=args.timeout)
+        try:
+            seconds = build(source, execute=not args.no_execute, timeout=args.timeout)
+        except CellExecutionError as error:   # the failing cell and its traceback
+            print(f"build_tutorials: {source.name} failed; its notebook was not written.\n"
+                  f"{error}", file=sys.stderr)
+            return 1
         total += seconds
         size_kb = (TUTORIALS / f"{source.stem}.ipynb").stat().st_size / 1024
         print(f"{source.stem:32s} {seconds:6.1f} s  {size_kb:7.1f} KB", flush=True)

@@ -73,8 +73,8 @@ plt.show()
 # where tanh's slope is 0, so hardly any gradient flows back), the tiny init vanishes
 # geometrically, and Xavier shrinks slowly (tanh squashes a little at each layer; that is
 # why PyTorch's `calculate_gain("tanh")` is 5/3). With ReLU, N(0, 1) explodes and only
-# Kaiming's factor 2 keeps the spread level: Xavier loses a factor of about $\sqrt 2$ in
-# variance per layer. Histograms of the activations show the same, layer by layer
+# Kaiming's factor 2 keeps the spread level: with Xavier the variance halves at each
+# layer (ReLU zeroes half of it and nothing puts it back). Histograms of the activations show the same, layer by layer
 # (log scale; the spike at 0 of ReLU is the half of the units it switches off):
 
 # %%
