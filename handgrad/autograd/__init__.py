@@ -11,6 +11,7 @@
     engine.py      the backward engine: one iterative pass, the checks of what each
                    backward returns, unbroadcast, accumulation into .grad
     api.py         torch's API on the engine: grad(), backward()
+    functional.py  torch.autograd.functional on grad(): vjp, jacobian, jvp
 
 Imports point down this list only. Besides the public names in `__all__`, the package
 gives the rest of handgrad its internal helpers (accumulate, describe, link_aliases, ...),
@@ -18,6 +19,7 @@ hence the `noqa: F401` on the imports. What this package leaves out: the Tensor 
 (handgrad/_tensor.py) and the ops (handgrad/ops/).
 """
 
+from handgrad.autograd import functional  # noqa: F401
 from handgrad.autograd.api import backward, backward_inputs, grad  # noqa: F401
 from handgrad.autograd.custom_function import once_differentiable
 from handgrad.autograd.engine import accumulate, run_backward, unbroadcast  # noqa: F401
