@@ -338,6 +338,9 @@ class _MathMethods:
             p = 2
         if isinstance(p, str):
             if p == "nuc":
+                if dim is None and self.ndim != 2:
+                    raise RuntimeError(f"norm: p='nuc' with dim=None needs a 2-D tensor, "
+                                       f"got shape {tuple(self.shape)}; pass dim=(d1, d2)")
                 return linalg.matrix_norm(self, "nuc", (-2, -1) if dim is None else dim,
                                           keepdim, dtype=dtype)
             if p != "fro":

@@ -6,19 +6,19 @@ derive their gradients in their docstrings; the gradient of the 2-norm at a zero
 is 0, as torch). matrix_norm(A, ord='fro', dim=(-2, -1), ...): 'fro' is the vector 2-norm
 over the two dims; ord = 1 / -1 is the largest / smallest column sum of |A|, ord = inf /
 -inf the largest / smallest row sum, written with abs, sum and amax / amin (ties share
-the gradient evenly, as torch). norm(A, ord=None, dim=None, ...) picks one of the two by
+the gradient evenly, as torch); 'nuc', 2 and -2 come from the singular values
+(handgrad.ops.linalg.SingularValueNorm). norm(A, ord=None, dim=None, ...) picks one of the two by
 torch's rules. Also as torch.linalg: vecdot, matmul, multi_dot and diagonal, written
 with handgrad's ops (their gradients are those ops').
 
-Left out: the norms that need a singular value decomposition (matrix ord 2 / -2 and
-'nuc'), and the rest of torch.linalg (solve, inv, det, svd, qr, eig, ...).
+Left out: the rest of torch.linalg (solve, inv, det, svd, qr, eig, ...).
 """
 
 from __future__ import annotations
 
 from handgrad import ops as F
 from handgrad._tensor import Tensor
-from handgrad.ops.linalg import NormSmallOrder
+from handgrad.ops.linalg import NormSmallOrder, SingularValueNorm
 from handgrad.ops.reduce import wrap_dim
 
 __all__ = ["vector_norm", "matrix_norm", "norm", "vecdot", "matmul", "multi_dot", "diagonal"]
@@ -80,9 +80,14 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # no
     if ord == "fro":
         return vector_norm(A, 2, (rows, cols), keepdim)
     if ord in ("nuc", 2, -2):
-        raise NotImplementedError(
-            f"linalg.matrix_norm: ord={ord!r} needs a singular value decomposition, which "
-            "handgrad does not have; use 'fro', 1, -1, inf or -inf")
+        others = [d for d in range(A.ndim) if d not in (rows, cols)]
+        moved = A.permute(*others, rows, cols) if (rows, cols) != (A.ndim - 2, A.ndim - 1) \
+            else A
+        out = SingularValueNorm.apply(moved, ord)
+        if keepdim:
+            for d in sorted((rows, cols)):
+                out = out.unsqueeze(d)
+        return out
     if ord in (1, -1):
         summed, over = A.abs().sum(rows, keepdim=True), cols  # column sums
     elif ord in (_INF, -_INF):

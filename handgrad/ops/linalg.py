@@ -30,8 +30,14 @@ divide by 0 or take 0 to a negative power at a zero entry):
   other p:   out = (sum |x|^p)^(1/p);  dx = g sign(x) |x|^(p-1) / out^(p-1), taken as 0
              where x == 0 (as torch: the power |x|^(p-1) is infinite there).
 
-Left out: the sublist form of einsum (`einsum(x, [0, 1], y, [1, 2])`), decompositions
-(svd, qr, eig, solve) and the norms that need them (2 and 'nuc' of a matrix).
+matrix norms from singular values (A = U diag(s) V^T, of the matrices in the last two
+  dims):  'nuc' = sum s,  2 = max s,  -2 = min s. Each is a sum sum_i w_i s_i with fixed
+  weights w (all ones; one-hot on the first; one-hot on the last), and ds_i / dA =
+  u_i v_i^T, so dA = g U diag(w) V^T (torch's backward of the singular values, which
+  needs no 1 / (s_i - s_j) terms, so repeated singular values are fine).
+
+Left out: the sublist form of einsum is rewritten by handgrad.einsum before it gets here;
+decompositions as functions of their own (svd, qr, eig, solve) and their backward.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import torch
 
 from handgrad.autograd import Function
 
-__all__ = ["Einsum", "Diagonal", "DiagEmbed", "NormSmallOrder", "parse_einsum"]
+__all__ = ["Einsum", "Diagonal", "DiagEmbed", "NormSmallOrder", "SingularValueNorm",
+           "parse_einsum"]
 
 _LETTERS = string.ascii_letters
 
@@ -236,3 +243,27 @@ class NormSmallOrder(Function):
             return g * torch.sign(x) * hit / count, None, None, None
         grad = g * torch.sign(x) * x.abs().pow(p - 1) / out.pow(p - 1)
         return torch.where(x == 0, 0.0, grad), None, None, None
+
+
+class SingularValueNorm(Function):
+    """out = sum s ('nuc'), max s (2) or min s (-2) of each matrix in the last two dims;
+    dA = g U diag(w) V^T (module docstring)."""
+
+    name = "matrix_norm"
+
+    @staticmethod
+    def forward(ctx, a, ord):
+        u, s, vh = torch.linalg.svd(a, full_matrices=False)
+        if ord == "nuc":
+            out, pick = s.sum(-1), slice(None)
+        elif ord == 2:
+            out, pick = s[..., 0], slice(0, 1)
+        else:
+            out, pick = s[..., -1], slice(-1, None)
+        ctx.save_for_backward(u[..., :, pick], vh[..., pick, :])
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        u, vh = ctx.saved_tensors
+        return g[..., None, None] * (u @ vh), None

@@ -210,6 +210,10 @@ def test_tensor_norm_orders_like_torch(p, dim):
     lambda m, x: m.linalg.matrix_norm(x, -1, keepdim=True),
     lambda m, x: m.linalg.vector_norm(x, 0.5, (0, 1)),
     lambda m, x: m.linalg.vector_norm(x, 2, dtype=torch.float64),
+    lambda m, x: m.linalg.norm(x, "nuc"),
+    lambda m, x: m.linalg.matrix_norm(x, 2),
+    lambda m, x: m.linalg.matrix_norm(x, -2, keepdim=True),
+    lambda m, x: m.norm(x, "nuc"),
 ])
 def test_linalg_norms_like_torch(call):
     values = torch.tensor([[1.5, -0.5, 2.0], [-3.0, 0.25, 1.0]])
@@ -223,6 +227,8 @@ def test_linalg_norms_like_torch(call):
     lambda m, x: m.linalg.matrix_norm(x, "abc"),
     lambda m, x: m.linalg.norm(x.unsqueeze(0), 1),
     lambda m, x: m.norm(x, "abc"),
+    lambda m, x: m.norm(x.unsqueeze(0), "nuc"),
+    lambda m, x: m.linalg.matrix_norm(x[0], "nuc"),
 ])
 def test_norm_errors_are_torchs_type(call):
     x = torch.randn(2, 3)

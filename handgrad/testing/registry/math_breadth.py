@@ -31,7 +31,13 @@ from handgrad.ops.arith import (
     Reciprocal,
     Rounding,
 )
-from handgrad.ops.linalg import DiagEmbed, Diagonal, Einsum, NormSmallOrder
+from handgrad.ops.linalg import (
+    DiagEmbed,
+    Diagonal,
+    Einsum,
+    NormSmallOrder,
+    SingularValueNorm,
+)
 from handgrad.testing.registry import (
     distinct,
     nonzero,
@@ -290,6 +296,14 @@ register("matrix_norm", lambda x, o: hg.linalg.matrix_norm(x, o),
          shapes=[((3, 4),), ((2, 3, 4),)], domains=distinct,
          extras=lambda g, s: (MATRIX_ORDS[_randint(g, 0, 5)],),
          covers=(ops.Norm, ops.AmaxAmin))
+register("matrix_norm_singular_values", lambda x: (hg.linalg.matrix_norm(x, "nuc"),
+                                                   hg.linalg.matrix_norm(x, 2),
+                                                   hg.linalg.matrix_norm(x, -2, (0, 2), True),
+                                                   x[0].norm("nuc")),
+         ref=lambda x: (torch.linalg.matrix_norm(x, "nuc"), torch.linalg.matrix_norm(x, 2),
+                        torch.linalg.matrix_norm(x, -2, (0, 2), True), x[0].norm("nuc")),
+         shapes=[((2, 3, 4),), ((3, 3, 3),)], covers=(SingularValueNorm,),
+         tolerances={"float32": (1e-4, 1e-4)})
 register("matrix_norm_dims_keepdim", lambda x: hg.linalg.matrix_norm(x, 1, (0, 2), True)
          + hg.linalg.matrix_norm(x, -INF, (2, 0)),
          ref=lambda x: torch.linalg.matrix_norm(x, 1, (0, 2), True)
