@@ -82,13 +82,19 @@ def test_results_without_a_gradient_are_returned_as_torch_returns_them():
 
 def test_a_lost_gradient_is_an_error_naming_the_function():
     x = hg.randn(4, 3, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"torch\.roll: .*argument 0 requires grad"):
-        torch.roll(x, 1, 0)
+    with pytest.raises(RuntimeError, match=r"torch\.rot90: .*argument 0 requires grad"):
+        torch.rot90(x, 1, (0, 1))
     with pytest.raises(RuntimeError, match=r"torch\.logcumsumexp"):
         torch.logcumsumexp(x, 0)
     with hg.no_grad():
         assert torch.roll(x, 1, 0).grad_fn is None  # no gradient wanted: allowed
     assert torch.roll(x.detach(), 1, 0).shape == (4, 3)
+
+
+def test_a_torch_function_with_a_handgrad_op_keeps_the_gradient():
+    x = hg.randn(4, 3, requires_grad=True)
+    torch.roll(x, 1, 0).sum().backward()  # handgrad's Roll, not torch's kernel
+    assert x.grad.tolist() == [[1.0] * 3] * 4
 
 
 def test_in_place_torch_calls_change_the_handgrad_tensor_and_return_it():
