@@ -24,6 +24,12 @@ History runs before the others at after_epoch, so they all see the finished epoc
 stepped. A callback with `state_dict()` / `load_state_dict()` has its state saved in
 checkpoints (History and EarlyStopping do).
 
+In a distributed run (more than one process in torch.distributed's default group), a
+callback with `rank_zero_only = True` runs on rank 0 only: ProgressBar, EpochTable and
+LearningCurves set it. History sums its figures over the ranks at the end of each epoch
+(every rank gets the same exact means); SaveCheckpoint writes on rank 0, then every rank
+waits at a barrier.
+
 The LR finder lives in lr_finder.py. Left out: mixed precision, gradient accumulation,
 logging to external services.
 """
@@ -39,6 +45,7 @@ from pathlib import Path
 
 import torch
 
+from handgrad.train import distributed
 from handgrad.train.metrics import batch_size, metric_name
 
 __all__ = [
@@ -52,9 +59,11 @@ class Callback:
     """Optional base class: documents the interface; every event method is optional.
 
     Subclasses define any of the event methods, e.g. `def after_batch(self, learner):`,
-    and may set `order` (default 0)."""
+    and may set `order` (default 0) and `rank_zero_only` (default False: True runs the
+    callback on rank 0 only in a distributed run, for callbacks that print or write)."""
 
     order = 0
+    rank_zero_only = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -161,6 +170,10 @@ class History(Callback):
     figures are measured on the fly, in training mode, as the weights change).
     `steps`: one dict per optimizer step: `step`, `epoch`, `loss`, `lr`.
 
+    In a distributed run the epoch figures are over every rank's examples: the sums and
+    counts are all-reduced at after_epoch (on every rank, before any other callback sees
+    the epoch); `steps` holds this rank's own batches.
+
     Every Learner has one, as `learner.history`."""
 
     order = -10
@@ -205,7 +218,24 @@ class History(Callback):
         count = self._counts.get(phase, 0)
         return self._sums[phase].get(name, float("nan")) / count if count else float("nan")
 
+    def _all_reduce(self) -> None:
+        """Sums and counts of both phases summed over the ranks (same names everywhere:
+        the loss and every metric, 0 where this rank saw no batch)."""
+        names = ["loss", *self.metrics]
+        local = []
+        for phase in ("train", "valid"):
+            local.append(float(self._counts.get(phase, 0)))
+            local += [self._sums.get(phase, {}).get(name, 0.0) for name in names]
+        total = distributed.all_reduce_sums(local, "History: all-reduce of the epoch's "
+                                                   "loss and metric sums")
+        for i, phase in enumerate(("train", "valid")):
+            row = total[i * (len(names) + 1):(i + 1) * (len(names) + 1)]
+            self._counts[phase] = int(row[0])
+            self._sums[phase] = dict(zip(names, row[1:])) if row[0] else {}
+
     def after_epoch(self, learner) -> None:
+        if distributed.is_distributed():
+            self._all_reduce()
         record: dict = {"epoch": learner.epochs_done}
         for phase in ("train", "valid"):
             if self._counts.get(phase):
@@ -359,6 +389,7 @@ class ProgressBar(Callback):
     does; `disable=False` always shows it."""
 
     order = 50
+    rank_zero_only = True
 
     def __init__(self, disable: bool | None = None, leave: bool = False, file=None):
         self.disable, self.leave, self.file = disable, leave, file
@@ -406,6 +437,7 @@ class EpochTable(Callback):
     progress bar is not broken)."""
 
     order = 60
+    rank_zero_only = True
 
     def __init__(self, print_fn: Callable[[str], None] | None = None):
         self.print_fn = print_fn
@@ -450,6 +482,7 @@ class LearningCurves(Callback):
     valid). `paths` lists the files written."""
 
     order = 70
+    rank_zero_only = True
 
     def __init__(self, directory: str | Path, title: str = ""):
         self.directory, self.title = Path(directory), title
@@ -466,7 +499,10 @@ class LearningCurves(Callback):
 # --------------------------------------------------------------------------- checkpoints
 class SaveCheckpoint(Callback):
     """Write `learner.save_checkpoint(path, config)` after every `every` epochs and
-    after the last one, so an interrupted run can be resumed with load_checkpoint."""
+    after the last one, so an interrupted run can be resumed with load_checkpoint.
+
+    In a distributed run rank 0 writes (every rank holds the same state) and then every
+    rank waits at a barrier: none goes on before the file is complete."""
 
     order = 80
 
@@ -476,7 +512,11 @@ class SaveCheckpoint(Callback):
     def after_epoch(self, learner) -> None:
         if learner.epochs_done % self.every == 0 or learner.epochs_done == learner.epochs \
                 or learner.should_stop:
-            learner.save_checkpoint(self.path, config=self.config)
+            if distributed.rank_zero():
+                learner.save_checkpoint(self.path, config=self.config)
+            if distributed.is_distributed():
+                distributed.barrier("SaveCheckpoint: barrier after rank 0 wrote "
+                                    f"{self.path}")
 
     def __repr__(self) -> str:
         return f"SaveCheckpoint({str(self.path)!r}, every={self.every})"

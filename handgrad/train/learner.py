@@ -56,7 +56,23 @@ carry a checksum; loading checks the file and then the whole state
 (`check_checkpoint_state`) before anything changes, so a refused load leaves the model,
 optimizer, scheduler, counters and random generators as they were.
 
-Left out: gradient accumulation, mixed precision, distributed training.
+Distributed training (handgrad.train.distributed; docs/distributed.md): when
+torch.distributed's default process group has more than one process, wrap the model in
+nn.parallel.DistributedDataParallel and give train_dl a DistributedSampler. The Learner
+then calls `set_epoch(epoch)` on the train loader's sampler before every epoch (it does
+so in one process too, for any sampler that has set_epoch: the order then depends on the
+epoch alone, as a resumed run needs); History sums every loss and metric and the
+example counts over the ranks (an exact mean over all examples, not a mean of means),
+so every rank sees the same epoch figures (EarlyStopping and ReduceLROnPlateau decide
+alike); callbacks with `rank_zero_only = True` (progress bar, table, curves) run on rank
+0 only; SaveCheckpoint writes on rank 0 and then holds every rank at a barrier; a
+checkpoint holds the plain module's state_dict (no `module.` prefix), so every rank
+loads it, and a one-process checkpoint resumes under DDP and back; `should_stop` on any
+rank stops every rank after that epoch. A rank whose fit raises leaves a note for the
+others: a rank whose collective fails then raises a RuntimeError that names the rank
+that failed first and its error.
+
+Left out: gradient accumulation, mixed precision.
 """
 
 from __future__ import annotations
@@ -67,6 +83,7 @@ from pathlib import Path
 import torch
 
 from handgrad.autograd import no_grad, set_grad_enabled
+from handgrad.train import distributed
 from handgrad.train.callbacks import DeviceCallback, History, LRSchedulerCallback, move_to
 from handgrad.train.checkpoint import (
     CheckpointError,
@@ -309,6 +326,7 @@ class Learner:
         self.should_stop = False
         self.batch_index, self.num_batches = 0, 0
         self.batch = self.inputs = self.target = self.output = self.loss = None
+        self.rank, self.world_size = 0, 1  # of the distributed run (set by fit)
 
     # ------------------------------------------------------------------ callbacks
     def add_callbacks(self, *callbacks) -> None:
@@ -325,8 +343,12 @@ class Learner:
             self.callbacks.remove(callback)
 
     def callback(self, event: str) -> None:
-        """Call `event` on every callback that defines it, in order."""
+        """Call `event` on every callback that defines it, in order (on a rank other than
+        0 of a distributed run, callbacks with `rank_zero_only = True` are skipped)."""
+        others = self.rank != 0
         for callback in self.callbacks:
+            if others and getattr(callback, "rank_zero_only", False):
+                continue
             method = getattr(callback, event, None)
             if method is not None:
                 method(self)
@@ -345,15 +367,23 @@ class Learner:
         extra = list(callbacks)
         self.add_callbacks(*extra)
         self.epochs, self.should_stop = epochs, False
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
         try:
             self.callback("before_fit")
             for epoch in range(self.epochs_done, epochs):
                 self.epoch = epoch
                 self._one_epoch()
+                if self.world_size > 1:  # one rank's stop stops every rank
+                    self.should_stop = distributed.any_rank(
+                        self.should_stop, "Learner: all-reduce of should_stop")
                 if self.should_stop:
                     break
         except CancelFitException:
             pass
+        except Exception as error:
+            if self.world_size > 1:
+                self._distributed_failure(error)
+            raise
         finally:
             try:
                 self.callback("after_fit")
@@ -361,7 +391,37 @@ class Learner:
                 self.remove_callbacks(*extra)
         return self.history
 
+    def _distributed_failure(self, error: Exception) -> None:
+        """A distributed fit raised: when another rank failed first (its note is in the
+        process group's store), raise an error naming it; else leave this rank's note."""
+        peer = distributed.failure_of_peer()
+        if peer is not None and not peer.startswith(f"rank {self.rank} "):
+            raise RuntimeError(
+                f"Learner.fit: {peer}; rank {self.rank} of {self.world_size} stops too "
+                f"({type(error).__name__} at {self._where()}). Fix the error of the rank "
+                "that failed first; resume from the last checkpoint with "
+                "load_checkpoint.") from error
+        distributed.report_failure(error, self._where())
+
+    def _where(self) -> str:
+        phase = "training" if self.training else "validation"
+        return f"epoch {self.epoch + 1}, {phase} batch {self.batch_index + 1}"
+
+    def _set_sampler_epochs(self) -> None:
+        """`set_epoch(epoch)` on the train loader's sampler (and its batch sampler's
+        sampler), where it has one, e.g. a DistributedSampler: a new order each epoch."""
+        loader = self.train_dl
+        batch_sampler = getattr(loader, "batch_sampler", None)
+        seen = []
+        for sampler in (getattr(loader, "sampler", None),
+                        getattr(batch_sampler, "sampler", None)):
+            if callable(getattr(sampler, "set_epoch", None)) and not any(
+                    sampler is s for s in seen):
+                sampler.set_epoch(self.epoch)
+                seen.append(sampler)
+
     def _one_epoch(self) -> None:
+        self._set_sampler_epochs()
         self.callback("before_epoch")
         self._run_phase(self.train_dl, training=True)
         if self.valid_dl is not None:
@@ -483,7 +543,7 @@ class Learner:
         generators = {name: generator.get_state()
                       for name, generator in self.data_generators().items()}
         return {
-            "model": self.model.state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "optimizer_kind": type(self.optimizer).__name__,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -502,7 +562,8 @@ class Learner:
         """Write a checkpoint (one safetensors file, atomically, with checksums) to `path`.
 
         `config` (JSON: numbers, strings, lists, dicts) is stored alongside, so a run can
-        be rebuilt from its checkpoint."""
+        be rebuilt from its checkpoint. In a distributed run every rank holds the same
+        state: write it from rank 0 only (SaveCheckpoint does, then waits for every rank)."""
         return save_state(path, self.state_dict(config))
 
     def load_checkpoint(self, path: str | Path, *, strict: bool = True) -> dict:
@@ -539,7 +600,7 @@ class Learner:
                     part = f"callback {name}"
                     callback.load_state_dict(saved_callbacks[name])
             part = "the model"
-            self.model.load_state_dict(state["model"], strict=strict)
+            distributed.unwrap(self.model).load_state_dict(state["model"], strict=strict)
         except Exception as error:
             self._restore(saved)
             restored = ("the optimizer, scheduler, counters, generators and callbacks were "
@@ -575,7 +636,8 @@ class Learner:
                                       f"entry; it was not written by Learner.save_checkpoint")
         if not isinstance(state["model"], Mapping):
             refuse(f"'model' is a {type(state['model']).__name__}, not a state dict")
-        check_state_dict(self.model, state["model"], source=source, strict=strict)
+        check_state_dict(distributed.unwrap(self.model), state["model"], source=source,
+                         strict=strict)
         for key in ("epoch", "step"):
             value = state[key]
             if type(value) is not int or value < 0:

@@ -204,3 +204,97 @@ def fault(rank: int, world_size: int) -> str:
         raise ValueError("rank 1 fails on purpose in the middle of a step")
     loss.backward()
     return "rank 0 finished its backward (it should not have)"
+
+
+# --------------------------------------------------------------------------- the Learner
+# tests/distributed/test_learner_ddp.py: Learner.fit under DDP with a DistributedSampler.
+LEARNER_TRAIN, LEARNER_VALID = 40, 13  # 5 steps of PER_RANK a rank per epoch; 13: uneven
+LEARNER_EPOCHS = 3
+
+
+def learner_datasets():
+    from handgrad.data import TensorDataset
+
+    g = torch.Generator().manual_seed(7)
+    n = LEARNER_TRAIN + LEARNER_VALID
+    x = torch.randn(n, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return (TensorDataset(x[:LEARNER_TRAIN], y[:LEARNER_TRAIN]),
+            TensorDataset(x[LEARNER_TRAIN:], y[LEARNER_TRAIN:]))
+
+
+class WrittenBy:
+    """A rank-zero-only callback that writes a file named after the rank running it."""
+
+    rank_zero_only = True
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def after_epoch(self, learner):
+        import os
+
+        with open(os.path.join(self.directory, f"written-by-rank{learner.rank}"), "w") as f:
+            f.write(str(learner.epochs_done))
+
+
+class FailAt:
+    """Rank `rank` raises a ValueError after training batch `batch` of epoch `epoch`."""
+
+    def __init__(self, rank, epoch, batch):
+        self.where = (rank, epoch, batch)
+
+    def after_batch(self, learner):
+        if learner.training and (learner.rank, learner.epoch, learner.batch_index) == self.where:
+            raise ValueError(f"rank {learner.rank} fails on purpose mid-epoch")
+
+
+def build_learner(rank: int, world_size: int, directory, callbacks=()):
+    """The MLP Learner of one rank (world_size 1: the single process, batch
+    world_size * PER_RANK is the caller's choice through `per_step`)."""
+    import os
+
+    from handgrad.data import DataLoader, DistributedSampler, Subset
+    from handgrad.train import EpochTable, Learner, SaveCheckpoint, accuracy
+
+    train, valid = learner_datasets()
+    model, _ = PAIRS["mlp"](rank)  # rank 1 starts elsewhere: DDP broadcasts rank 0's
+    if world_size > 1:
+        model = DistributedDataParallel(model)
+        per_step, valid = PER_RANK, Subset(valid, range(rank, LEARNER_VALID, world_size))
+    else:
+        per_step = 2 * PER_RANK  # the single process takes both ranks' batches at once
+    sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, seed=0)
+    train_dl = DataLoader(train, batch_size=per_step, sampler=sampler)
+    valid_dl = DataLoader(valid, batch_size=4)
+    mine = os.path.join(directory, f"rank{rank}")
+    lines = []
+    learner = Learner(model, train_dl, valid_dl, F.cross_entropy,
+                      optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                      metrics=[accuracy],
+                      callbacks=[SaveCheckpoint(os.path.join(mine, "checkpoint.safetensors")),
+                                 EpochTable(print_fn=lines.append), WrittenBy(directory),
+                                 *callbacks])
+    return learner, lines
+
+
+def learner_outcome(learner, lines, directory) -> dict:
+    import os
+
+    module = getattr(learner.model, "module", learner.model)
+    return {"params": {k: v.data.clone() for k, v in module.state_dict().items()},
+            "history": [{k: v for k, v in e.items() if k != "time"}
+                        for e in learner.history.epochs],
+            "step": learner.step, "lines": lines, "files": sorted(os.listdir(directory))}
+
+
+def learner_fit(rank: int, world_size: int, directory, epochs: int = LEARNER_EPOCHS,
+                fail=None, resume: str | None = None) -> dict:
+    """Learner.fit(epochs) on this rank; `fail` = (rank, epoch, batch) makes that rank
+    raise; `resume` loads that checkpoint first (on every rank)."""
+    callbacks = [FailAt(*fail)] if fail else []
+    learner, lines = build_learner(rank, world_size, directory, callbacks)
+    if resume:
+        learner.load_checkpoint(resume)
+    learner.fit(epochs)
+    return learner_outcome(learner, lines, directory)
