@@ -2,8 +2,8 @@
 
     module.py         Module, Parameter
     hooks.py          RemovableHandle and the bookkeeping of module backward hooks
-    container.py      Sequential, ModuleList, ModuleDict
-    linear.py         Linear, Identity, Flatten, Unflatten
+    container.py      Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict
+    linear.py         Linear, Bilinear, Identity, Flatten, Unflatten
     activation.py     ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax,
                       LogSoftmax, Softmin, LogSigmoid, Hardtanh, ReLU6, Hardswish,
                       Hardsigmoid, Mish, GLU, PReLU, SELU, CELU, Softsign, Tanhshrink,
@@ -13,6 +13,7 @@
     dropout.py        Dropout, Dropout1d, Dropout2d
     sparse.py         Embedding
     upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
+    pixelshuffle.py   PixelShuffle, PixelUnshuffle
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
                       ConvTranspose1d, ConvTranspose2d
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
@@ -70,12 +71,18 @@ from handgrad.nn.attention import (
     MultiheadAttention,
     SinusoidalPositionalEncoding,
 )
-from handgrad.nn.container import ModuleDict, ModuleList, Sequential
+from handgrad.nn.container import (
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
 from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from handgrad.nn.distance import CosineSimilarity, PairwiseDistance
 from handgrad.nn.dropout import Dropout, Dropout1d, Dropout2d
 from handgrad.nn.hooks import RemovableHandle
-from handgrad.nn.linear import Flatten, Identity, Linear, Unflatten
+from handgrad.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from handgrad.nn.loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -120,6 +127,7 @@ from handgrad.nn.padding import (
     ZeroPad1d,
     ZeroPad2d,
 )
+from handgrad.nn.pixelshuffle import PixelShuffle, PixelUnshuffle
 from handgrad.nn.pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -167,4 +175,5 @@ __all__ = [
     "KLDivLoss", "HuberLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
     "TripletMarginLoss", "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
+    "ParameterList", "ParameterDict", "Bilinear", "PixelShuffle", "PixelUnshuffle",
 ]

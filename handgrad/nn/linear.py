@@ -1,12 +1,13 @@
-"""Linear (the fully connected layer), Identity, Flatten and Unflatten: with the
-activations, what an MLP is made of (and Unflatten what turns a vector back into an
+"""Linear (the fully connected layer), Bilinear, Identity, Flatten and Unflatten: with
+the activations, what an MLP is made of (and Unflatten what turns a vector back into an
 image, in a decoder).
 
 Linear's weight is (out_features, in_features), initialised as torch does it:
 W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5)), and the same range
-for the bias.
+for the bias. Bilinear's weight is (out_features, in1_features, in2_features), weight and
+bias ~ U(-1/sqrt(in1), 1/sqrt(in1)), as torch's.
 
-Left out: Bilinear, LazyLinear, Unflatten over named dims (handgrad has no named
+Left out: LazyLinear, Unflatten over named dims (handgrad has no named
 tensors).
 """
 
@@ -17,10 +18,10 @@ import math
 import torch
 
 from handgrad.nn import init
-from handgrad.nn.functional.linear import linear
+from handgrad.nn.functional.linear import bilinear, linear
 from handgrad.nn.module import Module, Parameter
 
-__all__ = ["Linear", "Identity", "Flatten", "Unflatten"]
+__all__ = ["Linear", "Bilinear", "Identity", "Flatten", "Unflatten"]
 
 
 class Identity(Module):
@@ -65,6 +66,42 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b for x1 of shape (*, in1_features) and x2 of shape
+    (*, in2_features): y[..., o] = sum_ij x1[..., i] A[o, i, j] x2[..., j] + b[o].
+
+    forward is F.bilinear (as torch's), which holds the checks."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        self.in1_features = in1_features
+        self.in2_features = in2_features
+        self.out_features = out_features
+        options = {"device": device, "dtype": dtype}
+        self.weight = Parameter(torch.empty((out_features, in1_features, in2_features),
+                                            **options))
+        if bias:
+            self.bias = Parameter(torch.empty(out_features, **options))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's default: A and b ~ U(-1/sqrt(in1), 1/sqrt(in1))."""
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
 class Flatten(Module):

@@ -4,7 +4,7 @@ called like PyTorch's nn.functional.
 The fused layer-level Functions live here, one file per family, each with its forward
 and hand-derived backward side by side:
 
-    linear.py         the affine map x W^T + b
+    linear.py         the affine map x W^T + b; bilinear (composed from einsum)
     loss.py           losses (cross-entropy, NLL, MSE, L1, smooth L1, Huber, BCE, hinge,
                       KL divergence, the margin, embedding, Poisson and Gaussian NLL losses)
     ctc.py            ctc_loss: the forward-backward (alpha-beta) algorithm in log space
@@ -13,6 +13,7 @@ and hand-derived backward side by side:
     dropout.py        dropout, dropout1d / dropout2d (whole channels)
     sparse.py         embedding
     upsampling.py     interpolate (nearest, linear, bilinear)
+    pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
     conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
@@ -109,7 +110,7 @@ from handgrad.nn.functional.distance import (
 )
 from handgrad.nn.functional.dropout import Dropout, FeatureDropout, dropout, dropout1d, dropout2d
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
-from handgrad.nn.functional.linear import Linear, linear
+from handgrad.nn.functional.linear import Linear, bilinear, linear
 from handgrad.nn.functional.loss import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
@@ -152,6 +153,7 @@ from handgrad.nn.functional.normalization import (
     layer_norm,
 )
 from handgrad.nn.functional.padding import pad
+from handgrad.nn.functional.pixelshuffle import pixel_shuffle, pixel_unshuffle
 from handgrad.nn.functional.pooling import (
     AdaptiveAvgPool,
     AdaptiveMaxPool,
@@ -230,4 +232,6 @@ __all__ = [
     "kl_div", "huber_loss", "soft_margin_loss", "margin_ranking_loss", "hinge_embedding_loss",
     "triplet_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
     "multi_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "CTCLoss",
+    # bilinear map, sub-pixel rearrangement
+    "bilinear", "pixel_shuffle", "pixel_unshuffle",
 ]

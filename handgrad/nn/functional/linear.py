@@ -1,7 +1,9 @@
 """The fused affine map `linear(x, W, b) = x W^T + b`: one graph node, one addmm forward,
-at most three matmul-sized kernels backward.
+at most three matmul-sized kernels backward; and the bilinear map
+`bilinear(x1, x2, A, b) = x1^T A x2 + b`, composed from einsum (one node with einsum's
+hand-written backward) and an add, so it has no Function of its own.
 
-Left out: bilinear maps, and the Linear module with its default initialisation
+Left out: the Linear and Bilinear modules with their default initialisation
 (handgrad/nn/linear.py).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from handgrad._functions_math import einsum
 from handgrad.autograd import Function, HandgradError
 
 
@@ -68,3 +71,37 @@ def linear(input, weight, bias=None):
             "Reshape the input (e.g. x.flatten(1)) or build the layer with the right "
             "in_features.")
     return Linear.apply(input, weight, bias)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y[..., o] = sum_ij input1[..., i] weight[o, i, j] input2[..., j] + bias[o], as
+    PyTorch's nn.functional.bilinear: input1 (*, in1), input2 (*, in2) with the same
+    leading dims, weight (out, in1, in2), bias (out,) or None.
+
+    One einsum node ("...i,oij,...j->...o"); its backward gives
+    d input1 = g . A . x2,  d A[o] = sum over the batch of g_o x1 x2^T,
+    d input2 = g . A^T . x1 (and d bias = g summed over the batch, from the add).
+    The checks of nn.Bilinear live here, with torch's messages."""
+    if weight.ndim != 3:
+        raise HandgradError(f"bilinear(): weight must be 3-D (out_features, in1_features, "
+                            f"in2_features), got shape {tuple(weight.shape)}")
+    if input1.ndim != input2.ndim:
+        raise HandgradError(f"bilinear(): input dimensions do not match: got {input1.ndim} "
+                            f"and {input2.ndim} (shapes {tuple(input1.shape)} and "
+                            f"{tuple(input2.shape)})")
+    for dim in range(input1.ndim - 1):
+        if input1.shape[dim] != input2.shape[dim]:
+            raise HandgradError(f"bilinear(): input batch dimensions do not match at dim "
+                                f"{dim}: got {input1.shape[dim]} and {input2.shape[dim]}")
+    for which, x, dim in (("input1", input1, 1), ("input2", input2, 2)):
+        if x.ndim == 0 or x.shape[-1] != weight.shape[dim]:
+            got = x.shape[-1] if x.ndim else "a 0-d tensor"
+            raise HandgradError(f"bilinear(): {which} size does not match weight size: got "
+                                f"{got} but expected {weight.shape[dim]} (weight of shape "
+                                f"{tuple(weight.shape)}); build Bilinear with the input's "
+                                "feature sizes")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != weight.shape[0]):
+        raise HandgradError(f"bilinear(): bias size does not match weight size: got "
+                            f"{tuple(bias.shape)} but expected ({weight.shape[0]},)")
+    out = einsum("...i,oij,...j->...o", input1, weight, input2)  # (*, out)
+    return out if bias is None else out + bias
