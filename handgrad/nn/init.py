@@ -10,8 +10,13 @@ starts from exactly the weights of its PyTorch twin.
     kaiming (He):   std = gain / sqrt(fan)           fan = fan_in or fan_out
     xavier (Glorot): std = gain sqrt(2 / (fan_in + fan_out))
     a uniform(-b, b) has std b / sqrt(3), so the uniform variants use b = sqrt(3) std.
+    orthogonal_:     Q of the QR of a standard normal matrix, its columns' signs fixed
+                     so Q is uniform (Haar) over orthogonal matrices; W W^T = gain^2 I
+                     (or W^T W, for more rows than columns)
+    eye_, dirac_:    the identity of a Linear / of a Conv (per group)
+    sparse_:         N(0, std^2) with ceil(sparsity * rows) zeros in each column
 
-Left out: orthogonal_, sparse_, dirac_, eye_.
+Left out: the deprecated names without the trailing underscore (uniform, normal, ...).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from handgrad._tensor import to_torch
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
     "zeros_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+    "orthogonal_", "eye_", "dirac_", "sparse_",
 ]
 
 
@@ -185,3 +191,73 @@ def kaiming_normal_(tensor, a: float = 0, mode: str = "fan_in",
     if std is None:
         return tensor
     return normal_(tensor, 0.0, std, generator)
+
+
+def orthogonal_(tensor, gain: float = 1, generator=None):
+    """A (semi-)orthogonal matrix, scaled by gain; dims after the first are flattened.
+
+    Draw A (rows x cols) from N(0, 1); for a wide A use A^T. A = Q R; multiplying each
+    column of Q by sign(R_ii) makes Q Haar-distributed (Mezzadri, 2007). Then the rows
+    (wide) or the columns (tall) of W are orthonormal, times gain. torch's draws and
+    arithmetic, so the same seed gives torch's tensor."""
+    raw = _raw(tensor)
+    if raw.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if raw.numel() == 0:
+        return tensor
+    rows = raw.shape[0]
+    cols = raw.numel() // rows
+    flattened = raw.new_empty((rows, cols)).normal_(0, 1, generator=generator)
+    if rows < cols:
+        flattened.t_()
+    q, r = torch.linalg.qr(flattened)
+    q *= torch.diag(r, 0).sign()
+    if rows < cols:
+        q.t_()
+    raw.view_as(q).copy_(q)
+    raw.mul_(gain)
+    return tensor
+
+
+def eye_(tensor):
+    """The identity matrix of a 2-D tensor (ones on the main diagonal of a rectangle)."""
+    raw = _raw(tensor)
+    if raw.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    raw.copy_(torch.eye(*raw.shape, dtype=raw.dtype, device=raw.device))
+    return tensor
+
+
+def dirac_(tensor, groups: int = 1):
+    """The Dirac delta of a conv weight (out, in, *kernel) with 3, 4 or 5 dims: in each
+    of `groups` groups of out // groups output channels, output channel d of the group
+    copies input channel d through the kernel's centre (index size // 2 per spatial
+    dim), for d < min(out // groups, in); everything else is zero."""
+    raw = _raw(tensor)
+    if raw.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    if raw.shape[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    out_per_group = raw.shape[0] // groups
+    channels = min(out_per_group, raw.shape[1])
+    centre = tuple(size // 2 for size in raw.shape[2:])
+    raw.zero_()
+    for group in range(groups):
+        for d in range(channels):
+            raw[(group * out_per_group + d, d, *centre)] = 1
+    return tensor
+
+
+def sparse_(tensor, sparsity: float, std: float = 0.01, generator=None):
+    """A sparse 2-D matrix (Martens, 2010): N(0, std^2) values, then in each column the
+    rows of the first ceil(sparsity * rows) entries of a random permutation set to zero.
+    As torch, the values use `generator` but the permutations use the global generator."""
+    raw = _raw(tensor)
+    if raw.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows, cols = raw.shape
+    num_zeros = math.ceil(sparsity * rows)
+    raw.normal_(0, std, generator=generator)
+    for column in range(cols):
+        raw[torch.randperm(rows)[:num_zeros], column] = 0
+    return tensor
