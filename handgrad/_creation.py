@@ -1,7 +1,9 @@
 """Factories, as torch's: `tensor`, `as_tensor`, `from_numpy`, `zeros`, `ones`, `full`,
 `empty`, `arange`, `linspace`, `eye`, the random ones (`rand`, `randn`, `randint`,
-`randperm`), the `*_like` family, and `manual_seed`. Each makes a leaf Tensor (one that
-requires grad when asked, floating-point only, as in torch).
+`randperm`, `normal`), the `*_like` family, and `manual_seed`. Each makes a leaf Tensor
+(one that requires grad when asked, floating-point only, as in torch), except `normal`
+with a tensor mean or std, which is an op (handgrad/ops/fill.py: its gradient is zero, as
+torch's).
 
 What this module leaves out: the Tensor class (_tensor.py), functions of tensors
 (_functions.py).
@@ -12,10 +14,12 @@ from __future__ import annotations
 import torch
 
 from handgrad._tensor import Tensor, _raw, _shape_args
+from handgrad.ops.fill import Normal
 
 __all__ = [
     "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty",
-    "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "zeros_like",
+    "arange", "linspace", "eye", "rand", "randn", "randint", "randperm", "normal",
+    "zeros_like",
     "ones_like", "full_like", "empty_like", "rand_like", "randn_like", "randint_like",
     "manual_seed",
 ]
@@ -118,6 +122,45 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
 
 def randperm(n, dtype=torch.int64, device=None, generator=None) -> Tensor:
     return Tensor(torch.randperm(n, dtype=dtype, device=device, generator=generator))
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None,
+           layout=None, device=None, pin_memory=False, requires_grad=False) -> Tensor:
+    """Draws from N(mean, std^2), in torch.normal's forms (the same draws as torch for
+    the same seed or generator, since they are torch's):
+
+    - normal(mean_tensor, std_tensor), normal(mean_tensor, std=1.0),
+      normal(mean_float, std_tensor): one draw per element of the broadcast shape, in
+      the tensors' dtype and device; in the graph when mean or std requires grad, with
+      gradient 0 for both, as torch defines it (write mean + std * randn_like(std) for a
+      reparameterised sample);
+    - normal(mean_float, std_float, size, dtype=, device=, requires_grad=): a new leaf.
+
+    out= is not supported (assign the result instead)."""
+    if out is not None:
+        raise TypeError("normal: out= is not supported by handgrad; assign the result "
+                        "instead (x = handgrad.normal(...)), or fill a tensor in place "
+                        "with x.normal_(mean, std)")
+    if isinstance(mean, Tensor | torch.Tensor) or isinstance(std, Tensor | torch.Tensor):
+        given = [name for name, v in (("size", size), ("dtype", dtype), ("layout", layout),
+                                      ("device", device)) if v is not None]
+        given += ["pin_memory"] * bool(pin_memory) + ["requires_grad"] * bool(requires_grad)
+        if given:
+            raise TypeError(f"normal: {', '.join(given)} can only be given when mean and std "
+                            "are both numbers; with a tensor mean or std the result takes "
+                            "their broadcast shape, dtype and device")
+        if not isinstance(mean, Tensor) and not isinstance(std, Tensor):  # torch tensors
+            return Tensor(torch.normal(mean, std, generator=generator))
+        return Normal.apply(mean, std, generator)
+    if size is None:
+        raise TypeError("normal: with numbers for mean and std, give the size, e.g. "
+                        "normal(0.0, 1.0, (2, 3)), or pass a tensor mean or std")
+    if isinstance(size, int):
+        raise TypeError(f"normal: size must be a tuple of ints, got {size!r}; write "
+                        f"({size},)")
+    data = torch.normal(float(mean), float(std), tuple(size), generator=generator,
+                        dtype=dtype, layout=layout, device=device, pin_memory=pin_memory)
+    return Tensor(data, requires_grad=requires_grad)
 
 
 def _like(torch_fn):

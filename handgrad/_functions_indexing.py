@@ -12,7 +12,8 @@ import torch
 from handgrad._tensor import Tensor
 
 __all__ = [
-    "scatter", "scatter_add", "index_add", "index_put", "index_put_", "masked_select",
+    "scatter", "scatter_add", "index_add", "index_put", "index_put_", "index_fill",
+    "masked_select",
     "take_along_dim", "nonzero", "argwhere", "repeat_interleave", "tile", "roll",
     "unique", "multinomial", "unbind", "narrow", "movedim", "moveaxis", "swapaxes",
     "swapdims",
@@ -35,6 +36,7 @@ scatter_add = _method("scatter_add")
 index_add = _method("index_add")
 index_put = _method("index_put")
 index_put_ = _method("index_put_")
+index_fill = _method("index_fill")
 masked_select = _method("masked_select")
 take_along_dim = _method("take_along_dim")
 nonzero = _method("nonzero")

@@ -1,14 +1,15 @@
 """Tensor methods of the indexing family, as a mixin of handgrad.Tensor (kept out of
 _tensor.py so that file stays readable; the ops themselves live in handgrad/ops/).
 
-Here: scatter / scatter_add / index_add / index_put and their in-place forms,
-masked_select, take_along_dim, nonzero / argwhere, repeat_interleave, tile, roll,
-unique, movedim / moveaxis, swapaxes / swapdims.
+Here: scatter / scatter_add / index_add / index_put / index_fill and their in-place
+forms, unfold (sliding windows along a dim), masked_select, take_along_dim, nonzero /
+argwhere, repeat_interleave, tile, roll, unique, movedim / moveaxis, swapaxes / swapdims.
 
 The differentiable ones are Functions of handgrad/ops/indexing.py (scatter, scatter_add,
-index_add, index_put, masked_select, repeat_interleave, roll); take_along_dim (expand then
-gather), tile (repeat), movedim (permute) and swapaxes (transpose) are written with
-existing ops and get their gradient from them. nonzero, argwhere and unique return
+index_add, index_put, masked_select, repeat_interleave, roll), ops/fill.py (index_fill)
+and ops/movement.py (unfold); take_along_dim (expand then gather), tile (repeat),
+movedim (permute) and swapaxes (transpose) are written with existing ops and get their
+gradient from them. nonzero, argwhere and unique return
 integer tensors or values without a gradient, as in torch.
 
 In-place forms follow the other in-place ops of Tensor: on a tensor outside the graph
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 import torch
 
 from handgrad.autograd import TensorBase
+from handgrad.ops.fill import IndexFill
 from handgrad.ops.indexing import (
     IndexAdd,
     IndexPut,
@@ -36,7 +38,7 @@ from handgrad.ops.indexing import (
     Scatter,
     ScatterAdd,
 )
-from handgrad.ops.movement import Gather
+from handgrad.ops.movement import Gather, Unfold
 from handgrad.ops.reduce import wrap_dim
 
 __all__: list[str] = []
@@ -68,6 +70,26 @@ def _dims(dims) -> tuple:
     if len(dims) == 1 and isinstance(dims[0], Sequence | torch.Size):
         return tuple(dims[0])
     return tuple(dims)
+
+
+def _index_fill_args(op: str, x, dim, index, value) -> tuple:
+    """(dim, raw index) for index_fill, after torch's checks of index and value."""
+    dim = _dim(op, dim, x.ndim)
+    index = _index(op, index)
+    if index.dtype != torch.int64:
+        raise IndexError(f"{op}: index must be int64 (torch.long), got {index.dtype}; "
+                         "convert with index.long()")
+    if index.ndim > 1:
+        raise RuntimeError(f"{op}: index must be a vector or a scalar, got shape "
+                           f"{tuple(index.shape)}")
+    if isinstance(value, TensorBase | torch.Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(f"{op}: value must be a number or a 0-d tensor, got a "
+                               f"tensor of shape {tuple(value.shape)}")
+    elif not isinstance(value, int | float | bool):
+        raise TypeError(f"{op}: value must be a number or a 0-d tensor, got "
+                        f"{type(value).__name__}")
+    return dim, index
 
 
 class _IndexingMethods:
@@ -149,6 +171,39 @@ class _IndexingMethods:
         self.data.index_put_(tuple(_raw(i) for i in indices), _raw(values),
                              accumulate=accumulate)
         return self
+
+    def index_fill(self, dim, index, value):
+        """out = self with every slice along dim that index names set to value (a number
+        or a 0-d tensor), as torch.index_fill; the filled slices give self no gradient,
+        and a 0-d tensor value gets the sum of g over them."""
+        dim, index = _index_fill_args("index_fill", self, dim, index, value)
+        return IndexFill.apply(self, dim, index, value)
+
+    def index_fill_(self, dim, index, value):
+        if self._check_inplace("index_fill_", value):
+            return self._rebind(self.index_fill(dim, index, value), "index_fill_")
+        dim, index = _index_fill_args("index_fill_", self, dim, index, value)
+        self.data.index_fill_(dim, index, _raw(value))
+        return self
+
+    def unfold(self, dimension, size, step):
+        """Every window of `size` elements along `dimension`, windows starting `step`
+        apart, as a new last dim: shape (..., (n - size) // step + 1, ..., size), as
+        torch's Tensor.unfold (a view of self; overlapping windows add their gradients)."""
+        for what, value in (("size", size), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"unfold: {what} must be an int, got "
+                                f"{type(value).__name__}")
+        dim = _dim("unfold", dimension, self.ndim)
+        n = self.shape[dim] if self.ndim else 1
+        if size < 0:
+            raise RuntimeError(f"unfold: size is {size} but must be >= 0")
+        if size > n:
+            raise RuntimeError(f"unfold: maximum size for tensor at dimension {dim} is {n} "
+                               f"but size is {size} (shape {tuple(self.shape)})")
+        if step <= 0:
+            raise RuntimeError(f"unfold: step is {step} but must be > 0")
+        return Unfold.apply(self, dim, size, step)
 
     # ------------------------------------------------------------------ selection
     def masked_select(self, mask):

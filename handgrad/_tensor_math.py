@@ -6,7 +6,7 @@ ger, inner) and their scaled-add forms (addmm, baddbmm, addbmm, addmv, addr, add
 addcdiv), prod, median, log1p, expm1, log2, log10, reciprocal, lerp, fmod, floor / ceil /
 round / trunc (gradient 0), diff, trace, diag, diagonal, diag_embed, norm (every vector
 order, 'fro'; handgrad.linalg has the matrix norms), isinf / isposinf / isneginf, exp_,
-and clone with a memory format.
+clone with a memory format, byte (uint8) and ndimension.
 
 The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
 written with Mul and Add, whose gradients are the table of derivatives they mean
@@ -357,3 +357,13 @@ class _MathMethods:
         if memory_format is torch.preserve_format:
             return Clone.apply(self)  # torch's clone preserves the format by default
         return CloneFormat.apply(self, memory_format)
+
+    # ------------------------------------------------------------------ dtype, rank
+    def byte(self):
+        """self as uint8 (torch's Tensor.byte; floats are truncated toward 0, and out of
+        range values wrap as torch's cast does). No gradient, as for every integer."""
+        return self.to(torch.uint8)
+
+    def ndimension(self) -> int:
+        """The number of dims (torch's older name for dim())."""
+        return self.data.ndim

@@ -263,3 +263,40 @@ class Triu(Function):
     @staticmethod
     def backward(ctx, g):
         return torch.triu(g, ctx.diagonal), None
+
+
+class Unfold(Function):
+    """out = x.unfold(dim, size, step): every window of `size` elements along dim, with
+    windows starting `step` apart, as a new last dim (a strided view, as torch's).
+
+    With L = (n - size) // step + 1 windows, out[..., i, ..., k] = x[..., i*step + k, ...]
+    (i < L along dim, k < size in the new last dim). Each x element at position p along
+    dim appears once for every (i, k) with i*step + k = p, so
+
+        dx[..., p, ...] = sum over (i, k) with i*step + k = p of g[..., i, ..., k]
+
+    (positions no window reaches get 0; overlapping windows, step < size, add up). The
+    backward is one strided add per offset k: dx[k : k + (L-1)*step + 1 : step] += g[..., k]
+    along dim, so the loop runs `size` times, never over elements.
+    """
+
+    name = "unfold"
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, dim, size, step):
+        ctx.shape, ctx.dim, ctx.step = x.shape, dim, step
+        return x.unfold(dim, size, step)
+
+    @staticmethod
+    def backward(ctx, g):
+        dim, step = ctx.dim, ctx.step
+        if len(ctx.shape) == 0:  # a 0-d x: out is (size,), size 0 or 1
+            return g.sum(), None, None, None
+        dx = torch.zeros(ctx.shape, dtype=g.dtype, device=g.device)
+        windows = g.shape[dim]
+        where = [slice(None)] * len(ctx.shape)
+        for k in range(g.shape[-1]):
+            where[dim] = slice(k, k + (windows - 1) * step + 1, step)
+            dx[tuple(where)] += g[..., k]
+        return dx, None, None, None
