@@ -6,6 +6,7 @@ the whole run they perform.
     handgrad train mlp --resume runs/mlp-mnist5k/checkpoint.safetensors --epochs 40
     handgrad train cnn --model lenet --dataset mnist5k
     handgrad train cnn --model resnet --dataset digits --no-augment --epochs 10
+    handgrad train mlp --dataset digits --nproc 2          (2 processes, DDP)
 
 One command module serves every model of the registry (models/registry.py): the
 subcommand's name picks the entry, whose model module gives the config dataclass, the
@@ -26,6 +27,14 @@ folder unless --out says otherwise, so the resumed run keeps one checkpoint and 
 results.json. Ctrl-C stops the run with one line that gives the exact command to resume
 from the last checkpoint (exit status 130), not a traceback.
 
+`--nproc N` trains data-parallel in N local processes started through torch's elastic
+launcher (torch.distributed.launcher, as torchrun): each runs this same command with
+DistributedDataParallel and a DistributedSampler (gloo on the CPU, NCCL with --device
+cuda, one GPU per process), --batch-size examples a process (N x batch size a step);
+rank 0 alone prints and writes. Run under torchrun (RANK and WORLD_SIZE set), the
+command joins the process group itself, so `torchrun --nnodes 2 --nproc-per-node N ...
+-m handgrad train mlp ...` trains over several machines (docs/distributed.md).
+
 The char-rnn entry has a command module of its own (models/char_rnn_cli.py: a language
 model's run carries state between batches and reports nats per character); it shares
 config_from_args and the flag tables here.
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import platform
 import random
 import shlex
@@ -192,6 +202,11 @@ def add_arguments(parser: argparse.ArgumentParser, model: str | None = None) -> 
                         help="MNIST only: download the four IDX files (about 11 MB) when "
                              "they are not found")
     add_common_arguments(parser, threads=1)
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train data-parallel in N local processes (torch's launcher; "
+                             "gloo on the CPU, NCCL with --device cuda); --batch-size is "
+                             "per process, so a step sees N x batch size examples; "
+                             "--threads applies to each process (default 1)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch table")
     parser.add_argument("--no-plots", action="store_true", help="write no PNG files")
@@ -256,7 +271,8 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
     config) as it says and write plots, checkpoint and results.json into `out`. Returns
     the results (what results.json holds). `progress=None` shows the bar only on a
     terminal; `callbacks` are added to the Learner's own."""
-    from handgrad.data import DataLoader, TensorDataset
+    from handgrad.data import DataLoader, DistributedSampler, Subset, TensorDataset
+    from handgrad.nn.parallel import DistributedDataParallel
     from handgrad.train import (
         EpochTable,
         GradientClipping,
@@ -267,6 +283,7 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
         SaveCheckpoint,
         accuracy,
         confusion_matrix,
+        distributed,
         lr_find,
         mae,
     )
@@ -286,13 +303,25 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
                 x, y = getattr(data, name).tensors
                 setattr(data, name, TensorDataset(x.to(device), y.to(device)))
     model = module.build_model(config, data).to(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    if world > 1:  # rank 0's initial weights are broadcast; gradients averaged each step
+        model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     takes_config = len(inspect.signature(module.build_loss).parameters) > 1
     loss_fn = module.build_loss(data, config) if takes_config else module.build_loss(data)
     optimizer = module.build_optimizer(config, model)
     workers = getattr(config, "num_workers", 0)
-    train_dl = DataLoader(data.train, batch_size=config.batch_size, shuffle=True,
-                          num_workers=workers, persistent_workers=workers > 0)
-    valid_dl = DataLoader(data.valid, batch_size=1024)
+    if world > 1:  # each process its share of the examples, batch_size a process
+        train_dl = DataLoader(data.train, batch_size=config.batch_size,
+                              sampler=DistributedSampler(data.train, seed=config.seed),
+                              num_workers=workers, persistent_workers=workers > 0)
+        # validation shards without padding (History sums over the ranks: exact figures)
+        valid_dl = DataLoader(Subset(data.valid, range(rank, len(data.valid), world)),
+                              batch_size=1024)
+    else:
+        train_dl = DataLoader(data.train, batch_size=config.batch_size, shuffle=True,
+                              num_workers=workers, persistent_workers=workers > 0)
+        valid_dl = DataLoader(data.valid, batch_size=1024)
     test_dl = DataLoader(data.test, batch_size=1024)
     scheduler = module.build_scheduler(config, optimizer, steps_per_epoch=len(train_dl))
     title = (f"{module.describe(config)} on {config.dataset}" if hasattr(module, "describe")
@@ -311,8 +340,14 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
     learner = Learner(model, train_dl, valid_dl, loss_fn, optimizer, scheduler,
                       metrics=[accuracy] if classification else [mae],
                       callbacks=callbacks, device=device)
+    if world > 1 and find_lr:
+        raise ValueError("the LR finder runs in one process: leave out --lr-find with "
+                         "--nproc (or torchrun), or run it first without")
+    if rank != 0:
+        def log(*_):  # only rank 0 reports
+            pass
     if resume is not None:
-        learner.load_checkpoint(resume)
+        learner.load_checkpoint(resume)  # on every rank: the same state everywhere
         log(f"resumed from {resume} after epoch {learner.epochs_done} "
             f"(step {learner.step})")
     files = []
@@ -324,6 +359,9 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
     fit_start, first_epoch = time.perf_counter(), learner.epochs_done
     learner.fit(config.epochs)
     fit_seconds = time.perf_counter() - fit_start
+    if rank != 0:  # rank 0 measures the test split and writes the results
+        distributed.barrier("handgrad train: barrier at the end of the run")
+        return {"rank": rank, "world_size": world, "epochs_done": learner.epochs_done}
 
     test = learner.evaluate(test_dl)
     last = learner.history.last
@@ -346,6 +384,7 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
         "total_seconds": time.perf_counter() - start,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "world_size": world,  # processes; each took batch_size examples a step
         "python": platform.python_version(),
         "torch": torch.__version__,
         "checkpoint": str(checkpoint),
@@ -356,6 +395,8 @@ def train(config, out: str | Path, *, device: str = "cpu", resume: str | None = 
         files += _result_plots(learner, data, test_dl, out, title, confusion_matrix)
     results["files"] = [str(f) for f in files]
     write_json_atomic(out / "results.json", results)
+    if world > 1:
+        distributed.barrier("handgrad train: barrier at the end of the run")
     return results
 
 
@@ -437,6 +478,7 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
         command += ["--epochs", str(args.epochs)]
     for flag, value, default in (("--device", args.device, "cpu"),
                                  ("--threads", args.threads, 1),
+                                 ("--nproc", getattr(args, "_launched_nproc", 1), 1),
                                  ("--data-root", args.data_root, None)):
         if value != default:
             command += [flag, str(value)]
@@ -447,13 +489,83 @@ def _resume_hint(args: argparse.Namespace, out: Path) -> str:
     return f"interrupted; resume from the last checkpoint with: {shlex.join(command)}"
 
 
+def _environment_world_size() -> int:
+    """WORLD_SIZE when a launcher (torchrun, --nproc) started this process, else 1."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 1
+    return int(os.environ["WORLD_SIZE"])
+
+
+def _join_process_group(device: str) -> str:
+    """Join the process group a launcher set up through the environment (RANK,
+    WORLD_SIZE, MASTER_ADDR, MASTER_PORT): NCCL with one GPU per local rank for cuda,
+    else gloo. Returns the device this process trains on."""
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if resolve_device(device).type == "cuda":
+        device = f"cuda:{local_rank}" if resolve_device(device).index is None else device
+        torch.cuda.set_device(torch.device(device))
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return device
+
+
+def _launched_worker(args: argparse.Namespace) -> int:
+    """What each process started by --nproc runs (top level, so spawn can import it)."""
+    return run(args)
+
+
+def _launch(args: argparse.Namespace, command: str) -> int:
+    """--nproc N: run this command in N local processes through torch's elastic launcher
+    (the machinery behind torchrun --standalone); each process joins the group from its
+    environment. The exit status is the worst of the processes'."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    child = argparse.Namespace(**vars(args))
+    child.nproc, child._launched_nproc = 1, args.nproc
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=args.nproc,
+                          run_id=f"handgrad-{os.getpid()}", rdzv_backend="c10d",
+                          rdzv_endpoint="127.0.0.1:0", max_restarts=0,
+                          monitor_interval=0.1, start_method="spawn")
+    if args.threads:  # the processes' OpenMP pools start at --threads, as torchrun's do
+        os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    try:
+        statuses = elastic_launch(config, _launched_worker)(child)
+    except ChildFailedError as error:
+        for rank, failure in sorted(error.failures.items()):
+            message = failure.message if isinstance(failure.message, str) else (
+                (failure.message or {}).get("message", ""))
+            first_line = (message or "").strip().splitlines()[:1]
+            print(f"{command}: rank {rank} of {args.nproc} failed (exit code "
+                  f"{failure.exitcode}){': ' + first_line[0] if first_line else ''}; the "
+                  "other processes were stopped (their output is above)", file=sys.stderr)
+        return 1
+    return max(int(status or 0) for status in statuses.values())
+
+
 def run(args: argparse.Namespace) -> int:
     from handgrad.train import CheckpointError, NonFiniteLossError, load_checkpoint
 
     name = getattr(args, "_model", "mlp")
     command = f"handgrad train {name}"
     saved = None
+    launched = _environment_world_size()
+    nproc = getattr(args, "nproc", 1)
     try:
+        if nproc < 1:
+            raise ValueError(f"--nproc must be 1 or more, got {nproc}")
+        if nproc > 1 and launched > 1:
+            raise ValueError(f"--nproc {nproc} starts processes of its own, but this one "
+                             f"was started by a launcher (WORLD_SIZE={launched}); leave "
+                             "--nproc out under torchrun")
+        if (nproc > 1 or launched > 1) and args.lr_find:
+            raise ValueError("the LR finder runs in one process: run it first without "
+                             "--nproc (or torchrun), then train with the rate it suggests")
         set_threads(args.threads)
         if args.resume:
             _, meta = load_checkpoint(args.resume)
@@ -469,6 +581,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
         print(f"{command}: {error}", file=sys.stderr)
         return 2
+    if nproc > 1:
+        return _launch(args, command)
+    device, rank = args.device, 0
+    if launched > 1:
+        device = _join_process_group(args.device)
+        rank = int(os.environ["RANK"])
     if args.out:
         out = Path(args.out)
     elif args.resume:  # the resumed run goes on in its own folder
@@ -482,11 +600,15 @@ def run(args: argparse.Namespace) -> int:
         network = describe(config) + (" (augmented)" if config.augment else "")
     else:
         network = f"MLP{list(config.hidden)}"
-    print(f"training {network} on {config.dataset} "
-          f"({config.optimizer}, lr {config.lr:g}, {config.scheduler}, {config.epochs} epochs, "
-          f"batch {config.batch_size}) on {args.device}; writing to {out}/")
+    processes = (f" in {launched} processes (batch {config.batch_size} each)"
+                 if launched > 1 else "")
+    if rank == 0:
+        print(f"training {network} on {config.dataset} "
+              f"({config.optimizer}, lr {config.lr:g}, {config.scheduler}, {config.epochs} "
+              f"epochs, batch {config.batch_size}) on {args.device}{processes}; writing to "
+              f"{out}/", flush=True)
     try:
-        results = train(config, out, device=args.device, resume=args.resume,
+        results = train(config, out, device=device, resume=args.resume,
                         data_root=args.data_root, download=args.download,
                         progress=False if args.quiet else None,
                         table=not args.quiet, plots=not args.no_plots, find_lr=args.lr_find)
@@ -497,8 +619,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"{command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{command}: {_resume_hint(args, out)}", file=sys.stderr)
+        if rank == 0:
+            print(f"{command}: {_resume_hint(args, out)}", file=sys.stderr)
         return 130
+    finally:
+        if launched > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    if rank != 0:
+        return 0
     print(_summary(results))
     written = [Path(f).name for f in results["files"]] + ["checkpoint.safetensors",
                                                           "results.json"]

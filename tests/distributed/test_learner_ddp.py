@@ -88,16 +88,13 @@ def _fail_mid_epoch(rank, world_size, directory):
 
 def test_train_command_with_nproc_2_on_digits(tmp_path):
     out = tmp_path / "run"
-    start = time.monotonic()
     finished = subprocess.run(
         [sys.executable, "-m", "handgrad", "train", "mlp", "--dataset", "digits", "--nproc",
          "2", "--epochs", "1", "--batch-size", "64", "--quiet", "--no-plots", "--out",
          str(out)], capture_output=True, text=True, timeout=90)
-    elapsed = time.monotonic() - start
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "2 processes" in finished.stdout, finished.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["world_size"] == 2 and results["epochs_done"] == 1
     assert results["test"]["accuracy"] > 0.5
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "results.json"]
-    assert elapsed < 60, elapsed
