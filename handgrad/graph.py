@@ -215,20 +215,35 @@ class TensorGraph(Graph):
             fig, ax = plt.subplots(figsize=size, dpi=dpi)
         else:
             fig = ax.figure
-        for source, target in layout.edges:
-            ax.annotate("", xy=position[target], xytext=position[source],
-                        arrowprops=dict(arrowstyle="->", color="#555555", lw=0.8,
-                                        shrinkA=18, shrinkB=18))
+        texts = {}
         for node in layout.nodes:
             box = "round4,pad=0.3" if node.kind == "function" else "round,pad=0.3"
-            ax.text(*position[node.key], node.label, ha="center", va="center",
-                    fontsize=8 if node.kind != "result" else 7,
-                    bbox=dict(boxstyle=box, facecolor=_MPL_COLOURS[node.kind],
-                              edgecolor="#333333", lw=0.8))
+            texts[node.key] = ax.text(
+                *position[node.key], node.label, ha="center", va="center",
+                fontsize=8 if node.kind != "result" else 7,
+                bbox=dict(boxstyle=box, facecolor=_MPL_COLOURS[node.kind],
+                          edgecolor="#333333", lw=0.8))
+        # Each arrow runs from the edge of its source's box to the edge of its target's
+        # (anchored on the two text artists), so its head is never hidden under a box. An
+        # edge that skips columns (a tensor used again further on) bends around the
+        # nodes between, which would otherwise sit on top of it: above them (LR) or to
+        # their right (TB), by about the same height whatever its length.
+        leave, arrive = ((1, 0.5), (0, 0.5)) if self.rankdir == "LR" else ((0.5, 0), (0.5, 1))
+        bend = 0.5 if self.rankdir == "LR" else 1.5
+        for source, target in layout.edges:
+            span = abs(column[target] - column[source])
+            rad = -bend / span if span > 1 else 0.0
+            ax.annotate("", xy=arrive, xycoords=texts[target], xytext=leave,
+                        textcoords=texts[source],
+                        arrowprops=dict(arrowstyle="->", color="#555555", lw=0.8,
+                                        shrinkA=4, shrinkB=4,
+                                        connectionstyle=f"arc3,rad={rad:.3f}"))
         xs = [p[0] for p in position.values()]
         ys = [p[1] for p in position.values()]
-        ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
-        ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+        bends = any(abs(column[t] - column[s]) > 1 for s, t in layout.edges)
+        room = 1.2 if bends else 0.6  # the bent edges pass above (LR) or right of (TB) the rest
+        ax.set_xlim(min(xs) - 0.6, max(xs) + (0.6 if self.rankdir == "LR" else room))
+        ax.set_ylim(min(ys) - 0.6, max(ys) + (room if self.rankdir == "LR" else 0.6))
         ax.axis("off")
         return fig
 
@@ -237,9 +252,11 @@ class TensorGraph(Graph):
         (svg, png, pdf)."""
         try:
             return super().render(format)
-        except GraphvizNotFoundError:
+        except GraphvizNotFoundError as error:
             if format not in ("svg", "png", "pdf"):
-                raise
+                raise GraphvizNotFoundError(
+                    f"{error} Without Graphviz, handgrad.draw_graph still draws .svg, .png and "
+                    ".pdf pictures of a Tensor graph (with matplotlib).") from None
         import matplotlib.pyplot as plt
 
         fig = self.plot()
