@@ -453,3 +453,70 @@ def test_spectral_norm_errors_are_torchs(kwargs):
                                                                     **kwargs))
     with pytest.raises(ValueError, match="has no parameter or buffer with name 'kernel'"):
         parametrizations.spectral_norm(nn.Linear(3, 2), "kernel")
+
+
+# ------------------------------------------------------------------ old hook-based forms
+def _check_forward_and_gradients(ours, theirs, x, steps=2):
+    for _ in range(steps):
+        for module in (ours, theirs):
+            for p in module.parameters():
+                p.grad = None
+        out, expected = ours(hg.tensor(x)), theirs(x)
+        torch.testing.assert_close(out.data, expected, rtol=1e-5, atol=1e-6)
+        upstream = torch.randn(expected.shape)
+        (out * hg.tensor(upstream)).sum().backward()
+        (expected * upstream).sum().backward()
+        for (key, p), t in zip(ours.named_parameters(), theirs.parameters()):
+            torch.testing.assert_close(p.grad.data, t.grad, rtol=1e-5, atol=1e-6, msg=key)
+        _assert_same_state(ours, theirs)
+
+
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_old_weight_norm_is_torchs(dim):
+    hg.manual_seed(0)
+    with pytest.warns(FutureWarning, match="parametrizations.weight_norm"):
+        ours = nn.utils.weight_norm(nn.Conv1d(2, 3, 3), dim=dim)
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning):
+        theirs = torch.nn.utils.weight_norm(torch.nn.Conv1d(2, 3, 3), dim=dim)
+    assert list(ours.state_dict()) == ["bias", "weight_g", "weight_v"]
+    _assert_same_state(ours, theirs)
+    with torch.no_grad():
+        theirs.weight_g.mul_(1.5)
+    ours.load_state_dict(theirs.state_dict())
+    _check_forward_and_gradients(ours, theirs, torch.randn(2, 2, 6))
+    with pytest.raises(RuntimeError, match="Cannot register two weight_norm hooks on the "
+                                           "same parameter weight"), \
+            pytest.warns(FutureWarning):
+        nn.utils.weight_norm(ours, dim=dim)
+    assert nn.utils.remove_weight_norm(ours) is ours
+    torch.nn.utils.remove_weight_norm(theirs)
+    assert isinstance(ours.weight, nn.Parameter)
+    _assert_same_state(ours, theirs)
+    _raises_like_torch(lambda: nn.utils.remove_weight_norm(ours),
+                       lambda: torch.nn.utils.remove_weight_norm(theirs))
+
+
+@pytest.mark.parametrize("name, args, kwargs", [("Linear", (4, 3), {}),
+                                                ("ConvTranspose2d", (2, 3, 3), {}),
+                                                ("Linear", (4, 3), {"n_power_iterations": 3})])
+def test_old_spectral_norm_is_torchs(name, args, kwargs):
+    hg.manual_seed(0)
+    ours = nn.utils.spectral_norm(getattr(nn, name)(*args), **kwargs)
+    torch.manual_seed(0)
+    theirs = torch.nn.utils.spectral_norm(getattr(torch.nn, name)(*args), **kwargs)
+    assert list(ours.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    _assert_same_state(ours, theirs)  # same seed, same draws of u and v
+    x = torch.randn(2, 4) if name == "Linear" else torch.randn(1, 2, 4, 4)
+    _check_forward_and_gradients(ours, theirs, x)
+    ours.eval()
+    theirs.eval()
+    _check_forward_and_gradients(ours, theirs, x, steps=1)
+    with pytest.raises(RuntimeError, match="Cannot register two spectral_norm hooks"):
+        nn.utils.spectral_norm(ours)
+    nn.utils.remove_spectral_norm(ours)
+    torch.nn.utils.remove_spectral_norm(theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # bias, weight
+    _assert_same_state(ours, theirs)
+    _raises_like_torch(lambda: nn.utils.remove_spectral_norm(ours),
+                       lambda: torch.nn.utils.remove_spectral_norm(theirs))
