@@ -16,19 +16,34 @@ hands the call here. This is dispatch, not differentiation; no torch autograd ru
    `torch_tensor.add_(x)` returns `torch_tensor`). When grad mode is on and an input
    requires grad, it is refused with an error naming the function, since its gradient
    would be silently lost; `x.detach()` says no gradient should flow.
-3. `torch.autograd.grad` / `torch.autograd.backward` on handgrad tensors point at
-   `handgrad.autograd.grad` and `loss.backward()`.
+3. `torch.autograd.grad` / `torch.autograd.backward` with handgrad tensors (torch
+   checks its outputs and inputs for __torch_function__ before running its engine) run
+   `handgrad.autograd.grad` / `handgrad.autograd.backward` with the same arguments
+   (grad_outputs / grad_tensors, retain_graph, allow_unused, materialize_grads,
+   inputs=); torch tensors among them (a grad_outputs entry) join as constants.
+   create_graph=True and is_grads_batched=True are refused there, by name. Any other
+   torch.autograd function that dispatches here is refused, pointing at
+   handgrad.autograd (torch.autograd.functional.* does not dispatch: it raises its own
+   TypeError; handgrad.autograd.functional has vjp, jacobian and jvp).
 
 The torch callables are recognised by name (`func.__module__` and `func.__name__`),
 never by importing them: the package may not touch torch.nn or torch.autograd
 (ARCHITECTURE.md section 1, tests/project/test_no_torch_nn.py), and a module string
 compared with "torch.nn.functional" only finds handgrad's own function of that name.
 
-Left out: `torch.nn.utils.clip_grad_norm_` cannot be reached this way: before calling
-any torch function it groups the gradients with a C helper that accepts torch tensors
-only (a TypeError from torch). Use `handgrad.nn.utils.clip_grad_norm_`, which has
-torch's arguments. Also left out: torch's `TorchFunctionMode`s, and `out=` into a
-handgrad Tensor through a handgrad op (such calls take route 2).
+Left out: `torch.nn.utils.clip_grad_norm_` (also clip_grad_value_, get_total_norm and
+clip_grads_with_norm_) cannot be reached this way, checked with torch 2.13: it never
+asks for __torch_function__, and the first thing it does with the gradients, before any
+torch function that would dispatch here (torch._foreach_norm, linalg.vector_norm,
+_foreach_mul_), is to group them by device and dtype with a C helper
+(torch._C._group_tensors_by_device_and_dtype) that accepts torch tensors only: it raises
+torch's own TypeError ("incompatible function arguments"), which handgrad cannot reword
+without patching torch. Worse, given one handgrad tensor rather than a list, it iterates
+over the tensor's elements, finds no .grad on them and returns 0 without clipping. Use
+`handgrad.nn.utils.clip_grad_norm_` (and clip_grad_value_), which take torch's arguments
+and give its results (tests/tensor/test_interop.py). Also left out: torch's
+`TorchFunctionMode`s, and `out=` into a handgrad Tensor through a handgrad op (such calls
+take route 2).
 """
 
 from __future__ import annotations
@@ -214,7 +229,8 @@ def torch_function(func, types, args=(), kwargs=None):
     kwargs = kwargs or {}
     what = _describe(func)
     module = getattr(func, "__module__", None) or ""
-    if module.startswith("torch.autograd"):
+    if module.startswith("torch.autograd") and (
+            module != "torch.autograd" or func.__name__ not in ("grad", "backward")):
         raise RuntimeError(
             f"{what}: torch's autograd cannot differentiate handgrad tensors (handgrad "
             "computes every gradient itself). Use handgrad.autograd.grad(outputs, inputs) "
@@ -222,6 +238,13 @@ def torch_function(func, types, args=(), kwargs=None):
     Tensor = _tensor_type()
     if torch.is_grad_enabled():  # under torch.no_grad() torch records nothing to lose
         _refuse_torch_grad(what, args, kwargs)
+    if module == "torch.autograd":  # torch.autograd.grad / backward: handgrad's own
+        def constant(v):
+            return Tensor._make(v, False, None) if isinstance(v, torch.Tensor) else v
+
+        autograd = importlib.import_module("handgrad.autograd")
+        return getattr(autograd, func.__name__)(*_walk(args, constant),
+                                                **_walk(kwargs, constant))
     if "out" in kwargs and kwargs["out"] is None:  # torch.norm passes out=None along
         kwargs = {k: v for k, v in kwargs.items() if k != "out"}
     op = None if "out" in kwargs else _handgrad_op(func, args)

@@ -107,12 +107,81 @@ def test_in_place_torch_calls_change_the_handgrad_tensor_and_return_it():
         torch._foreach_mul_([hg.ones(3, requires_grad=True)], 2.0)
 
 
-def test_torch_autograd_points_at_handgrads():
-    x = hg.ones(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"handgrad\.autograd\.grad"):
-        torch.autograd.grad(x.sum(), [x])
-    with pytest.raises(RuntimeError, match=r"handgrad\.autograd\.grad"):
-        torch.autograd.backward([x.sum()])
+def test_torch_autograd_grad_and_backward_run_handgrads():
+    t, h = _pair(4, 3)
+    tw, hw = _pair(3, seed=1)
+
+    def loss(x, w):
+        return ((x @ w).tanh() ** 2).sum()
+
+    expected = torch.autograd.grad(loss(t, tw), [t, tw])
+    got = torch.autograd.grad(loss(h, hw), [h, hw])
+    assert all(isinstance(g, hg.Tensor) and not g.requires_grad for g in got)
+    for g, e, mine in zip(got, expected, hg.autograd.grad(loss(h, hw), [h, hw])):
+        torch.testing.assert_close(g.data, e)
+        torch.testing.assert_close(g.data, mine.data, rtol=0, atol=0)
+    assert h.grad is None and hw.grad is None  # grad() touches no .grad, as torch's
+    # grad_outputs as torch tensors, allow_unused / materialize_grads, retain_graph
+    weights = torch.randn(4, dtype=torch.float64)
+    unused = hg.ones(2, requires_grad=True)
+    hy, ty = (h @ hw).exp(), (t @ tw).exp()
+    got = torch.autograd.grad(hy, [hw, unused], weights, retain_graph=True,
+                              materialize_grads=True)
+    (expected,) = torch.autograd.grad(ty, [tw], weights)
+    torch.testing.assert_close(got[0].data, expected)
+    assert got[1].tolist() == [0.0, 0.0]
+    # backward: accumulates into .grad, grad_tensors and inputs= as torch's
+    torch.autograd.backward([hy], [weights], inputs=[hw])
+    ty = (t @ tw).exp()
+    torch.autograd.backward([ty], [weights], inputs=[tw])
+    torch.testing.assert_close(hw.grad.data, tw.grad)
+    assert h.grad is None and t.grad is None
+    with pytest.raises(RuntimeError, match="create_graph=True .* is not supported"):
+        torch.autograd.grad(loss(h, hw), [h], create_graph=True)
+    with pytest.raises(RuntimeError, match="torch tensor that requires grad"):
+        torch.autograd.grad(loss(h, hw), [tw])
+
+
+def test_a_torch_training_loop_with_torch_autograd_grad():
+    """A torch script's idiom, its imports kept: gradients from torch.autograd.grad,
+    the update under torch.no_grad(); handgrad's model follows torch's step by step."""
+    reference = torch.nn.Linear(3, 1).double()
+    model = hg.nn.Linear(3, 1, dtype=hg.float64)
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    y = x.sum(1, keepdim=True)
+    for net, inputs, targets in ((reference, x, y), (model, hg.tensor(x), hg.tensor(y))):
+        params = list(net.parameters())
+        for _ in range(3):
+            loss = TF.mse_loss(net(inputs), targets)
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p -= 0.1 * g
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.data, dict(reference.named_parameters())[name].detach())
+
+
+def test_torch_clip_grad_norm_cannot_take_handgrad_parameters():
+    """torch's clip_grad_norm_ groups the gradients with a C helper for torch tensors
+    before any call that would dispatch to handgrad (see handgrad/_interop.py), so a
+    handgrad model clips with handgrad.nn.utils.clip_grad_norm_, which gives torch's
+    results. Should a torch release start dispatching, this test says so."""
+    reference = torch.nn.Linear(4, 3).double()
+    model = hg.nn.Linear(4, 3, dtype=hg.float64)
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    (reference(x) ** 2).sum().backward()
+    (model(hg.tensor(x)) ** 2).sum().backward()
+    with pytest.raises(TypeError, match="_group_tensors_by_device_and_dtype"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+    for norm_type in (2.0, 1.0, float("inf")):
+        expected = torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5, norm_type)
+        got = hg.nn.utils.clip_grad_norm_(model.parameters(), 0.5, norm_type)
+        torch.testing.assert_close(got.data, expected)
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(p.grad.data,
+                                       dict(reference.named_parameters())[name].grad)
 
 
 def test_a_torch_module_loads_a_handgrad_state_dict():
