@@ -74,26 +74,32 @@ def draw(root, figsize=(8, 3)):
         if v not in depth:
             depth[v] = 0 if not v._prev else 1 + max(column(p) for p in v._prev)
         return depth[v]
+    place = {v: column(v) for v in nodes}
+    for v in nodes:                                  # a leaf sits just left of its first user
+        users = [place[u] for u in nodes if v in u._prev]
+        if not v._prev and users:
+            place[v] = min(users) - 1
     columns = {}
     for v in nodes:
-        columns.setdefault(column(v), []).append(v)
+        columns.setdefault(place[v], []).append(v)
     pos = {}
     for col, vs in columns.items():
         for row, v in enumerate(vs):
             pos[v] = (col, row - (len(vs) - 1) / 2)
     fig, ax = plt.subplots(figsize=figsize)
+    boxes = {}
     for v in nodes:
-        for p in v._prev:
-            ax.annotate("", xy=pos[v], xytext=pos[p],
-                        arrowprops=dict(arrowstyle="-|>", color="dimgray", shrinkA=14, shrinkB=14))
-    for v in nodes:
-        x, y = pos[v]
         text = f"{v.label or '?'} | {v.data:.4g} | grad {v.grad:.4g}"
         if v._op:
             text = f"[{op_name(v)}]\n" + text
-        ax.text(x, y, text, ha="center", va="center", fontsize=8,
-                bbox=dict(boxstyle="round", fc="lightyellow" if v._op else "lightblue"))
-    ax.set_xlim(-0.6, max(columns) + 0.6)
+        boxes[v] = ax.text(*pos[v], text, ha="center", va="center", fontsize=8,
+                           bbox=dict(boxstyle="round", fc="lightyellow" if v._op else "lightblue"))
+    for v in nodes:                                  # from the right edge of an input's box
+        for p in v._prev:                            # to the left edge of its result's
+            ax.annotate("", xy=(0, 0.5), xycoords=boxes[v], xytext=(1, 0.5),
+                        textcoords=boxes[p], arrowprops=dict(arrowstyle="-|>", color="dimgray",
+                                                             shrinkA=4, shrinkB=4))
+    ax.set_xlim(min(columns) - 0.6, max(columns) + 0.6)
     half = max(len(vs) for vs in columns.values()) / 2
     ax.set_ylim(-half, half)
     ax.axis("off")
@@ -206,8 +212,36 @@ draw(c, figsize=(6, 2.5))
 
 # %% [markdown]
 # $c = a + 2a$, so $\partial c/\partial a = 3$. Process `a` *before* `b` and it passes on
-# a gradient of 1 only: the 2 from the path through `b` arrives too late. One way to get
-# a valid order is depth first search: emit a node after all its inputs.
+# a gradient of 1 only: the 2 from the path through `b` arrives too late. Here is that
+# mistake, done by hand: each node, when processed, sends its gradient to its inputs;
+# the order `c, a, b` lets `a` pass on its gradient before `b` has added its share.
+
+# %%
+local = {c: [(a, 1.0), (b, 1.0)], b: [(a, 2.0)]}     # c = a + b, b = 2a: local derivatives
+
+
+def gradient_of_a_at_its_turn(order):
+    """Walk `order` as backward does: at its turn a node sends its gradient, times each
+    local derivative, to its inputs. Returns what a holds at its own turn."""
+    for v in (a, b, c):
+        v.grad = 0.0
+    c.grad = 1.0
+    for v in order:
+        if v is a:
+            at_turn = a.grad                         # what a would pass on to its inputs
+        for child, derivative in local.get(v, []):
+            child.grad += derivative * v.grad
+    return at_turn
+
+
+print("order c, b, a (reverse topological):", gradient_of_a_at_its_turn([c, b, a]))
+print("order c, a, b (a too early):        ", gradient_of_a_at_its_turn([c, a, b]))
+
+# %% [markdown]
+# In the wrong order `a` holds 1 at its turn, not 3: had `a` been made from other Values,
+# each of them would have received a third of its true gradient.
+#
+# One way to get a valid order is depth first search: emit a node after all its inputs.
 #
 # ## Exercise 1: a topological sort
 #
