@@ -158,6 +158,57 @@ plt.show()
 # almost nothing (vanishing); growing ones make a step blow up (exploding, tamed by
 # `nn.utils.clip_grad_norm_`). The LSTM's answer to vanishing is an additive path.
 #
+# ### Exercise 1: clip the gradient norm
+#
+# Clipping treats all the gradients of a model as one long vector $g$, of length
+# $\lVert g\rVert = \sqrt{\sum_p \sum_i g_{p,i}^2}$ (every element of every parameter's
+# gradient). If $\lVert g\rVert$ is above `max_norm`, every gradient is multiplied by the
+# same $\text{max\_norm} / (\lVert g\rVert + 10^{-6})$: the step keeps its direction and
+# only gets shorter. Below `max_norm` nothing changes. Write
+# `clip_grad_norm(parameters, max_norm)`: it rescales each `p.grad` in place and returns
+# $\lVert g\rVert$ before clipping, as `nn.utils.clip_grad_norm_` (used in section 5) does.
+#
+# *Try it yourself first: clear this cell and write it.*
+
+# %%
+def clip_grad_norm(parameters, max_norm):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = sum(g.pow(2).sum().item() for g in grads) ** 0.5
+    if total > max_norm:
+        for g in grads:
+            g.mul_(max_norm / (total + 1e-6))
+    return total
+
+
+# %%
+def check_clip():
+    cell = nn.RNN(4, 8)
+    twin = nn.RNN(4, 8)
+    twin.load_state_dict(cell.state_dict())
+    inputs = hg.randn(30, 2, 4) * 3                  # a long input: large gradients
+    for model in (cell, twin):
+        (model(inputs)[0] ** 2).sum().backward()
+    for max_norm in (0.5, 1e6):                       # clipped, then left alone
+        mine = clip_grad_norm(list(cell.parameters()), max_norm)
+        theirs = nn.utils.clip_grad_norm_(twin.parameters(), max_norm).item()
+        if not isinstance(mine, (int, float)) and getattr(mine, "shape", None) != ():
+            return f"not yet: return the total norm as one number, got {type(mine).__name__}"
+        if abs(float(mine) - theirs) > 1e-4 * theirs:
+            return (f"not yet: with max_norm={max_norm} you return {float(mine):.6g}, the norm "
+                    f"of every gradient element together (before clipping) is {theirs:.6g}")
+        for (name, p), q in zip(cell.named_parameters(), twin.parameters()):
+            if not torch.allclose(p.grad.data, q.grad.data, rtol=1e-5, atol=1e-7):
+                return (f"not yet: after clipping to {max_norm}, {name}.grad differs from "
+                        "clip_grad_norm_'s: scale every gradient by the same "
+                        "max_norm / (norm + 1e-6), only when the norm is above max_norm")
+    return "correct"
+
+
+result = check_clip()
+print(result)
+assert result == "correct", result
+
+# %% [markdown]
 # ## 4. LSTM and GRU gates
 #
 # The **LSTM** keeps a cell state $c_t$ that is changed only by addition:
@@ -217,7 +268,7 @@ print(f"LSTM, 40 steps: fused {fused_ms:.1f} ms, composed {composed_ms:.1f} ms "
       f"forward+backward ({composed_ms / fused_ms:.1f}x); values and gradients agree")
 
 # %% [markdown]
-# ### Exercise 1: a GRU step
+# ### Exercise 2: a GRU step
 #
 # The **GRU** (torch's gate order r, z, n) uses two gates and no separate cell:
 #
