@@ -11,7 +11,7 @@
     distance.py       CosineSimilarity, PairwiseDistance
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
     dropout.py        Dropout, Dropout1d, Dropout2d
-    sparse.py         Embedding
+    sparse.py         Embedding, EmbeddingBag
     upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
     pixelshuffle.py   PixelShuffle, PixelUnshuffle
     conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
@@ -141,7 +141,7 @@ from handgrad.nn.pooling import (
 )
 from handgrad.nn.rnn import GRU, LSTM, RNN, RNNBase
 from handgrad.nn.rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase
-from handgrad.nn.sparse import Embedding
+from handgrad.nn.sparse import Embedding, EmbeddingBag
 from handgrad.nn.transformer import (
     Transformer,
     TransformerDecoder,
@@ -176,4 +176,5 @@ __all__ = [
     "TripletMarginLoss", "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
     "ParameterList", "ParameterDict", "Bilinear", "PixelShuffle", "PixelUnshuffle",
+    "EmbeddingBag",
 ]

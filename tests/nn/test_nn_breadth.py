@@ -15,7 +15,7 @@ import torch
 import handgrad as hg
 from handgrad import nn
 from handgrad.nn import functional as F
-from tests.torch_compare import compare_modules, same_as_torch
+from tests.torch_compare import assert_close, compare_modules, same_as_torch
 
 
 def _randn(*shape, seed=0):
@@ -246,3 +246,133 @@ def test_pixel_shuffle_errors_are_torchs(call, shape, factor, error, match):
         getattr(torch.nn.functional, call)(torch.randn(shape), factor)
     with pytest.raises(error, match=match):
         getattr(F, call)(hg.randn(*shape), factor)
+
+
+# ------------------------------------------------------------------ EmbeddingBag
+INDICES_1D = torch.tensor([1, 2, 4, 5, 4, 3, 2, 0, 1, 1])
+BAG_CASES = [  # (input, offsets, options)
+    (torch.tensor([[0, 2, 5, 2], [1, 2, 3, 5], [4, 4, 4, 4]]), None, {}),
+    (INDICES_1D, torch.tensor([0, 3, 3, 7]), {}),  # an empty bag gives zeros
+    (INDICES_1D, torch.tensor([0, 3, 3, 7, 10]), {"include_last_offset": True}),
+    (INDICES_1D, torch.tensor([0, 4]), {"padding_idx": 2}),
+    (INDICES_1D, torch.tensor([0, 2, 6]), {"padding_idx": -1}),
+    (INDICES_1D.int(), torch.tensor([0, 5], dtype=torch.int32), {}),
+    (torch.tensor([[2, 2, 1], [2, 2, 2]]), None, {"padding_idx": 2}),  # a bag of padding only
+]
+
+
+def _compare_bags(dtype, input, offsets, options, weights=False, steps=1):
+    ours = nn.EmbeddingBag(6, 3, **options)
+    theirs = torch.nn.EmbeddingBag(6, 3, **options).to(dtype)
+    ours.to(dtype)
+    assert repr(ours) == repr(theirs)
+    assert [(n, p.shape) for n, p in ours.named_parameters()] == \
+        [(n, p.shape) for n, p in theirs.named_parameters()]
+    theirs.load_state_dict({k: v.data.clone() for k, v in ours.state_dict().items()})
+    gen = torch.Generator().manual_seed(0)
+    for step in range(steps):
+        psw_t = psw = None
+        if weights:
+            psw_t = torch.rand(input.shape, generator=gen, dtype=dtype).requires_grad_()
+            psw = hg.tensor(psw_t.detach().clone(), requires_grad=True)
+        ours.zero_grad()
+        theirs.zero_grad()
+        out = ours(hg.tensor(input), None if offsets is None else hg.tensor(offsets), psw)
+        expected = theirs(input, offsets, psw_t)
+        assert_close(out, expected, dtype, f"step {step} output")
+        upstream = torch.randn(expected.shape, generator=gen, dtype=dtype)
+        out.backward(upstream)
+        expected.backward(upstream)
+        assert_close(ours.weight.grad, theirs.weight.grad, dtype, f"step {step} weight grad")
+        assert_close(ours.weight, theirs.weight, dtype, f"step {step} weight")  # max_norm
+        if weights:
+            assert_close(psw.grad, psw_t.grad, dtype, f"step {step} per_sample_weights grad")
+
+
+@pytest.mark.parametrize("case", range(len(BAG_CASES)))
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_matches_torch(dtype, mode, case):
+    input, offsets, options = BAG_CASES[case]
+    _compare_bags(dtype, input, offsets, {"mode": mode, **options})
+
+
+@pytest.mark.parametrize("case", [0, 1, 2, 3])
+def test_embedding_bag_per_sample_weights_match_torch(dtype, case):
+    input, offsets, options = BAG_CASES[case]
+    _compare_bags(dtype, input, offsets, {"mode": "sum", **options}, weights=True)
+
+
+@pytest.mark.parametrize("options", [{"max_norm": 1.0}, {"max_norm": 0.5, "norm_type": 1.0}])
+@pytest.mark.parametrize("mode", ["sum", "max"])
+def test_embedding_bag_max_norm_renormalises_like_torch(dtype, mode, options):
+    input, offsets, _ = BAG_CASES[1]
+    _compare_bags(dtype, input, offsets, {"mode": mode, **options}, steps=2)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_embedding_bag_scale_grad_by_freq_is_embeddings(mode):
+    # torch documents the rule (each row's gradient divided by its count in the input)
+    # and F.embedding follows it; torch's CPU embedding_bag kernel divides some rows by
+    # another row's count, so the reference here is F.embedding reduced per bag.
+    offsets = [0, 4, 4, 10]
+    weight = _randn(6, 3)
+
+    def reference(w):
+        rows = torch.nn.functional.embedding(INDICES_1D, w, scale_grad_by_freq=True)
+        bags = [rows[a:b] for a, b in zip(offsets, offsets[1:] + [10])]
+        reduce = torch.sum if mode == "sum" else torch.mean
+        return torch.stack([reduce(bag, 0) if len(bag) else w.new_zeros(3) for bag in bags])
+
+    same_as_torch(lambda w: F.embedding_bag(hg.tensor(INDICES_1D), w, hg.tensor(offsets),
+                                            scale_grad_by_freq=True, mode=mode),
+                  weight.numpy(), ref=reference)
+
+
+def test_embedding_bag_max_sends_each_gradient_to_one_winner():
+    weight = hg.tensor([[1.0, 5.0], [3.0, 2.0], [3.0, 0.0]], requires_grad=True)
+    out = F.embedding_bag(hg.tensor([[1, 1, 0], [2, 1, 2]]), weight, mode="max")
+    assert torch.equal(out.data, torch.tensor([[3.0, 5.0], [3.0, 2.0]]))
+    out.backward(hg.tensor([[1.0, 10.0], [100.0, 1000.0]]))
+    # bag 0: row 1 twice (one winner in column 0), row 0 in column 1; bag 1: the tie in
+    # column 0 between rows 2 and 1 goes to the first entry (row 2), column 1 to row 1
+    assert torch.equal(weight.grad.data, torch.tensor([[0.0, 10.0], [1.0, 1000.0],
+                                                       [100.0, 0.0]]))
+
+
+def test_embedding_bag_from_pretrained_and_init():
+    table = hg.randn(4, 2)
+    bag = nn.EmbeddingBag.from_pretrained(table, mode="sum")
+    assert not bag.weight.requires_grad and repr(bag) == "EmbeddingBag(4, 2, mode='sum')"
+    assert torch.allclose(bag(hg.tensor([[0, 3]])).data, table.data[[0, 3]].sum(0))
+    assert nn.EmbeddingBag.from_pretrained(table, freeze=False).weight.requires_grad
+    padded = nn.EmbeddingBag(1000, 8, padding_idx=3)
+    assert torch.equal(padded.weight.data[3], torch.zeros(8))
+    w = torch.cat([padded.weight.data[:3], padded.weight.data[4:]])
+    assert abs(w.mean().item()) < 0.05 and abs(w.std().item() - 1) < 0.05  # N(0, 1)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda f, w, t: f(t([[0, 1]]), w, t([0])), ValueError, "offsets has to be None"),
+    (lambda f, w, t: f(t([0, 1]), w), ValueError, "offsets has to be a 1D Tensor but got None"),
+    (lambda f, w, t: f(t([0, 1]), w, t([[0]])), ValueError, "offsets has to be a 1D Tensor"),
+    (lambda f, w, t: f(t([[[0]]]), w), ValueError, "input has to be 1D or 2D"),
+    (lambda f, w, t: f(t([0, 1]), w, t([0]), mode="min"), ValueError, "mode has to be one of"),
+    (lambda f, w, t: f(t([0, 1]), w, t([0]), mode="max", scale_grad_by_freq=True),
+     ValueError, "max mode does not support scaling"),
+    (lambda f, w, t: f(t([0, 1]), w, t([0]), mode="mean", per_sample_weights=t([1.0, 2.0])),
+     NotImplementedError, "only supported for mode='sum'"),
+    (lambda f, w, t: f(t([0, 1]), w, t([0]), mode="sum", per_sample_weights=t([1.0])),
+     ValueError, "must have the same shape as the input"),
+    (lambda f, w, t: f(t([0, 1]), w, t([1])), RuntimeError, "offsets\\[0\\] has to be 0"),
+    (lambda f, w, t: f(t([0, 1]), w, t([0, 3])), RuntimeError, "can not be greater than"),
+    (lambda f, w, t: f(t([0, 9]), w, t([0])), RuntimeError, "takes value 9 which is not in"),
+])
+def test_embedding_bag_errors_are_torchs(call, error, match):
+    with pytest.raises(error, match=match):
+        call(torch.nn.functional.embedding_bag, torch.randn(6, 3), torch.tensor)
+    with pytest.raises(error, match=match):
+        call(F.embedding_bag, hg.randn(6, 3), hg.tensor)
+    with pytest.raises(AssertionError, match="padding_idx must be within num_embeddings"):
+        nn.EmbeddingBag(6, 3, padding_idx=6)
+    with pytest.raises(RuntimeError, match="non-decreasing"):  # torch's message is obscure
+        F.embedding_bag(hg.tensor(INDICES_1D), hg.randn(6, 3), hg.tensor([0, 4, 2]))

@@ -11,7 +11,7 @@ and hand-derived backward side by side:
     distance.py       normalize, cosine_similarity, pairwise_distance, pdist
     normalization.py  batch norm, layer norm, group norm, instance norm
     dropout.py        dropout, dropout1d / dropout2d (whole channels)
-    sparse.py         embedding
+    sparse.py         embedding, embedding_bag
     upsampling.py     interpolate (nearest, linear, bilinear)
     pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
@@ -180,7 +180,7 @@ from handgrad.nn.functional.rnn_cell import (
     rnn_relu_cell,
     rnn_tanh_cell,
 )
-from handgrad.nn.functional.sparse import Embedding, embedding
+from handgrad.nn.functional.sparse import Embedding, EmbeddingBag, embedding, embedding_bag
 from handgrad.nn.functional.upsampling import UpsampleLinear, UpsampleNearest, interpolate
 
 __all__ = [
@@ -233,5 +233,5 @@ __all__ = [
     "triplet_margin_loss", "cosine_embedding_loss", "poisson_nll_loss", "gaussian_nll_loss",
     "multi_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "CTCLoss",
     # bilinear map, sub-pixel rearrangement
-    "bilinear", "pixel_shuffle", "pixel_unshuffle",
+    "bilinear", "pixel_shuffle", "pixel_unshuffle", "embedding_bag", "EmbeddingBag",
 ]
