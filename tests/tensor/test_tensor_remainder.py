@@ -209,3 +209,13 @@ def test_normal_refusals():
         hg.normal(hg.zeros(2), 1.0, (2,), dtype=hg.float64)
     with pytest.raises(RuntimeError, match="std >= 0"):
         hg.normal(hg.zeros(2), -1.0)
+
+
+# ------------------------------------------------------------------ no sparse gradients
+def test_embedding_sparse_true_is_refused_by_name():
+    """docs/nn.md leaves SparseAdam out because no layer makes sparse gradients."""
+    for layer, name in ((hg.nn.Embedding(5, 3, sparse=True), "embedding"),
+                        (hg.nn.EmbeddingBag(5, 3, sparse=True), "embedding_bag")):
+        with pytest.raises(NotImplementedError, match=f"{name}: sparse gradients are not "
+                                                      "supported; use sparse=False"):
+            layer(hg.tensor([[1, 2]]))
