@@ -34,6 +34,8 @@
     utils/            nn.utils: clip_grad_norm_, clip_grad_value_; nn.utils.rnn
                       (PackedSequence, pack/pad_packed_sequence, pack/pad_sequence, ...)
     functional/       nn.functional (F): the fused Functions behind the layers
+    parallel/         DistributedDataParallel; SyncBatchNorm (batch statistics over
+                      every process of a group)
 
 Left out here: 3-d convolution and pooling; nested tensors and torch's inference fast
 paths for attention (the values are matched, see transformer.py).
@@ -127,6 +129,7 @@ from handgrad.nn.padding import (
     ZeroPad1d,
     ZeroPad2d,
 )
+from handgrad.nn.parallel.sync_batchnorm import SyncBatchNorm
 from handgrad.nn.pixelshuffle import PixelShuffle, PixelUnshuffle
 from handgrad.nn.pooling import (
     AdaptiveAvgPool1d,
@@ -164,6 +167,7 @@ __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d",
     "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d",
     "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d", "Dropout2d",
+    "SyncBatchNorm",
     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
     "MultiheadAttention", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",

@@ -4,8 +4,8 @@ LayerNorm, GroupNorm and InstanceNorm1d/2d (each sample's own statistics; runnin
 only with track_running_stats=True, used in evaluation), each one fused node
 (handgrad/nn/functional/normalization.py).
 
-Left out: BatchNorm3d, InstanceNorm3d, the Lazy variants, RMSNorm, LocalResponseNorm,
-SyncBatchNorm.
+Left out: BatchNorm3d, InstanceNorm3d, the Lazy variants, RMSNorm, LocalResponseNorm.
+SyncBatchNorm (statistics over several processes) is in nn/parallel/sync_batchnorm.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
     distributed.py  DistributedDataParallel (gradients averaged across processes in
                     buckets, all-reduced asynchronously during backward)
+    sync_batchnorm.py  SyncBatchNorm (batch statistics over every process of a group,
+                    hand-written backward that all-reduces two per-channel sums)
     comm.py         the collectives used (broadcast, all-reduce) with errors that name
                     the rank
 
@@ -10,5 +12,6 @@ Left out: DataParallel (one process, several devices).
 """
 
 from handgrad.nn.parallel.distributed import DistributedDataParallel
+from handgrad.nn.parallel.sync_batchnorm import SyncBatchNorm
 
-__all__ = ["DistributedDataParallel"]
+__all__ = ["DistributedDataParallel", "SyncBatchNorm"]
