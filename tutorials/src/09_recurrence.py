@@ -26,6 +26,7 @@ from handgrad.data.datasets import tiny_shakespeare
 from handgrad.models.char_rnn import CharRNN, StreamBatches, Vocabulary, detach_state, generate
 
 plt.rcParams["figure.dpi"] = 80
+hg.set_num_threads(1)             # a laptop-sized run; remove to use every core
 _ = hg.manual_seed(0)
 STEPS = 100         # char-LSTM training steps; see the last section for longer runs
 

@@ -28,6 +28,7 @@ from handgrad.models.decoding import generate
 from handgrad.models.gpt import GPT, CausalSelfAttention, RandomWindows
 
 plt.rcParams["figure.dpi"] = 80
+hg.set_num_threads(1)             # a laptop-sized run; remove to use every core
 _ = hg.manual_seed(0)
 STEPS = 100         # tiny-GPT training steps; see the end for a real run
 
@@ -221,6 +222,9 @@ def check_heads():
     y = split_heads(x, 4)
     if tuple(y.shape) != (2, 4, 7, 8):
         return f"not yet: split_heads gives {tuple(y.shape)}, expected (2, 4, 7, 8)"
+    if not torch.equal(y[:, 1], x[:, :, 8:16]):
+        return ("not yet: head 1 should hold channels 8:16 of every position: view x as "
+                "(B, T, h, d) first, then move the head axis forward")
     if not torch.equal(merge_heads(y), x):
         return "not yet: merge_heads(split_heads(x)) is not x"
     if not torch.allclose(multi_head_by_hand(module, x), module(hg.tensor(x)).data, atol=1e-5):

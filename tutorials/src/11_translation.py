@@ -28,6 +28,7 @@ import handgrad as hg
 from handgrad.models import translator as tr
 
 plt.rcParams["figure.dpi"] = 80
+hg.set_num_threads(1)             # a laptop-sized run; remove to use every core
 _ = hg.manual_seed(0)
 EPOCHS = 3          # passes over the 4,600 training pairs (the reference recipe: 40)
 
@@ -130,10 +131,13 @@ def check_greedy():
     model.eval()
     for sentence in data.splits.test.sources[:5]:
         src = hg.tensor([english.encode(sentence, add_bos=False)])
-        mine = greedy_by_hand(src)
-        theirs = [t for t in tr.greedy_decode(model, src)[0][0].tolist() if t != 0]
-        if mine[:len(theirs)] != theirs:
-            return f"not yet: for {sentence!r} you decode {mine}, greedy_decode {theirs}"
+        mine = greedy_by_hand(src, max_new=20)
+        ids = tr.greedy_decode(model, src, max_length=21)[0][0].tolist()   # <bos> + 20 words
+        theirs = ids[:ids.index(2) + 1] if 2 in ids else ids    # up to <eos>, then padding
+        if mine != theirs:
+            hint = (" (stop after appending <eos>, id 2)" if mine[:len(theirs)] == theirs
+                    else "")
+            return f"not yet: for {sentence!r} you decode {mine}, greedy_decode {theirs}{hint}"
     return "correct"
 
 
