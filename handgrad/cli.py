@@ -53,6 +53,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
      "causal attention, a TransformerEncoderLayer and the GPT training step vs torch.nn"),
     (("bench", "data"), "handgrad.bench.data",
      "DataLoader worker processes on an expensive __getitem__: epoch time, speed-up"),
+    (("bench", "ddp"), "handgrad.bench.ddp",
+     "DistributedDataParallel steps/s over 1 and 2 processes (MLP, LeNet-5), all-reduce wait, "
+     "vs torch's DDP"),
     (("coverage",), "handgrad.testing.coverage",
      "how much of torch's most used API (Tensor, torch.*, nn, nn.functional, optim) handgrad has"),
     (("demo",), "handgrad.demo",
