@@ -16,8 +16,8 @@ backward routes g back along the same index map:
 scatter with repeated indices along dim picks an arbitrary winner in torch; its gradient
 is then defined only up to that choice (the registry draws distinct indices).
 
-Left out: scatter_reduce (mean/amax/amin), index_copy, index_fill, masked_scatter,
-put / take, and the `out=` arguments.
+Left out: scatter_reduce (mean/amax/amin), index_copy, masked_scatter,
+put / take, and the `out=` arguments (index_fill is in ops/fill.py).
 """
 
 from __future__ import annotations
