@@ -6,6 +6,9 @@
 * ``learner.py``: the plain ``fit()`` a newcomer reads top to bottom, and the
   ``Learner`` with ordered callbacks (``callbacks.py``), ``metrics.py``, ``plots.py``
   and the LR finder (``lr_finder.py``).
+* ``distributed.py``: what the Learner does when torch.distributed runs several
+  processes (figures summed over the ranks, rank-zero-only callbacks, barriers, a
+  failing rank named in the others' errors); see docs/distributed.md.
 """
 
 from handgrad.train.checkpoint import (
