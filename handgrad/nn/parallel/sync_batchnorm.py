@@ -61,6 +61,8 @@ class SyncBatchNormFunction(Function):
     is elementwise. The parameters are replicas on each process, so their gradients are
     this process's share, dweight = sum_local g x_hat, dbias = sum_local g; summed over
     the processes (DistributedDataParallel averages them) they are the whole batch's.
+    Forward and backward are collectives: every process of the group must run them (a
+    process that skips this layer's backward leaves the others waiting), as in torch.
     """
 
     name = "sync_batch_norm"
@@ -117,7 +119,7 @@ class SyncBatchNormFunction(Function):
             mean_g = sums[:channels].view(shape) / count
             mean_gx = sums[channels:].view(shape) / count
             scale = rstd if w is None else rstd * w
-            dx = (g - mean_g).sub_(x_hat * mean_gx).mul_(scale)
+            dx = torch.addcmul(g - mean_g, x_hat, mean_gx, value=-1).mul_(scale)
         return dx, None, None, dweight, dbias, None, None, None, None
 
 
