@@ -365,7 +365,7 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             learner.should_stop = True
             self.stopped_epoch = record["epoch"]
-            if self.verbose:
+            if self.verbose and distributed.rank_zero():  # it runs on every rank
                 print(f"early stopping after epoch {record['epoch']}: {self.monitor} has not "
                       f"improved for {self.patience} epochs (best {self.best:.4g} at epoch "
                       f"{self.best_epoch})")
