@@ -145,7 +145,9 @@ bn = nn.BatchNorm1d(D)
 with hg.no_grad():
     bn.weight.copy_(gamma)
     bn.bias.copy_(beta)
-print("max |by hand - nn.BatchNorm1d| =", (y - bn(x)).abs().max().item())
+forward_gap = (y - bn(x)).abs().max().item()
+print("max |by hand - nn.BatchNorm1d| =", forward_gap)
+assert forward_gap < 1e-5
 
 # %% [markdown]
 # ## BatchNorm: the backward pass
@@ -187,6 +189,19 @@ t_mu, t_var = tx.mean(0), tx.var(0, unbiased=False)
 for name, mine, theirs in [("dx", dx, tx.grad), ("dgamma", dgamma, tg.grad), ("dbeta", dbeta, tb.grad)]:
     diff = (mine.data - theirs).abs().max().item()
     print(f"{name:7s} max |hand - torch| = {diff:.2e}")
+    assert diff < 1e-4
+
+# and handgrad's own BatchNorm1d (a fresh one: `bn` keeps its one batch for exercise 2)
+bn_check = nn.BatchNorm1d(D)
+with hg.no_grad():
+    bn_check.weight.copy_(gamma)
+    bn_check.bias.copy_(beta)
+xh = x.detach().requires_grad_()
+(bn_check(xh) * dy).sum().backward()
+for name, mine, theirs in [("dx", dx, xh.grad), ("dgamma", dgamma, bn_check.weight.grad),
+                           ("dbeta", dbeta, bn_check.bias.grad)]:
+    diff = (mine - theirs).abs().max().item()
+    print(f"{name:7s} max |hand - nn.BatchNorm1d| = {diff:.2e}")
     assert diff < 1e-4
 
 # %% [markdown]
