@@ -239,8 +239,9 @@ _m = MLP(2, [1], rng=random.Random(3))
 _m.layers[0].neurons[0].w[0].data, _m.layers[0].neurons[0].w[1].data = 1.0, 0.0
 _pts, _lab = [[1.0, 0.0], [-1.0, 0.0], [2.0, 5.0], [-3.0, 1.0]], [1, 1, -1, -1]
 assert math.isclose(accuracy(_m, _pts, _lab), 0.5), (
-    f"accuracy gave {accuracy(_m, _pts, _lab)} on a case where half are right; "
-    "compare (score > 0) with (label > 0) and divide by the number of points")
+    f"accuracy gave {accuracy(_m, _pts, _lab)} on a case where half are right (0.5); "
+    "compare (score > 0) with (label > 0) and divide by the number of points (a fraction, "
+    "not a percentage)")
 assert accuracy(moons_model, X, Y) >= 0.85, "the trained model should get most points right"
 print("correct")
 
