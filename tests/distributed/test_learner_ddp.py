@@ -56,7 +56,12 @@ def test_ddp_learner_equals_one_process_with_the_doubled_batch(uninterrupted, tm
     assert len(results[0]["lines"]) == 1 + workers.LEARNER_EPOCHS and results[1]["lines"] == []
     files = sorted(p.name for p in directory.iterdir())
     assert files == ["rank0", "written-by-rank0"], files
-    assert (directory / "rank0" / "checkpoint.safetensors").is_file()
+    # the DDP run's checkpoint holds the plain module's keys: one process resumes it
+    learner, _ = workers.build_learner(0, 1, str(tmp_path))
+    learner.load_checkpoint(directory / "rank0" / "checkpoint.safetensors")
+    assert learner.epochs_done == workers.LEARNER_EPOCHS and learner.step == steps
+    _assert_same_params({k: v.data for k, v in learner.model.state_dict().items()},
+                        results[0]["params"], tol=0)
 
 
 def test_fault_stops_the_other_rank_and_the_checkpoint_resumes(uninterrupted, tmp_path):
@@ -96,3 +101,21 @@ def test_train_command_with_nproc_2_on_digits(tmp_path):
     assert results["world_size"] == 2 and results["epochs_done"] == 1
     assert results["test"]["accuracy"] > 0.5
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "results.json"]
+
+
+@pytest.mark.parametrize("flags, environment, expected", [
+    (["--nproc", "0"], {}, "--nproc must be 1 or more, got 0"),
+    (["--nproc", "2", "--lr-find"], {}, "the LR finder runs in one process"),
+    (["--nproc", "2"], {"RANK": "0", "WORLD_SIZE": "2"},
+     "--nproc 2 starts processes of its own, but this one was started by a launcher"),
+])
+def test_train_command_refuses_nproc_misuse(flags, environment, expected, monkeypatch,
+                                            tmp_path, capsys):
+    from handgrad.cli import main
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    status = main(["train", "mlp", "--dataset", "digits", "--out", str(tmp_path), *flags])
+    assert status == 2
+    assert expected in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything started
