@@ -10,7 +10,7 @@
                       Threshold
     distance.py       CosineSimilarity, PairwiseDistance
     normalization.py  BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
-    dropout.py        Dropout, Dropout1d, Dropout2d
+    dropout.py        Dropout, Dropout1d, Dropout2d, AlphaDropout, FeatureAlphaDropout
     sparse.py         Embedding, EmbeddingBag
     upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
     pixelshuffle.py   PixelShuffle, PixelUnshuffle
@@ -82,7 +82,13 @@ from handgrad.nn.container import (
 )
 from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from handgrad.nn.distance import CosineSimilarity, PairwiseDistance
-from handgrad.nn.dropout import Dropout, Dropout1d, Dropout2d
+from handgrad.nn.dropout import (
+    AlphaDropout,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    FeatureAlphaDropout,
+)
 from handgrad.nn.hooks import RemovableHandle
 from handgrad.nn.linear import Bilinear, Flatten, Identity, Linear, Unflatten
 from handgrad.nn.loss import (
@@ -180,5 +186,5 @@ __all__ = [
     "TripletMarginLoss", "CosineEmbeddingLoss", "PoissonNLLLoss", "GaussianNLLLoss",
     "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
     "ParameterList", "ParameterDict", "Bilinear", "PixelShuffle", "PixelUnshuffle",
-    "EmbeddingBag",
+    "EmbeddingBag", "AlphaDropout", "FeatureAlphaDropout",
 ]

@@ -376,3 +376,84 @@ def test_embedding_bag_errors_are_torchs(call, error, match):
         nn.EmbeddingBag(6, 3, padding_idx=6)
     with pytest.raises(RuntimeError, match="non-decreasing"):  # torch's message is obscure
         F.embedding_bag(hg.tensor(INDICES_1D), hg.randn(6, 3), hg.tensor([0, 4, 2]))
+
+
+# ------------------------------------------------------------------ alpha dropout
+SELU_SATURATION = 1.7580993408473766  # SELU's lambda * alpha
+
+
+@pytest.mark.parametrize("name, shape", [("AlphaDropout", (50, 40)),
+                                         ("FeatureAlphaDropout", (6, 5, 4)),
+                                         ("FeatureAlphaDropout", (6, 5))])
+def test_alpha_dropout_matches_torch_bit_for_bit_on_cpu_with_the_same_seed(dtype, name,
+                                                                           shape):
+    ours, theirs = getattr(nn, name)(0.3), getattr(torch.nn, name)(0.3)
+    assert repr(ours) == repr(theirs)
+    x = _randn(*shape).to(dtype)
+    hg.manual_seed(7)
+    xh = hg.tensor(x, requires_grad=True)
+    out = ours(xh)
+    torch.manual_seed(7)
+    xt = x.clone().requires_grad_()
+    expected = theirs(xt)
+    assert torch.equal(out.data, expected)
+    g = _randn(*shape, seed=1).to(dtype)
+    out.backward(g)
+    expected.backward(g)
+    assert torch.equal(xh.grad.data, xt.grad)
+
+
+@pytest.mark.parametrize("feature", [False, True])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_alpha_dropout_is_its_formula_for_the_mask_drawn(feature, p):
+    x = _randn(8, 6, 5)
+    call = F.feature_alpha_dropout if feature else F.alpha_dropout
+    xh = hg.tensor(x, requires_grad=True)
+    out = call(xh, p, True, generator=torch.Generator().manual_seed(5))
+    shape = (8, 6, 1) if feature else x.shape  # the same draw from the same generator
+    mask = torch.empty(shape, dtype=x.dtype).bernoulli_(
+        1 - p, generator=torch.Generator().manual_seed(5))
+    a = 1 / math.sqrt((SELU_SATURATION ** 2 * p + 1) * (1 - p))
+    b = (mask - 1) * SELU_SATURATION * a + SELU_SATURATION * a * p
+    torch.testing.assert_close(out.data, x * mask * a + b)
+    g = _randn(8, 6, 5, seed=1)
+    out.backward(g)
+    torch.testing.assert_close(xh.grad.data, g * mask * a)
+
+
+@pytest.mark.parametrize("feature", [False, True])
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_alpha_dropout_keeps_a_selu_networks_mean_and_variance(feature, p):
+    x = hg.tensor(torch.randn(400, 250, 2, generator=torch.Generator().manual_seed(0)))
+    layer = (nn.FeatureAlphaDropout if feature else nn.AlphaDropout)(
+        p, generator=torch.Generator().manual_seed(1))
+    out = layer(x).data
+    assert abs(out.mean().item()) < 0.02 and abs(out.var().item() - 1) < 0.02
+    dropped = torch.isclose(out, torch.tensor(-SELU_SATURATION / math.sqrt(
+        (SELU_SATURATION ** 2 * p + 1) * (1 - p)) * (1 - p)))
+    assert abs(dropped.double().mean().item() - p) < 0.02
+
+
+def test_alpha_dropout_eval_edge_probabilities_and_errors():
+    x = hg.randn(4, 5, requires_grad=True)
+    for layer in (nn.AlphaDropout(0.5), nn.FeatureAlphaDropout(0.5)):
+        assert layer.eval()(x) is x
+    assert nn.AlphaDropout(0.0)(x) is x
+    assert F.alpha_dropout(x, 0.5) is x  # torch's functional default is training=False
+    assert F.feature_alpha_dropout(x, 0.5) is x
+    for call in (F.alpha_dropout, F.feature_alpha_dropout):
+        zeros = call(x, 1.0, True)
+        assert torch.equal(zeros.data, torch.zeros(4, 5))
+        zeros.sum().backward()
+        assert torch.equal(x.grad.data, torch.zeros(4, 5))
+        x.grad = None
+        with pytest.raises(ValueError, match="between 0 and 1, but got 1.5"):
+            call(x, 1.5, True)
+    for name in ("AlphaDropout", "FeatureAlphaDropout"):
+        for lib in (nn, torch.nn):
+            with pytest.raises(ValueError, match="between 0 and 1, but got -0.1"):
+                getattr(lib, name)(-0.1)
+    with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions"):
+        torch.nn.functional.feature_alpha_dropout(torch.randn(3), 0.5, True)
+    with pytest.raises(RuntimeError, match="Feature dropout requires at least 2 dimensions"):
+        F.feature_alpha_dropout(hg.randn(3), 0.5, True)

@@ -10,7 +10,8 @@ and hand-derived backward side by side:
     ctc.py            ctc_loss: the forward-backward (alpha-beta) algorithm in log space
     distance.py       normalize, cosine_similarity, pairwise_distance, pdist
     normalization.py  batch norm, layer norm, group norm, instance norm
-    dropout.py        dropout, dropout1d / dropout2d (whole channels)
+    dropout.py        dropout, dropout1d / dropout2d (whole channels), alpha_dropout,
+                      feature_alpha_dropout
     sparse.py         embedding, embedding_bag
     upsampling.py     interpolate (nearest, linear, bilinear)
     pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
@@ -108,7 +109,15 @@ from handgrad.nn.functional.distance import (
     pairwise_distance,
     pdist,
 )
-from handgrad.nn.functional.dropout import Dropout, FeatureDropout, dropout, dropout1d, dropout2d
+from handgrad.nn.functional.dropout import (
+    Dropout,
+    FeatureDropout,
+    alpha_dropout,
+    dropout,
+    dropout1d,
+    dropout2d,
+    feature_alpha_dropout,
+)
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, bilinear, linear
 from handgrad.nn.functional.loss import (
@@ -234,4 +243,5 @@ __all__ = [
     "multi_margin_loss", "multilabel_soft_margin_loss", "ctc_loss", "CTCLoss",
     # bilinear map, sub-pixel rearrangement
     "bilinear", "pixel_shuffle", "pixel_unshuffle", "embedding_bag", "EmbeddingBag",
+    "alpha_dropout", "feature_alpha_dropout",
 ]

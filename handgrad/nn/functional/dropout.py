@@ -8,12 +8,17 @@ that with the same seed handgrad and torch drop the same elements there. The cha
 mask is one Bernoulli(1 - p) draw per (sample, channel), of shape (N, C, 1, ...); its
 draws need not match torch's.
 
-Left out: dropout3d, alpha dropout, feature alpha dropout; the modules
-(handgrad/nn/dropout.py).
+alpha_dropout and feature_alpha_dropout (for SELU networks) keep the mean and variance
+of a zero-mean unit-variance input: a dropped value becomes SELU's negative saturation
+value -alpha' and the result is rescaled by a, shifted by b (torch's constants). They
+are composed from a multiply and an add by constant tensors (no Function of their own).
+
+Left out: dropout3d; the modules (handgrad/nn/dropout.py).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -127,3 +132,48 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
             "the 1D channel-wise dropout behavior, please switch to using dropout1d instead.",
             stacklevel=2)
     return _feature_dropout("dropout2d", input, p, training, generator)
+
+
+# SELU's lambda * alpha: the value SELU saturates to is -_SELU_SATURATION (torch's constant)
+_SELU_SATURATION = 1.7580993408473766
+
+
+def _alpha_dropout(op, input, p, training, generator, feature):
+    """out = x * (m a) + b with m ~ Bernoulli(1 - p) (one draw per element, or per
+    (sample, channel) for feature), a = 1 / sqrt((alpha'^2 p + 1)(1 - p)) and
+    b = (m - 1) alpha' a + alpha' a p: kept values become a x + alpha' a p, dropped ones
+    a alpha' (p - 1), so a zero-mean unit-variance x keeps mean 0 and variance 1.
+    dx = g m a (the mul's backward). p = 1 gives x * 0, as torch."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
+    if feature and input.ndim < 2:
+        raise HandgradError(f"{op}: Feature dropout requires at least 2 dimensions in the "
+                            f"input, got shape {tuple(input.shape)}")
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    x = input.data
+    if p == 1:
+        return input * x.new_zeros(())
+    shape = (*x.shape[:2], *(1,) * (x.ndim - 2)) if feature else x.shape
+    mask = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(
+        1 - p, generator=generator)
+    alpha = _SELU_SATURATION
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    shift = (mask - 1).mul_(alpha * a).add_(alpha * a * p)
+    return input * mask.mul_(a) + shift
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False, generator=None):
+    """PyTorch's nn.functional.alpha_dropout (note torch's default training=False).
+    The mask is one Bernoulli(1 - p) draw per element, made as torch makes it on the
+    CPU, so the same seed drops the same elements there (on CUDA the draws differ);
+    `inplace` is accepted and computes out of place, `generator` is handgrad's extra."""
+    return _alpha_dropout("alpha_dropout", input, p, training, generator, feature=False)
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False, generator=None):
+    """PyTorch's nn.functional.feature_alpha_dropout: alpha dropout of whole channels
+    (dim 1) of an (N, C, *) input, one Bernoulli(1 - p) draw per (sample, channel)
+    (torch's draws on the CPU, as alpha_dropout); training=False by default, as torch."""
+    return _alpha_dropout("feature_alpha_dropout", input, p, training, generator,
+                          feature=True)
