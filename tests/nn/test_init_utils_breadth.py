@@ -1,6 +1,7 @@
 """nn.init.orthogonal_ / eye_ / dirac_ / sparse_, nn.utils.parameters_to_vector /
-vector_to_parameters, nn.utils.parametrize and nn.utils.parametrizations.weight_norm /
-spectral_norm against torch: the same seed gives torch's values exactly, torch's error
+vector_to_parameters, nn.utils.parametrize, nn.utils.parametrizations.weight_norm /
+spectral_norm / orthogonal and the old hook-based nn.utils.weight_norm / spectral_norm
+against torch: the same seed gives torch's values exactly, torch's error
 types and messages, torch's state_dict keys and class names, and the gradients that reach
 the stored originals equal torch autograd's."""
 
@@ -520,3 +521,66 @@ def test_old_spectral_norm_is_torchs(name, args, kwargs):
     _assert_same_state(ours, theirs)
     _raises_like_torch(lambda: nn.utils.remove_spectral_norm(ours),
                        lambda: torch.nn.utils.remove_spectral_norm(theirs))
+
+
+# ------------------------------------------------------------------ orthogonal
+ORTHOGONAL = [(features, orthogonal_map, trivialization)
+              for features in [(3, 3), (3, 5), (5, 3)]
+              for orthogonal_map in ["matrix_exp", "cayley", "householder", None]
+              for trivialization in [True, False]]
+
+
+@pytest.mark.parametrize("features, orthogonal_map, use_trivialization", ORTHOGONAL)
+def test_orthogonal_is_torchs(features, orthogonal_map, use_trivialization):
+    hg.manual_seed(0)
+    ours = nn.Linear(*features)
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(*features)
+    for module, orthogonal in ((ours, parametrizations.orthogonal),
+                               (theirs, torch_parametrizations.orthogonal)):
+        torch.manual_seed(1)  # a tall base is completed with random columns
+        orthogonal(module, orthogonal_map=orthogonal_map,
+                   use_trivialization=use_trivialization)
+    _assert_same_state(ours, theirs)  # keys (base among them) and values
+    weight = ours.weight.data.double()
+    small = min(features)
+    gram = weight @ weight.T if weight.shape[0] == small else weight.T @ weight
+    torch.testing.assert_close(gram, torch.eye(small, dtype=torch.float64), atol=1e-5, rtol=0)
+    with torch.no_grad():  # move the original away from the point the map starts at
+        original = theirs.parametrizations.weight.original
+        original.add_(0.3 * torch.randn(original.shape))
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, features[0])
+    out, expected = ours(hg.tensor(x)), theirs(x)
+    torch.testing.assert_close(out.data, expected, rtol=1e-5, atol=1e-6)
+    upstream = torch.randn(expected.shape)
+    (out * hg.tensor(upstream)).sum().backward()
+    (expected * upstream).sum().backward()
+    for (key, p), t in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(p.grad.data, t.grad, rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_orthogonal_assignment_and_errors():
+    ours = parametrizations.orthogonal(nn.Linear(4, 4))
+    target = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float32))[0]
+    ours.weight = hg.tensor(target)  # an orthogonal value becomes the base, kept exactly
+    torch.testing.assert_close(ours.weight.data, target)
+    _raises_like_torch(lambda: setattr(ours, "weight", hg.zeros(3, 4)),
+                       lambda: setattr(torch_parametrizations.orthogonal(torch.nn.Linear(4, 4)),
+                                       "weight", torch.zeros(3, 4)))
+    plain = parametrizations.orthogonal(nn.Linear(3, 3), use_trivialization=False)
+    with pytest.raises(NotImplementedError, match="use_trivialization=False"):
+        plain.weight = hg.eye(3)
+    layer, torch_layer = nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    _raises_like_torch(lambda: parametrizations.orthogonal(layer, "bias"),
+                       lambda: torch_parametrizations.orthogonal(torch_layer, "bias"))
+    _raises_like_torch(lambda: parametrizations.orthogonal(layer, orthogonal_map="qr"),
+                       lambda: torch_parametrizations.orthogonal(torch_layer,
+                                                                 orthogonal_map="qr"))
+
+
+def test_householder_product_is_torchs():
+    reflectors = torch.randn(2, 5, 3, dtype=torch.float64)
+    tau = torch.rand(2, 3, dtype=torch.float64) + 0.5
+    ours = parametrizations._householder_product(hg.tensor(reflectors), hg.tensor(tau))
+    torch.testing.assert_close(ours.data, torch.linalg.householder_product(reflectors, tau))

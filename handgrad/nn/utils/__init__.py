@@ -8,12 +8,12 @@ batches of sequences rather than being layers themselves.
                            unpad_sequence, unpack_sequence
     parametrize.py         nn.utils.parametrize: register_parametrization,
                            remove_parametrizations, is_parametrized, cached
-    parametrizations.py    nn.utils.parametrizations: weight_norm, spectral_norm
+    parametrizations.py    nn.utils.parametrizations: weight_norm, spectral_norm, orthogonal
     hook_norms.py          the old hook-based weight_norm / remove_weight_norm,
                            spectral_norm / remove_spectral_norm (torch's
                            nn.utils.weight_norm and nn.utils.spectral_norm)
 
-Left out: parametrizations.orthogonal, prune, stateless/functional_call.
+Left out: prune, stateless/functional_call.
 """
 
 from handgrad.nn.utils import parametrizations, parametrize, rnn  # noqa: F401  (as in torch)

@@ -11,26 +11,43 @@ its `weight` attribute and the stored tensors live under
         u, v: buffers `_u`, `_v` of the parametrization, estimates of the first singular
         vectors, refined by power iteration (u <- W v / |W v|, v <- W^T u / |W^T u|) at
         every access in training mode; a 1-D weight is divided by its norm instead.
+    orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization=True)
+        an (semi-)orthogonal weight, from an unconstrained original X (tall: n >= k,
+        a wide weight is handled transposed):
+        "matrix_exp"  Q = exp(A)[:, :k],  A = S - S^T, S = [tril(X) | 0] (n x n)
+        "cayley"      Q = (I - A/2)^{-1} (I + A/2) [:, :k]
+        "householder" Q = H_1 ... H_k I[:, :k], H_i = I - tau_i v_i v_i^T, v_i the
+                      i-th column of tril(X, -1) with a 1 on the diagonal, tau_i =
+                      2 / |v_i|^2; times the signs (trunc) of X's diagonal
+        default: matrix_exp for square weights, householder otherwise. With
+        use_trivialization (default) the result is base @ Q, `base` a buffer that
+        assigning the weight sets (then original is -I, so Q starts at I).
 
-Both are composed of handgrad operations (norms, matmul, division), whose backward is
-proven, so there is no new gradient to derive: d sigma / dW = u v^T follows from the
-matmul and dot; u and v are constants of the graph, as in torch.
+weight_norm, spectral_norm and the householder map are composed of handgrad operations
+(norms, matmul, division), whose backward is proven, so there is no new gradient to
+derive: d sigma / dW = u v^T follows from the matmul and dot; u and v are constants of
+the graph, as in torch. matrix_exp and cayley use the Functions of
+handgrad/ops/matrix_functions.py (MatrixExp, Solve), whose backward is derived there.
 
-Left out: orthogonal (the Cayley / matrix_exp / Householder parametrization), and the
-state_dict hook that loads torch's old weight_g / weight_v keys into weight_norm (handgrad
-has no load_state_dict hooks; rename those keys to parametrizations.weight.original0/1).
+Left out: complex weights, and the state_dict hook that loads torch's old weight_g /
+weight_v keys into weight_norm (handgrad has no load_state_dict hooks; rename those keys
+to parametrizations.weight.original0/1).
 """
 
 from __future__ import annotations
 
 import torch
 
+from handgrad._creation import eye
+from handgrad._functions import cat
 from handgrad._tensor import Tensor
+from handgrad.autograd import no_grad
 from handgrad.linalg import vector_norm
 from handgrad.nn.module import Module
 from handgrad.nn.utils import parametrize
+from handgrad.ops.matrix_functions import MatrixExp, Solve
 
-__all__ = ["weight_norm", "spectral_norm"]
+__all__ = ["weight_norm", "spectral_norm", "orthogonal"]
 
 
 def _norm_except_dim(v: Tensor, dim: int) -> Tensor:
@@ -144,4 +161,140 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
         dim = 1 if isinstance(module, ConvTranspose1d | ConvTranspose2d) else 0
     parametrize.register_parametrization(
         module, name, _SpectralNorm(weight, n_power_iterations, dim, eps))
+    return module
+
+
+def _householder_product(reflectors: Tensor, tau: Tensor) -> Tensor:
+    """torch.linalg.householder_product(A, tau) for A (..., n, k) below its diagonal:
+    the first k columns of H_1 H_2 ... H_k, H_i = I - tau_i v_i v_i^T, v_i = column i of
+    A with a 1 on the diagonal (A is used below the diagonal only). Composed of handgrad
+    matmuls, so its gradient is the chain of theirs (k small steps of O(n k) each)."""
+    n, k = reflectors.shape[-2:]
+    identity = eye(n, k, dtype=reflectors.dtype, device=reflectors.device)
+    vectors = reflectors.tril(-1) + identity  # (..., n, k)
+    q = identity.expand(*reflectors.shape)
+    for i in range(k - 1, -1, -1):  # q <- H_i q, the last reflection applied first
+        v = vectors[..., :, i:i + 1]  # (..., n, 1)
+        q = q - tau[..., i:i + 1].unsqueeze(-1) * (v @ (v.mT @ q))
+    return q
+
+
+def _is_orthogonal(q: torch.Tensor) -> bool:
+    n, k = q.shape[-2:]
+    identity = torch.eye(k, dtype=q.dtype, device=q.device)
+    return torch.allclose(q.mH @ q, identity, atol=10.0 * n * torch.finfo(q.dtype).eps)
+
+
+def _make_orthogonal(a: torch.Tensor) -> torch.Tensor:
+    """The Q of A = QR with R's diagonal made positive (raw tensors)."""
+    reflectors, tau = torch.geqrf(a)
+    q = torch.linalg.householder_product(reflectors, tau)
+    return q * reflectors.diagonal(dim1=-2, dim2=-1).sgn().unsqueeze(-2)
+
+
+_ORTHOGONAL_MAPS = ("matrix_exp", "cayley", "householder")
+
+
+class _Orthogonal(Module):
+    """An orthogonal (tall) or semi-orthogonal matrix from an unconstrained one; see the
+    module docstring for the three maps."""
+
+    def __init__(self, weight: Tensor, orthogonal_map: str, *, use_trivialization=True):
+        super().__init__()
+        if weight.data.is_complex():
+            raise NotImplementedError("orthogonal: complex weights are not supported by "
+                                      "handgrad")
+        self.shape = weight.shape
+        self.orthogonal_map = orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)
+
+    def forward(self, X: Tensor) -> Tensor:
+        n, k = X.shape[-2:]
+        transposed = n < k
+        if transposed:
+            X = X.mT
+            n, k = k, n
+        if self.orthogonal_map in ("matrix_exp", "cayley"):
+            X = X.tril()
+            if n != k:  # embed into a square matrix
+                X = cat([X, X.new_zeros(*X.shape[:-2], n, n - k)], -1)
+            A = X - X.mT  # skew-symmetric
+            if self.orthogonal_map == "matrix_exp":
+                Q = MatrixExp.apply(A)
+            else:  # the Cayley retraction (I - A/2)^{-1} (I + A/2)
+                identity = eye(n, dtype=A.dtype, device=A.device)
+                Q = Solve.apply(identity - 0.5 * A, identity + 0.5 * A)
+            if n != k:
+                Q = Q[..., :k]
+        else:
+            A = X.tril(-1)
+            tau = 2.0 / (1.0 + (A * A).sum(-2))
+            Q = _householder_product(A, tau)
+            # the signs on X's diagonal (truncated to integers, as torch) are constants
+            Q = Q * Tensor(X.data.diagonal(dim1=-2, dim2=-1).trunc().unsqueeze(-2))
+        if "base" in self._buffers:
+            Q = self.base @ Q
+        if transposed:
+            Q = Q.mT
+        return Q
+
+    def right_inverse(self, Q: Tensor) -> Tensor:
+        """An original X whose forward is Q: with a trivialization, base = Q (made
+        orthogonal, completed to n x n with random columns when tall) and X = -I;
+        without, the householder reflectors of Q's QR (the other maps have none)."""
+        if Q.shape != self.shape:
+            raise ValueError(f"Expected a matrix or batch of matrices of shape {self.shape}. "
+                             f"Got a tensor of shape {Q.shape}.")
+        with no_grad():
+            q = initial = Q.data
+            n, k = q.shape[-2:]
+            transpose = n < k
+            if transpose:
+                q = q.mT
+                n, k = k, n
+            if "base" not in self._buffers:
+                if self.orthogonal_map in ("matrix_exp", "cayley"):
+                    raise NotImplementedError(
+                        "It is not possible to assign to the matrix exponential or the Cayley "
+                        "parametrizations when use_trivialization=False.")
+                reflectors, tau = torch.geqrf(q)
+                # diag(R) > 0 in the decomposition; a skipped reflection (tau == 0) is -1
+                reflectors.diagonal(dim1=-2, dim2=-1).sign_()
+                reflectors.diagonal(dim1=-2, dim2=-1)[tau == 0.0] *= -1
+                return Tensor(reflectors.mT if transpose else reflectors)
+            if n == k:
+                q = q.clone() if _is_orthogonal(q) else _make_orthogonal(q)
+            else:  # complete q into an n x n orthogonal matrix (torch's global generator)
+                extra = torch.randn(*(q.shape[:-2] + (n, n - k)), dtype=q.dtype,
+                                    device=q.device)
+                q = _make_orthogonal(torch.cat([q, extra], dim=-1))
+            self.base = q
+            negative_identity = torch.zeros_like(initial)
+            negative_identity.diagonal(dim1=-2, dim2=-1).fill_(-1.0)
+            return Tensor(negative_identity)
+
+
+def orthogonal(module: Module, name: str = "weight", orthogonal_map: str | None = None, *,
+               use_trivialization: bool = True) -> Module:
+    """Constrain module.<name> (a matrix or a batch of them) to be orthogonal, or
+    semi-orthogonal when not square: W^T W = I (tall) or W W^T = I (wide). The map is
+    "matrix_exp" (default for square), "cayley" or "householder" (default otherwise);
+    see the module docstring. Registering keeps the weight's value (made orthogonal)
+    when use_trivialization=True."""
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
+    if weight.ndim < 2:
+        raise ValueError("Expected a matrix or batch of matrices. "
+                         f"Got a tensor of {weight.ndim} dimensions.")
+    if orthogonal_map is None:
+        square = weight.shape[-2] == weight.shape[-1]
+        orthogonal_map = "matrix_exp" if square or weight.data.is_complex() else "householder"
+    if orthogonal_map not in _ORTHOGONAL_MAPS:
+        raise ValueError('orthogonal_map has to be one of "matrix_exp", "cayley", '
+                         f'"householder". Got: {orthogonal_map}')
+    parametrize.register_parametrization(
+        module, name, _Orthogonal(weight, orthogonal_map,
+                                  use_trivialization=use_trivialization), unsafe=True)
     return module
