@@ -337,6 +337,11 @@ def test_embedding_bag_max_sends_each_gradient_to_one_winner():
     # column 0 between rows 2 and 1 goes to the first entry (row 2), column 1 to row 1
     assert torch.equal(weight.grad.data, torch.tensor([[0.0, 10.0], [1.0, 1000.0],
                                                        [100.0, 0.0]]))
+    reference = weight.data.clone().requires_grad_()  # torch picks the same winners
+    torch.nn.functional.embedding_bag(torch.tensor([[1, 1, 0], [2, 1, 2]]), reference,
+                                      mode="max").backward(torch.tensor([[1.0, 10.0],
+                                                                         [100.0, 1000.0]]))
+    assert torch.equal(weight.grad.data, reference.grad)
 
 
 def test_embedding_bag_from_pretrained_and_init():
