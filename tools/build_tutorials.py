@@ -10,6 +10,16 @@ diffs well in git:
     # %%
     x = 1 + 1        # a code cell runs until the next `# %%` line
 
+    # %%
+    # check
+    assert x == 2, "x should be 2"   # an exercise's check: first line `# check`
+    print("correct")
+
+A code cell whose first line is `# check` checks an exercise. It is stored with its source
+collapsed (`jupyter.source_hidden`: JupyterLab shows it as `...`; a click opens it), so
+the check's code, which is close to an answer, is not in sight while the learner works;
+its output, `correct` or what is wrong, shows as usual.
+
 This tool turns every script into a Jupyter notebook (nbformat 4), runs it top to bottom in
 a fresh kernel (nbclient; the kernel is this interpreter's `python3`, started in tutorials/
 so relative paths work) and writes the notebook with its outputs (plots included) next to
@@ -40,6 +50,7 @@ SOURCES = TUTORIALS / "src"
 CELL_TIMEOUT_S = 300          # seconds one cell may run before the build fails
 _MARKDOWN = "# %% [markdown]"
 _CODE = "# %%"
+CHECK_MARK = "# check"        # the first line of a code cell that checks an exercise
 
 
 def parse_percent_script(text: str) -> list[tuple[str, str]]:
@@ -82,10 +93,16 @@ def parse_percent_script(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def is_check_cell(cell) -> bool:
+    """True for the code cell that checks an exercise: its first line is `# check`."""
+    return cell.cell_type == "code" and cell.source.split("\n", 1)[0].strip() == CHECK_MARK
+
+
 def script_to_notebook(path: Path):
     """An unexecuted nbformat notebook made from the percent script at `path`.
 
     Cell ids are stable (`cell-0`, `cell-1`, ...) so a rebuild changes only what changed.
+    Check cells (first line `# check`) are marked collapsed.
     """
     import nbformat
 
@@ -94,6 +111,8 @@ def script_to_notebook(path: Path):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         cell = make(source)
         cell["id"] = f"cell-{i}"
+        if is_check_cell(cell):
+            cell.metadata["jupyter"] = {"source_hidden": True}
         nb.cells.append(cell)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}

@@ -70,8 +70,8 @@ def test_notebook_matches_source_and_has_outputs(path):
     tool = _build_tool()
     committed = nbformat.read(str(path), as_version=4)
     expected = tool.script_to_notebook(TUTORIALS / "src" / f"{path.stem}.py")
-    got = [(c.cell_type, c.source) for c in committed.cells]
-    want = [(c.cell_type, c.source) for c in expected.cells]
+    got = [(c.cell_type, c.source, c.metadata.get("jupyter")) for c in committed.cells]
+    want = [(c.cell_type, c.source, c.metadata.get("jupyter")) for c in expected.cells]
     assert got == want, f"{path.name} is out of date with src/{path.stem}.py: run " \
         f"`python tools/build_tutorials.py {path.stem[:2]}`"
     code = [c for c in committed.cells if c.cell_type == "code"]
@@ -87,6 +87,25 @@ def test_notebook_matches_source_and_has_outputs(path):
     size_kb = path.stat().st_size / 1024
     assert size_kb < MAX_KB, f"{path.name} is {size_kb:.0f} KB (limit {MAX_KB}); use " \
         "smaller figures or a lower dpi"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_two_or_three_exercises_whose_checks_say_correct(path):
+    """Issue 14: each notebook has two or three exercises, each followed by a check cell
+    (first line `# check`, stored collapsed) that prints "correct" in the committed run."""
+    import nbformat
+
+    tool = _build_tool()
+    checks = [c for c in nbformat.read(str(path), as_version=4).cells if tool.is_check_cell(c)]
+    assert 2 <= len(checks) <= 3, (
+        f"{path.name} has {len(checks)} exercise checks (code cells starting with "
+        f"{tool.CHECK_MARK!r}); the learning path asks for two or three")
+    for cell in checks:
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert "correct" in printed.split(), (
+            f"{path.name}: the check starting {cell.source[:60]!r} printed {printed!r}, "
+            "not 'correct', in the committed run: the worked answer above it is wrong")
+        assert cell.metadata.get("jupyter", {}).get("source_hidden"), path.name
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -152,6 +152,7 @@ class Swish(Function):
 
 
 # %%
+# check
 def check_swish():
     xs = hg.randn(6, 5, dtype=hg.float64) * 2
     try:
@@ -249,6 +250,7 @@ def count_functions(t):
 
 
 # %%
+# check
 def check_count():
     a = hg.randn(3, requires_grad=True)
     b = a * a
@@ -314,6 +316,7 @@ h.register_hook(lambda g: g.clamp(-0.1, 0.1))
 (h * hg.tensor([1.0, -2.0, 0.05, 3.0, -0.01])).sum().backward()
 
 # %%
+# check
 def check_clip_hook():
     expected = torch.tensor([0.1, -0.1, 0.05, 0.1, -0.01]) * 10
     if x.grad is None:

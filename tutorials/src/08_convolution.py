@@ -81,6 +81,7 @@ def out_side(H, k, P, S):
 
 
 # %%
+# check
 def check_out_side():
     g = torch.Generator().manual_seed(1)
     for _ in range(20):
@@ -285,6 +286,7 @@ def avgpool2x2_backward(g, x):
 
 
 # %%
+# check
 def check_avgpool():
     xs = torch.randn(2, 3, 6, 4)
     gs = torch.randn(2, 3, 3, 2)

@@ -182,6 +182,7 @@ def clip_grad_norm(parameters, max_norm):
 
 
 # %%
+# check
 def check_clip():
     cell = nn.RNN(4, 8)
     twin = nn.RNN(4, 8)
@@ -295,6 +296,7 @@ def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
 
 
 # %%
+# check
 def check_gru():
     cell = nn.GRUCell(4, 6)
     x, h = hg.randn(3, 4), hg.randn(3, 6)

@@ -153,6 +153,7 @@ def causal_mask(L):
 
 
 # %%
+# check
 def check_causal_mask():
     mask = causal_mask(L)
     if mask.dtype != torch.bool or tuple(mask.shape) != (L, L):
@@ -208,6 +209,7 @@ def merge_heads(x):
 
 
 # %%
+# check
 def multi_head_by_hand(module, x):
     C = x.shape[-1]
     qkv = x @ module.c_attn.weight.data.T + module.c_attn.bias.data     # (B, T, 3C)

@@ -127,6 +127,7 @@ def greedy_by_hand(src, max_new=20):
 
 
 # %%
+# check
 def check_greedy():
     model.eval()
     for sentence in data.splits.test.sources[:5]:
@@ -211,6 +212,7 @@ def chrf(hypothesis, reference, max_order=6, beta=2.0):
 
 
 # %%
+# check
 def check_chrf():
     for hypothesis, refs in zip(beam[:40], references[:40]):
         mine, theirs = chrf(hypothesis, refs[0]), sacrebleu.sentence_chrf(hypothesis, [refs[0]])
