@@ -1,8 +1,8 @@
 """Gradient clipping (nn.utils.clip_grad_norm_ and clip_grad_value_, as in torch): both
 change the parameters' .grad in place, between backward() and the optimizer step.
 
-Left out: weight/spectral norm reparametrisations, parameters_to_vector (and rnn
-packing, which is nn/utils/rnn.py).
+Left out: the foreach fast path (the argument is accepted and ignored). The other
+nn.utils helpers have files of their own (see nn/utils/__init__.py).
 """
 
 from __future__ import annotations
