@@ -19,9 +19,11 @@ from __future__ import annotations
 from handgrad import ops as F
 from handgrad._tensor import Tensor
 from handgrad.ops.linalg import NormSmallOrder, SingularValueNorm
+from handgrad.ops.matrix_functions import MatrixExp, Solve
 from handgrad.ops.reduce import wrap_dim
 
-__all__ = ["vector_norm", "matrix_norm", "norm", "vecdot", "matmul", "multi_dot", "diagonal"]
+__all__ = ["vector_norm", "matrix_norm", "norm", "vecdot", "matmul", "multi_dot", "diagonal",
+           "matrix_exp", "solve"]
 
 _INF = float("inf")
 
@@ -168,3 +170,24 @@ def multi_dot(tensors):
 def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
     """The diagonals of the matrices in the last two dims, as torch.linalg.diagonal."""
     return A.diagonal(offset, dim1, dim2)
+
+
+def matrix_exp(A):
+    """exp(A) of the square matrices in the last two dims, as torch.linalg.matrix_exp;
+    the backward is derived in handgrad/ops/matrix_functions.py."""
+    return MatrixExp.apply(A)
+
+
+def solve(A, B, *, left=True):
+    """X with A X = B (A square and invertible, B of shape (..., n, k) with A's batch
+    dims), as torch.linalg.solve; the backward is derived in
+    handgrad/ops/matrix_functions.py. A vector B, batch broadcasting and left=False are
+    refused: write B as a column (B[..., None]) and give A and B the same batch dims."""
+    if not left:
+        raise NotImplementedError("linalg.solve: left=False is not supported; solve "
+                                  "A^T X^T = B^T with left=True and transpose")
+    if B.ndim == A.ndim - 1:
+        raise RuntimeError(f"linalg.solve: B of shape {tuple(B.shape)} is a vector; "
+                           f"handgrad needs B as a column, B.unsqueeze(-1), of shape "
+                           f"{tuple(B.shape) + (1,)}")
+    return Solve.apply(A, B)

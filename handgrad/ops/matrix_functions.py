@@ -19,9 +19,8 @@ solve.  X = A^{-1} B (A square and invertible, B of shape (..., n, k)). From A X
       dB = A^{-T} g = solve(A^T, g),     dA = -dB X^T.
 
 Left out: broadcasting between A's and B's batch dims in solve (give them the same
-batch shape), vector right-hand sides, complex matrices, and these as public
-handgrad.linalg functions (they serve the parametrization; the linear-algebra family
-of handgrad.linalg is where they would go).
+batch shape), vector right-hand sides and complex matrices. Public as handgrad.linalg.matrix_exp and
+handgrad.linalg.solve (and torch.linalg.* of handgrad tensors reach them).
 """
 
 from __future__ import annotations

@@ -340,3 +340,27 @@ def test_tensordot_inner_multi_dot_through_torch_and_their_errors():
             call(torch, t.detach())
         with pytest.raises(RuntimeError):
             call(hg, h.detach())
+
+
+def test_linalg_matrix_exp_and_solve_match_torch():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 3, 3, dtype=torch.float64, generator=gen)
+    b = torch.randn(2, 3, 2, dtype=torch.float64, generator=gen)
+    g = torch.randn(2, 3, 3, dtype=torch.float64, generator=gen)
+    ha, hb = hg.tensor(a, requires_grad=True), hg.tensor(b, requires_grad=True)
+    ta, tb = a.clone().requires_grad_(), b.clone().requires_grad_()
+    out, ref = hg.linalg.matrix_exp(ha), torch.linalg.matrix_exp(ta)
+    assert torch.allclose(out.data, ref.detach(), atol=1e-12)
+    (out * hg.tensor(g)).sum().backward()
+    (ref * g).sum().backward()
+    assert torch.allclose(ha.grad.data, ta.grad, atol=1e-10)
+    ha.grad = None
+    ta.grad = None
+    x, ref = torch.linalg.solve(ha, hb), torch.linalg.solve(ta, tb)  # routed to handgrad
+    assert isinstance(x, hg.Tensor) and torch.allclose(x.data, ref.detach(), atol=1e-10)
+    x.sum().backward()
+    ref.sum().backward()
+    assert torch.allclose(ha.grad.data, ta.grad, atol=1e-9)
+    assert torch.allclose(hb.grad.data, tb.grad, atol=1e-9)
+    with pytest.raises(RuntimeError, match=r"linalg\.solve: B of shape \(2, 3\) is a vector"):
+        hg.linalg.solve(ha, hg.zeros(2, 3))
