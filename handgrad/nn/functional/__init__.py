@@ -15,6 +15,8 @@ and hand-derived backward side by side:
     sparse.py         embedding, embedding_bag
     upsampling.py     interpolate (nearest, linear, bilinear)
     pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
+    grid_sample.py    affine_grid (a matmul of a base grid), grid_sample (bilinear /
+                      trilinear and nearest, three padding modes; GridSample)
     conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
     conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
@@ -118,6 +120,7 @@ from handgrad.nn.functional.dropout import (
     dropout2d,
     feature_alpha_dropout,
 )
+from handgrad.nn.functional.grid_sample import GridSample, affine_grid, grid_sample
 from handgrad.nn.functional.hooks import BackwardHookGate, BackwardHookSlot, gather_gradients
 from handgrad.nn.functional.linear import Linear, bilinear, linear
 from handgrad.nn.functional.loss import (
@@ -244,4 +247,6 @@ __all__ = [
     # bilinear map, sub-pixel rearrangement
     "bilinear", "pixel_shuffle", "pixel_unshuffle", "embedding_bag", "EmbeddingBag",
     "alpha_dropout", "feature_alpha_dropout",
+    # spatial transformers
+    "affine_grid", "grid_sample", "GridSample",
 ]
