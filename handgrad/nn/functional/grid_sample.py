@@ -20,7 +20,9 @@ size n, a grid coordinate g becomes a source position (torch's rule):
 {0, 1} per axis, with weights prod over axes of (s - floor(s)) for b = 1 and
 (floor(s) + 1 - s) for b = 0; 'nearest' reads round(s) (half to even, as torch's
 nearbyint). A neighbour outside the image reads 0 (with 'zeros'; the other modes
-never leave it except by a weight of 0).
+never leave it except by a weight of 0). Non-finite coordinates: 'border' and
+'reflection' take NaN (and a reflected infinity) to 0, as torch; with 'zeros', nearest
+reads 0 and bilinear NaN (torch's 4-d CPU kernel; its 5-d kernel reads 0 there).
 
 Gather and scatter-add on the flattened spatial axis do all the work; no loop runs over
 pixels, only over the 2^d neighbours.
@@ -53,7 +55,7 @@ _DEFAULT_WARNING = ("Default grid_sample and affine_grid behavior has changed to
 def _clip(s, size):
     """clip(s, 0, n - 1) and its derivative: 1 strictly inside, 0 on and beyond the
     edges (torch counts the edges as outside for the gradient)."""
-    clipped = s.clamp(0, size - 1)
+    clipped = torch.where(s.isnan(), 0.0, s.clamp(0, size - 1))  # NaN -> 0, as torch
     return clipped, ((s > 0) & (s < size - 1)).to(s.dtype)
 
 
@@ -106,8 +108,9 @@ def _flat_index(indices, sizes):
     flat = torch.zeros_like(indices[0], dtype=torch.long)
     stride = 1
     for index, size in zip(indices, sizes):
-        inside &= (index >= 0) & (index <= size - 1)
-        flat += index.clamp(0, size - 1).long() * stride
+        within = (index >= 0) & (index <= size - 1)  # False for NaN and infinities
+        inside &= within
+        flat += torch.where(within, index, 0.0).long() * stride
         stride *= size
     return flat, inside
 
@@ -118,7 +121,7 @@ def _neighbours(x, grid, mode, padding_mode, align_corners):
     Indices and weights are (N, P) with P the number of sampled points."""
     dims = grid.shape[-1]
     sizes = list(reversed(x.shape[2:]))  # x first: W, H[, D]
-    points = grid.reshape(grid.shape[0], -1, dims)  # (N, P, dims)
+    points = grid.reshape(grid.shape[0], math.prod(grid.shape[1:-1]), dims)  # (N, P, dims)
     sources, derivatives = zip(*(_source(points[..., d], sizes[d], padding_mode,
                                          align_corners) for d in range(dims)))
     if mode == "nearest":
@@ -176,7 +179,7 @@ class GridSample(Function):
         ctx.options = (mode, padding_mode, align_corners)
         ctx.save_for_backward(x, grid)
         batch, channels = x.shape[:2]
-        flat_x = x.reshape(batch, channels, -1)
+        flat_x = x.reshape(batch, channels, math.prod(x.shape[2:]))
         corners, _ = _neighbours(x, grid, mode, padding_mode, align_corners)
         out = None
         for flat, weight, _ in corners:
@@ -191,8 +194,8 @@ class GridSample(Function):
         mode, padding_mode, align_corners = ctx.options
         corners, derivatives = _neighbours(x, grid, mode, padding_mode, align_corners)
         batch, channels = x.shape[:2]
-        g = g.reshape(batch, channels, -1)
-        flat_x = x.reshape(batch, channels, -1)
+        g = g.reshape(batch, channels, math.prod(grid.shape[1:-1]))
+        flat_x = x.reshape(batch, channels, math.prod(x.shape[2:]))
         dx = flat_x.new_zeros(flat_x.shape) if ctx.needs_input_grad[0] else None
         dims = grid.shape[-1]
         ds = [None] * dims
