@@ -14,8 +14,8 @@
     sparse.py         Embedding, EmbeddingBag
     upsampling.py     Upsample, UpsamplingNearest2d, UpsamplingBilinear2d
     pixelshuffle.py   PixelShuffle, PixelUnshuffle
-    conv.py           Conv1d, Conv2d (padding modes zeros, reflect, replicate, circular),
-                      ConvTranspose1d, ConvTranspose2d
+    conv.py           Conv1d, Conv2d, Conv3d (padding modes zeros, reflect, replicate,
+                      circular), ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
     pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
                       MaxUnpool1d/2d
     padding.py        ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d)
@@ -37,7 +37,7 @@
     parallel/         DistributedDataParallel; SyncBatchNorm (batch statistics over
                       every process of a group)
 
-Left out here: 3-d convolution and pooling; nested tensors and torch's inference fast
+Left out here: 3-d pooling; nested tensors and torch's inference fast
 paths for attention (the values are matched, see transformer.py).
 """
 
@@ -80,7 +80,14 @@ from handgrad.nn.container import (
     ParameterList,
     Sequential,
 )
-from handgrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from handgrad.nn.conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+)
 from handgrad.nn.distance import CosineSimilarity, PairwiseDistance
 from handgrad.nn.dropout import (
     AlphaDropout,
@@ -187,4 +194,5 @@ __all__ = [
     "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
     "ParameterList", "ParameterDict", "Bilinear", "PixelShuffle", "PixelUnshuffle",
     "EmbeddingBag", "AlphaDropout", "FeatureAlphaDropout",
+    "Conv3d", "ConvTranspose3d",
 ]

@@ -1,5 +1,5 @@
-"""Conv1d, Conv2d, ConvTranspose1d and ConvTranspose2d: the convolution layers, named,
-laid out and initialised as torch.nn's.
+"""Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d and ConvTranspose3d: the
+convolution layers, named, laid out and initialised as torch.nn's.
 
 A conv's weight is (out_channels, in_channels / groups, *kernel_size), a transposed
 conv's (in_channels, out_channels / groups, *kernel_size) (it is the adjoint of the conv
@@ -11,7 +11,7 @@ fused conv; 'reflect', 'replicate' and 'circular' pad first with F.pad, then run
 conv unpadded, as torch does. The transposed convs take only 'zeros' (as torch) and an
 `output_size=` in forward that picks the output_padding.
 
-Left out: Conv3d, ConvTranspose3d, LazyConv*.
+Left out: LazyConv*, LazyConvTranspose*.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from handgrad.nn import functional as F
 from handgrad.nn import init
 from handgrad.nn.module import Module, Parameter
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -145,8 +146,16 @@ class Conv2d(_ConvNd):
     functional = staticmethod(F.conv2d)
 
 
+class Conv3d(_ConvNd):
+    """3-D convolution over (N, C_in, D, H, W) or (C_in, D, H, W): one fused graph node
+    (the ConvNd of Conv2d over three spatial dims)."""
+
+    spatial_dims = 3
+    functional = staticmethod(F.conv3d)
+
+
 class _ConvTransposeNd(_ConvNd):
-    """What ConvTranspose1d and ConvTranspose2d share: torch's argument order (groups,
+    """What the transposed convs share: torch's argument order (groups,
     bias, then dilation), output_padding, padding_mode 'zeros' only, `output_size=`."""
 
     transposed = True
@@ -210,3 +219,11 @@ class ConvTranspose2d(_ConvTransposeNd):
 
     spatial_dims = 2
     functional = staticmethod(F.conv_transpose2d)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """3-D transposed convolution over (N, C_in, D, H, W) or (C_in, D, H, W): one fused
+    graph node."""
+
+    spatial_dims = 3
+    functional = staticmethod(F.conv_transpose3d)

@@ -17,8 +17,9 @@ and hand-derived backward side by side:
     pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
     grid_sample.py    affine_grid (a matmul of a base grid), grid_sample (bilinear /
                       trilinear and nearest, three padding modes; GridSample)
-    conv.py           conv1d, conv2d, unfold (im2col), fold (col2im)
-    conv_transpose.py conv_transpose1d, conv_transpose2d (the adjoint of conv)
+    conv.py           conv1d, conv2d, conv3d, unfold (im2col), fold (col2im)
+    conv_transpose.py conv_transpose1d, conv_transpose2d, conv_transpose3d (the adjoint
+                      of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
                       from slices, Pad and index_select; no Function of its own)
     pooling.py        max, average and adaptive pooling, 1-d and 2-d; max_unpool1d/2d
@@ -42,7 +43,7 @@ which activation.py gives PyTorch's functional spelling; the rarer ones are fuse
 Functions there (logsigmoid, hardtanh / relu6, hardswish, hardsigmoid, mish, glu,
 prelu, selu / celu, softsign, tanhshrink, threshold), with softmin and one_hot.
 
-Left out: 3-d convolution and pooling; torch's flash and memory-efficient attention
+Left out: 3-d pooling; torch's flash and memory-efficient attention
 kernels (scaled_dot_product_attention forms the whole (L, S) weight matrix) and nested
 tensors.
 """
@@ -94,11 +95,21 @@ from handgrad.nn.functional.attention import (
     ScaledDotProductAttention,
     scaled_dot_product_attention,
 )
-from handgrad.nn.functional.conv import ConvNd, Fold, Unfold, conv1d, conv2d, fold, unfold
+from handgrad.nn.functional.conv import (
+    ConvNd,
+    Fold,
+    Unfold,
+    conv1d,
+    conv2d,
+    conv3d,
+    fold,
+    unfold,
+)
 from handgrad.nn.functional.conv_transpose import (
     ConvTransposeNd,
     conv_transpose1d,
     conv_transpose2d,
+    conv_transpose3d,
 )
 from handgrad.nn.functional.ctc import CTCLoss, ctc_loss
 from handgrad.nn.functional.distance import (
@@ -214,6 +225,7 @@ __all__ = [
     # convolution
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
     "conv_transpose1d", "conv_transpose2d", "ConvTransposeNd", "pad",
+    "conv3d", "conv_transpose3d",
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",

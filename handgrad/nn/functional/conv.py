@@ -1,14 +1,15 @@
 """Convolution as matmuls over strided views: `unfold` (im2col), `fold` (col2im, its
-adjoint), and `conv1d` / `conv2d`, each one fused graph node with a hand-derived
-backward. conv runs in one of four layouts of the same products, picked per call by
+adjoint), and `conv1d` / `conv2d` / `conv3d`, each one fused graph node with a
+hand-derived backward. conv runs in one of four layouts of the same products, picked per call by
 conv_strategy() (ConvNd's docstring): im2col per image ("columns"), im2col with images
 side by side per group ("grouped"), im2col with the batch innermost ("batch_inner"), or
 no columns at all, one matmul per kernel offset on shifted views of the padded input
 ("shift"). On CPU the column buffers are reused between calls (see _buffer).
 
-The shared geometry (N spatial dims, N = 1 or 2 here): a kernel of size k with dilation
-d and stride s over a padded length P = S + lo + hi gives out = (P - d (k - 1) - 1) // s + 1
-positions; position o of kernel offset i reads padded index o s + i d.
+The shared geometry (N spatial dims: 1, 2 or 3 for conv, 2 for unfold / fold): a kernel
+of size k with dilation d and stride s over a padded length P = S + lo + hi gives
+out = (P - d (k - 1) - 1) // s + 1 positions; position o of kernel offset i reads padded
+index o s + i d.
 
     im2col  (N, C, *S) -> (N, C, *k, *out)   a strided view of the padded input
                                               (Tensor.as_strided), no copy until reshape
@@ -18,8 +19,16 @@ positions; position o of kernel offset i reads padded index o s + i d.
 col2im is im2col's adjoint (<im2col(x), c> = <x, col2im(c)>), so each one's backward is
 the other, and conv's input gradient is col2im of W^T g.
 
-Left out: conv3d, conv_transpose*, padding modes other than zeros in the functional form
-(nn.Conv1d / nn.Conv2d pad with reflect / replicate / circular before calling these).
+conv3d is the same ConvNd node: each of its layouts is written over any number of
+spatial dims (the geometry is zipped per dim, im2col / col2im loop over kernel offsets,
+"shift"'s flat shifts sum over dims), so a volume takes whichever layout conv_strategy()
+picks by the same rules. The thresholds were timed on 2-d images; for volumes "shift"
+is picked less often, as the padded grid's waste grows with each dim (a 3x3x3 kernel
+padded by 1 needs a volume of 14^3 or more to stay under 1.5).
+
+Left out: conv_transpose* (conv_transpose.py), padding modes other than zeros in the
+functional form (the nn.Conv* modules pad with reflect / replicate / circular before
+calling these), unfold / fold of volumes (torch has none).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import torch
 
 from handgrad.autograd import Function, HandgradError
 
-__all__ = ["Unfold", "Fold", "ConvNd", "unfold", "fold", "conv1d", "conv2d"]
+__all__ = ["Unfold", "Fold", "ConvNd", "unfold", "fold", "conv1d", "conv2d", "conv3d"]
 
 
 # ======================================================== geometry on raw torch tensors
@@ -145,7 +154,7 @@ class Fold(Function):
 
 
 class ConvNd(Function):
-    """out = W * x + b (cross-correlation, as torch), for 1 or 2 spatial dims, groups G;
+    """out = W * x + b (cross-correlation, as torch), for 1, 2 or 3 spatial dims, groups G;
     K = prod(kernel), L = prod(out), g = d loss / d out. Four layouts of the same
     products, chosen by conv_strategy():
 
@@ -610,15 +619,17 @@ def _conv_pads(op, padding, kernel, dilation, stride, n):
     return tuple((p, p) for p in padding)
 
 
+_SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
 def _conv(op, n, input, weight, bias, stride, padding, dilation, groups):
-    """The checks of conv1d / conv2d (and of nn.Conv1d / nn.Conv2d, whose forward is
-    this call), then one ConvNd node."""
+    """The checks of conv1d / conv2d / conv3d (and of the nn.Conv* modules, whose
+    forward is this call), then one ConvNd node."""
     if input.ndim not in (n + 1, n + 2):
         raise HandgradError(
             f"{op}: Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, but "
             f"got input of size: {_shape(input)} (weight of size {_shape(weight)}); pass "
-            f"(N, C, {'H, W' if n == 2 else 'L'}) or one unbatched (C, "
-            f"{'H, W' if n == 2 else 'L'})")
+            f"(N, C, {_SPATIAL_NAMES[n]}) or one unbatched (C, {_SPATIAL_NAMES[n]})")
     if weight.ndim != n + 2:
         raise HandgradError(
             f"{op}: expected a {n + 2}-D weight (out_channels, in_channels / groups, "
@@ -676,3 +687,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """PyTorch's nn.functional.conv2d on (N, C, H, W) or unbatched (C, H, W): one fused
     node."""
     return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's nn.functional.conv3d on (N, C, D, H, W) or unbatched (C, D, H, W): one
+    fused node (the ConvNd of conv2d, over three spatial dims; module docstring)."""
+    return _conv("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)

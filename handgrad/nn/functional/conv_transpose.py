@@ -1,5 +1,6 @@
-"""Transposed convolution: `conv_transpose1d` / `conv_transpose2d`, one fused graph node
-(`ConvTransposeNd`) with a hand-derived backward.
+"""Transposed convolution: `conv_transpose1d` / `conv_transpose2d` / `conv_transpose3d`,
+one fused graph node (`ConvTransposeNd`, written over any number of spatial dims) with a
+hand-derived backward.
 
 A transposed convolution is the adjoint of a convolution. Take the conv that maps an
 image y of the *output's* size (N, C_out, *S_out) to one of the *input's* size
@@ -20,7 +21,7 @@ get zeros); torch accepts it below max(stride, dilation).
 im2col / col2im are conv.py's (`_im2col` with the input's size as `out`, `_col2im`),
 with the symmetric padding as (p, p) pairs.
 
-Left out: conv_transpose3d, padding strings ('same' / 'valid': torch has none for the
+Left out: padding strings ('same' / 'valid': torch has none for the
 transposed conv either), padding modes other than zeros (torch's ConvTranspose has none).
 """
 
@@ -34,12 +35,12 @@ from handgrad.autograd import Function, HandgradError
 from handgrad.nn.functional.conv import _col2im, _im2col
 from handgrad.nn.functional.conv import _tuple as _conv_tuple
 
-__all__ = ["ConvTransposeNd", "conv_transpose1d", "conv_transpose2d"]
+__all__ = ["ConvTransposeNd", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 
 # ============================================================== the fused Function
 class ConvTransposeNd(Function):
-    """out = conv_transpose(x, W) + b for 1 or 2 spatial dims, groups G, with W of shape
+    """out = conv_transpose(x, W) + b for 1, 2 or 3 spatial dims, groups G, with W of shape
     (C_in, C_out / G, *k).
 
     Lay x out as X (G, Cg_in, N L) (L = prod(S_in): every image side by side), W as
@@ -137,7 +138,7 @@ def output_size(input_size, kernel, stride, padding, output_padding, dilation):
 
 def _conv_transpose(op, n, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
-    """The checks of conv_transpose1d / 2d (and of the modules, whose forward is this
+    """The checks of conv_transpose1d / 2d / 3d (and of the modules, whose forward is this
     call), then one ConvTransposeNd node."""
     if input.ndim not in (n + 1, n + 2):
         raise HandgradError(
@@ -215,4 +216,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """PyTorch's nn.functional.conv_transpose2d on (N, C_in, H, W) or unbatched
     (C_in, H, W), weight (C_in, C_out / groups, kh, kw): one fused node."""
     return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    """PyTorch's nn.functional.conv_transpose3d on (N, C_in, D, H, W) or unbatched
+    (C_in, D, H, W), weight (C_in, C_out / groups, kd, kh, kw): one fused node."""
+    return _conv_transpose("conv_transpose3d", 3, input, weight, bias, stride, padding,
                            output_padding, groups, dilation)

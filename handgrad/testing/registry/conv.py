@@ -1,7 +1,7 @@
 """Registry entries for the convolution family of handgrad.nn.functional: conv1d, conv2d,
-unfold (im2col) and fold (col2im), over a grid of stride / padding (ints, tuples,
+conv3d, unfold (im2col) and fold (col2im), over a grid of stride / padding (ints, tuples,
 'same' with an even kernel, 'valid') / dilation / groups (depthwise included) and
-unbatched inputs.
+unbatched inputs, with each layout of conv_strategy reached in 1, 2 and 3 dims.
 
 Each entry calls the public functional API with torch.nn.functional as the reference.
 The composed references never build columns the fused way:
@@ -177,8 +177,27 @@ CONV1D = [
      {"padding": 1}),
     ("conv1d_batchinner", [((8, 3, 7), (4, 3, 3), (4,))], {"stride": 2, "padding": 1}),
 ]
+# volumes kept small: float64 finite differences perturb every element of x and W
+CONV3D = [
+    ("conv3d", [((2, 2, 3, 4, 3), (3, 2, 2, 2, 2), (3,)), ((2, 4, 3, 3), (2, 2, 2, 1, 2), (2,))],
+     {}),
+    ("conv3d_stride_padding_dilation", [((1, 2, 5, 6, 5), (3, 2, 3, 2, 2), (3,))],
+     {"stride": (2, 1, 2), "padding": (1, 0, 1), "dilation": (1, 2, 1)}),
+    ("conv3d_groups", [((2, 4, 3, 4, 3), (4, 2, 2, 2, 2), (4,))], {"groups": 2, "padding": 1}),
+    ("conv3d_depthwise_same_even_kernel", [((1, 3, 4, 3, 4), (3, 1, 2, 3, 2), (3,))],
+     {"groups": 3, "padding": "same", "dilation": (1, 1, 2)}),
+    ("conv3d_valid_unbatched", [((2, 3, 4, 3), (2, 2, 3, 2, 2), (2,))], {"padding": "valid"}),
+    # the layouts of conv_strategy for volumes: 256+ output positions per image run
+    # "columns", and "shift" with stride 1, 16+ input channels and a grid that wastes
+    # under half (here a (2, 1, 1) kernel, unpadded: 320 grid positions for 256 outputs)
+    ("conv3d_columns", [((1, 2, 8, 8, 4), (2, 2, 3, 3, 3), (2,))], {"padding": 1}),
+    ("conv3d_shift", [((1, 16, 5, 8, 8), (2, 16, 2, 1, 1), (2,))], {}),
+    ("conv3d_batchinner", [((8, 2, 3, 3, 3), (3, 2, 2, 2, 2), (3,))],
+     {"padding": (1, 0, 0), "stride": (1, 1, 2)}),
+]
 for functional, reference, entries in [(HF.conv2d, TF.conv2d, CONV2D),
-                                       (HF.conv1d, TF.conv1d, CONV1D)]:
+                                       (HF.conv1d, TF.conv1d, CONV1D),
+                                       (HF.conv3d, TF.conv3d, CONV3D)]:
     for name, shapes, options in entries:
         register(
             name,
@@ -194,6 +213,14 @@ register(
     ref=lambda x, w: TF.conv2d(x, w, stride=(1, 2), padding=1),
     composed=lambda x, w: _composed_conv(x, w, stride=(1, 2), padding=1),
     shapes=[((2, 3, 4, 5), (2, 3, 3, 3))],
+    covers=(HF.ConvNd,),
+)
+register(
+    "conv3d_no_bias",
+    fn=lambda x, w: HF.conv3d(x, w, stride=(1, 2, 1), padding=(0, 1, 1)),
+    ref=lambda x, w: TF.conv3d(x, w, stride=(1, 2, 1), padding=(0, 1, 1)),
+    composed=lambda x, w: _composed_conv(x, w, stride=(1, 2, 1), padding=(0, 1, 1)),
+    shapes=[((2, 2, 3, 4, 3), (2, 2, 2, 3, 2))],
     covers=(HF.ConvNd,),
 )
 register(

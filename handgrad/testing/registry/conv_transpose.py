@@ -1,7 +1,7 @@
 """Registry entries for the transposed convolution of handgrad.nn.functional:
-conv_transpose1d and conv_transpose2d over a grid of stride / padding / output_padding
-(below the stride, and below the dilation with stride 1) / dilation / groups, with and
-without bias, batched and unbatched.
+conv_transpose1d, conv_transpose2d and conv_transpose3d over a grid of stride / padding /
+output_padding (below the stride, and below the dilation with stride 1) / dilation /
+groups, with and without bias, batched and unbatched.
 
 Each entry calls the public functional API with torch.nn.functional as the reference.
 The composed reference is the textbook picture, never columns and col2im: insert
@@ -98,10 +98,20 @@ CONV_TRANSPOSE1D = [
     ("conv_transpose1d_stride_padding_dilation_groups", [((2, 4, 5), (4, 1, 3), (2,))],
      {"stride": 3, "padding": 2, "output_padding": 1, "dilation": 2, "groups": 2}),
 ]
+CONV_TRANSPOSE3D = [  # small volumes: finite differences perturb every element
+    ("conv_transpose3d", [((2, 2, 2, 3, 2), (2, 3, 2, 2, 2), (3,)),
+                          ((2, 2, 2, 2), (2, 2, 1, 2, 2), (2,))], {}),
+    ("conv_transpose3d_stride_padding_output_padding_dilation_groups",
+     [((1, 4, 2, 3, 2), (4, 1, 3, 2, 2), (2,))],
+     {"stride": (2, 1, 2), "padding": (1, 0, 1), "output_padding": (1, 0, 0),
+      "dilation": (1, 2, 1), "groups": 2}),
+]
 for functional, reference, entries in [(HF.conv_transpose2d, TF.conv_transpose2d,
                                         CONV_TRANSPOSE2D),
                                        (HF.conv_transpose1d, TF.conv_transpose1d,
-                                        CONV_TRANSPOSE1D)]:
+                                        CONV_TRANSPOSE1D),
+                                       (HF.conv_transpose3d, TF.conv_transpose3d,
+                                        CONV_TRANSPOSE3D)]:
     for name, shapes, options in entries:
         register(
             name,
