@@ -1,5 +1,6 @@
 """F.grid_sample and F.affine_grid against torch: every mode x padding_mode x
-align_corners combination on 4-d and 5-d input, float32 and float64, contiguous and
+align_corners combination on 4-d (bilinear, nearest, bicubic) and 5-d input (trilinear,
+nearest), float32 and float64, contiguous and
 strided (channels-last input, a transposed grid view), the output and the gradients to
 input and grid for a random upstream; points on the kinks (exact pixel centres, the
 edges, the nearest mode's half-way points), non-finite coordinates, empty batches;
@@ -25,8 +26,9 @@ import handgrad.nn.functional as F
 from handgrad.autograd import HandgradError
 from tests.torch_compare import assert_close
 
-COMBOS = list(itertools.product(("bilinear", "nearest"), ("zeros", "border", "reflection"),
-                                (False, True)))
+PADDINGS = ("zeros", "border", "reflection")
+COMBOS = list(itertools.product(("bilinear", "nearest", "bicubic"), PADDINGS, (False, True)))
+COMBOS_5D = list(itertools.product(("bilinear", "nearest"), PADDINGS, (False, True)))
 
 
 def _draw(*shape, low=None, high=None, seed=0, dtype=torch.float64):
@@ -69,7 +71,7 @@ def test_grid_sample_4d_matches_torch(mode, padding_mode, align_corners, strided
                    align_corners=align_corners)
 
 
-@pytest.mark.parametrize("mode,padding_mode,align_corners", COMBOS)
+@pytest.mark.parametrize("mode,padding_mode,align_corners", COMBOS_5D)
 def test_grid_sample_5d_matches_torch(mode, padding_mode, align_corners, dtype):
     x = _draw(2, 2, 3, 4, 3)
     grid = _draw(2, 2, 2, 3, 3, low=-2.2, high=2.2, seed=3)
@@ -104,10 +106,11 @@ def test_grid_sample_nearest_grid_gradient_is_zeros():
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
-@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest", "bicubic"])
 def test_grid_sample_non_finite_coordinates_as_torch(mode, padding_mode):
     """NaN and infinite coordinates: 'border' and 'reflection' read the first pixel
-    (torch's clip), 'zeros' reads 0 (nearest) or NaN (bilinear), as torch on 4-d input."""
+    (torch's clip), 'zeros' reads 0 (nearest) or NaN (bilinear); bicubic reads NaN, as
+    torch on 4-d input."""
     x = torch.arange(1.0, 10.0, dtype=torch.float64).reshape(1, 1, 3, 3)
     nan, inf = float("nan"), float("inf")
     grid = torch.tensor([[[[nan, 0.2], [inf, 0.1], [-inf, 0.1], [0.3, nan], [1e30, 0.2]]]],
@@ -170,14 +173,12 @@ def test_grid_sample_errors_as_torch(x_shape, grid_shape, options, error, messag
         TF.grid_sample(x, grid, **options)  # torch refuses the same call
 
 
-def test_grid_sample_refuses_mixed_dtypes_and_bicubic():
+def test_grid_sample_refuses_mixed_dtypes():
     x, grid = torch.zeros(X4), torch.zeros(G4)
     with pytest.raises(HandgradError, match="same floating point dtype"):
         F.grid_sample(hg.Tensor(x), hg.Tensor(grid.double()), align_corners=False)
     with pytest.raises(RuntimeError):
         TF.grid_sample(x, grid.double(), align_corners=False)
-    with pytest.raises(NotImplementedError, match="'bicubic' is not implemented"):
-        F.grid_sample(hg.Tensor(x), hg.Tensor(grid), mode="bicubic", align_corners=False)
 
 
 # ======================================================================= affine_grid

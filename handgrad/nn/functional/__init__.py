@@ -16,7 +16,7 @@ and hand-derived backward side by side:
     upsampling.py     interpolate (nearest, linear, bilinear)
     pixelshuffle.py   pixel_shuffle, pixel_unshuffle (reshape and permute)
     grid_sample.py    affine_grid (a matmul of a base grid), grid_sample (bilinear /
-                      trilinear and nearest, three padding modes; GridSample)
+                      trilinear, nearest, bicubic; three padding modes; GridSample)
     conv.py           conv1d, conv2d, conv3d, unfold (im2col), fold (col2im)
     conv_transpose.py conv_transpose1d, conv_transpose2d, conv_transpose3d (the adjoint
                       of conv)

@@ -19,20 +19,23 @@ size n, a grid coordinate g becomes a source position (torch's rule):
 'bilinear' (trilinear for 5-d input) reads the 2^d neighbours i = floor(s) + b, b in
 {0, 1} per axis, with weights prod over axes of (s - floor(s)) for b = 1 and
 (floor(s) + 1 - s) for b = 0; 'nearest' reads round(s) (half to even, as torch's
-nearbyint). A neighbour outside the image reads 0 (with 'zeros'; the other modes
-never leave it except by a weight of 0). Non-finite coordinates: 'border' and
+nearbyint); 'bicubic' (4-d input only) reads the 4 x 4 taps floor(s) - 1 + k, k = 0..3,
+with torch's cubic-convolution weights (A = -0.75) of t = s - floor(s), and, as torch,
+applies 'border' or 'reflection' to each tap's integer position rather than to s. A
+neighbour outside the image reads 0 (with 'zeros'; the other modes never leave it
+except by a weight of 0). Non-finite coordinates: 'border' and
 'reflection' take NaN (and a reflected infinity) to 0, as torch; with 'zeros', nearest
 reads 0 and bilinear NaN (torch's 4-d CPU kernel; its 5-d kernel reads 0 there).
 
 Gather and scatter-add on the flattened spatial axis do all the work; no loop runs over
-pixels, only over the 2^d neighbours.
+pixels, only over the 2^d neighbours (16 taps for bicubic).
 
-Left out: mode='bicubic' (refused with NotImplementedError); the modules (torch has
-none for these).
+Left out: the modules (torch has none for these).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -88,7 +91,13 @@ def _source(g, size, padding_mode, align_corners):
     else:
         scale = size / 2
         s = (g + 1) * scale - 0.5
-    derivative = torch.full_like(g, scale)
+    s, derivative = _source_padding(s, size, padding_mode, align_corners)
+    return s, derivative * scale
+
+
+def _source_padding(s, size, padding_mode, align_corners):
+    """(s after 'border' or 'reflection', its derivative); 'zeros' leaves s alone."""
+    derivative = torch.ones_like(s)
     if padding_mode == "reflection":
         if align_corners:
             s, d = _reflect(s, 0, 2 * (size - 1))
@@ -127,6 +136,8 @@ def _neighbours(x, grid, mode, padding_mode, align_corners):
     if mode == "nearest":
         flat, inside = _flat_index([s.round() for s in sources], sizes)
         return [(flat, inside.to(x.dtype), None)], derivatives
+    if mode == "bicubic":
+        return _bicubic_taps(x, points, sizes, padding_mode, align_corners)
     floors = [s.floor() for s in sources]
     # weights of the low (b = 0) and high (b = 1) neighbour along each axis
     low = [f + 1 - s for f, s in zip(floors, sources)]
@@ -146,6 +157,61 @@ def _neighbours(x, grid, mode, padding_mode, align_corners):
             slopes.append(slope if b else -slope)
         corners.append((flat, weight, slopes))
     return corners, derivatives
+
+
+A_CUBIC = -0.75  # torch's cubic convolution constant
+
+
+def _cubic_weights(t):
+    """The four cubic-convolution weights of taps at offsets -1, 0, 1, 2 from floor(s),
+    t = s - floor(s), and their derivatives d/dt:
+        k1(u) = ((A + 2) u - (A + 3)) u^2 + 1      for |u| <= 1,
+        k2(u) = ((A u - 5 A) u + 8 A) u - 4 A      for 1 < |u| < 2,
+    weights k2(t + 1), k1(t), k1(1 - t), k2(2 - t); with k1'(u) = 3 (A + 2) u^2 -
+    2 (A + 3) u and k2'(u) = 3 A u^2 - 10 A u + 8 A, the derivatives are k2'(t + 1),
+    k1'(t), -k1'(1 - t), -k2'(2 - t)."""
+    a = A_CUBIC
+
+    def k1(u):
+        return ((a + 2) * u - (a + 3)) * u * u + 1
+
+    def k2(u):
+        return ((a * u - 5 * a) * u + 8 * a) * u - 4 * a
+
+    def dk1(u):
+        return (3 * (a + 2) * u - 2 * (a + 3)) * u
+
+    def dk2(u):
+        return (3 * a * u - 10 * a) * u + 8 * a
+
+    weights = [k2(t + 1), k1(t), k1(1 - t), k2(2 - t)]
+    slopes = [dk2(t + 1), dk1(t), -dk1(1 - t), -dk2(2 - t)]
+    return weights, slopes
+
+
+def _bicubic_taps(x, points, sizes, padding_mode, align_corners):
+    """Bicubic (4-d input only): 16 taps floor(s) - 1 + (0..3) per axis around the
+    unnormalised (not yet padded) position s; as torch, the padding mode acts on each
+    tap's integer position (clipped or reflected; outside reads 0 with 'zeros'), so
+    ds/dg is the unnormalisation's scale alone."""
+    sources, derivatives = zip(*(_source(points[..., d], sizes[d], "zeros", align_corners)
+                                 for d in range(2)))
+    floors = [s.floor() for s in sources]
+    tables = [_cubic_weights(s - f) for s, f in zip(sources, floors)]
+    taps = []
+    for j, i in itertools.product(range(4), range(4)):  # j along y, i along x
+        positions = []
+        for d, k in enumerate((i, j)):
+            position = floors[d] - 1 + k
+            if padding_mode != "zeros":
+                position, _ = _source_padding(position, sizes[d], padding_mode, align_corners)
+            positions.append(position)
+        flat, inside = _flat_index(positions, sizes)
+        mask = inside.to(x.dtype)
+        (wx, sx), (wy, sy) = ((tables[0][0][i], tables[0][1][i]),
+                              (tables[1][0][j], tables[1][1][j]))
+        taps.append((flat, wx * wy * mask, [sx * wy * mask, wx * sy * mask]))
+    return taps, derivatives
 
 
 class GridSample(Function):
@@ -170,6 +236,10 @@ class GridSample(Function):
         nothing to either gradient.
       * 'nearest': the output is piecewise constant in g, so dL/dg = 0; dx as above with
         weight 1 at round(s).
+      * 'bicubic': w_k = c_i(t_x) c_j(t_y) for tap (i, j), t = s - floor(s), so
+            dL/ds_x = sum_k c_i'(t_x) c_j(t_y) sum_c G x[i_k]   (and alike for y),
+        c' from _cubic_weights; the padding acts on the taps' integer positions, which
+        are piecewise constant in g, so ds/dg is the unnormalisation's scale alone.
     """
 
     name = "grid_sample"
@@ -222,9 +292,9 @@ class GridSample(Function):
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """PyTorch's nn.functional.grid_sample for 4-d input (N, C, H, W) with a grid
     (N, Ho, Wo, 2), and 5-d input (N, C, D, H, W) with a grid (N, Do, Ho, Wo, 3):
-    mode 'bilinear' (trilinear on 5-d) or 'nearest'; padding_mode 'zeros', 'border' or
-    'reflection'; align_corners None (warns as torch, then False), False or True.
-    Output (N, C, Ho, Wo) or (N, C, Do, Ho, Wo)."""
+    mode 'bilinear' (trilinear on 5-d), 'nearest' or 'bicubic' (4-d); padding_mode
+    'zeros', 'border' or 'reflection'; align_corners None (warns as torch, then False),
+    False or True. Output (N, C, Ho, Wo) or (N, C, Do, Ho, Wo)."""
     if mode not in MODES:
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', "
                          f"'nearest' or 'bicubic', but got: '{mode}'")
@@ -259,11 +329,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             raise HandgradError(f"grid_sampler(): expected input to have non-empty spatial "
                                 f"dimensions, but input has sizes {list(input.shape)} with "
                                 f"dimension {dim} being empty")
-    if mode == "bicubic":
-        if spatial != 2:
-            raise HandgradError("grid_sampler(): bicubic interpolation only supports 4D input")
-        raise NotImplementedError("grid_sample: mode 'bicubic' is not implemented in handgrad "
-                                  "(it has 'bilinear' and 'nearest')")
+    if mode == "bicubic" and spatial != 2:
+        raise HandgradError("grid_sampler(): bicubic interpolation only supports 4D input")
     return GridSample.apply(input, grid, mode, padding_mode, bool(align_corners))
 
 

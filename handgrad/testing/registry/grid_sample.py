@@ -1,6 +1,6 @@
 """Registry entries for the spatial transformer functions
 (handgrad/nn/functional/grid_sample.py): grid_sample in every mode x padding_mode x
-align_corners combination on 4-d input (bilinear and nearest), trilinear and nearest on
+align_corners combination on 4-d input (bilinear, nearest, bicubic), trilinear and nearest on
 5-d input, a one-pixel-wide axis, and affine_grid (2-d and 3-d) with torch.nn.functional
 as the reference.
 
@@ -13,7 +13,9 @@ The composed reference writes grid_sample with handgrad primitives: the source p
 from the grid by + and *, reflection by abs, a floor taken as a constant, and where,
 border clipping by clamp; the neighbours' bilinear weights (s - floor(s)) and
 (floor(s) + 1 - s) multiplied, and the input read with gather on its flattened spatial
-axes, out-of-bounds neighbours masked to 0. Its gradients are those primitives', so
+axes, out-of-bounds neighbours masked to 0; bicubic with torch's cubic-convolution
+polynomials of s - floor(s) over 4 x 4 taps, the padding applied to the taps' integer
+positions. Its gradients are those primitives', so
 they prove GridSample's hand-derived backward to the input and to the grid.
 
 affine_grid has no Function of its own (a constant base grid times theta^T, a Matmul);
@@ -57,6 +59,34 @@ def _composed_source(g, size, padding_mode, align_corners):
     return s
 
 
+def _cubic(t):
+    """torch's cubic-convolution weights (A = -0.75) of taps -1, 0, 1, 2 at t in [0, 1)."""
+    a = -0.75
+
+    def near(u):  # |u| <= 1
+        return ((u * (a + 2)) - (a + 3)) * u * u + 1
+
+    def far(u):  # 1 < |u| < 2
+        return ((u * a - 5 * a) * u + 8 * a) * u - 4 * a
+
+    return [far(t + 1), near(t), near(t * -1.0 + 1), far(t * -1.0 + 2)]
+
+
+def _padded_tap(position, size, padding_mode, align_corners):
+    """A bicubic tap's integer position (a torch tensor) after 'border' / 'reflection'."""
+    if padding_mode == "reflection":
+        low, span = (0.0, size - 1.0) if align_corners else (-0.5, float(size))
+        if span == 0:
+            return torch.zeros_like(position)
+        distance = (position - low).abs()
+        flips = (distance / span).floor()
+        extra = distance - flips * span
+        position = torch.where(flips.remainder(2) == 0, extra + low, span - extra + low)
+    if padding_mode in ("border", "reflection"):
+        position = position.clamp(0, size - 1)
+    return position
+
+
 def _composed_grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
                           align_corners=False):
     """sum over neighbours of weight * x read with gather (module docstring)."""
@@ -82,6 +112,18 @@ def _composed_grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
     if mode == "nearest":
         values, inside = read([s.data.round() for s in sources])
         out = values * inside
+    elif mode == "bicubic":  # sources unpadded; the padding acts on the taps
+        sources = [_composed_source(points[:, :, d], sizes[d], "zeros", align_corners)
+                   for d in range(dims)]
+        floors = [s.floor().detach() for s in sources]
+        weights = [_cubic(s - f) for s, f in zip(sources, floors)]
+        out = None
+        for j, i in itertools.product(range(4), range(4)):
+            taps = [_padded_tap(f.data - 1 + k, n, padding_mode, align_corners)
+                    for f, k, n in zip(floors, (i, j), sizes)]
+            values, inside = read(taps)
+            part = values * inside * (weights[0][i] * weights[1][j]).unsqueeze(1)
+            out = part if out is None else out + part
     else:
         floors = [s.floor().detach() for s in sources]
         out = None
@@ -99,7 +141,7 @@ def _composed_grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
 SHAPES_2D = [((2, 3, 4, 5), (2, 3, 4, 2)), ((1, 2, 3, 3), (1, 2, 5, 2))]
 SHAPES_3D = [((2, 2, 3, 4, 3), (2, 2, 3, 2, 3))]
 for mode, padding_mode, align_corners in itertools.product(
-        ("bilinear", "nearest"), ("zeros", "border", "reflection"), (False, True)):
+        ("bilinear", "nearest", "bicubic"), ("zeros", "border", "reflection"), (False, True)):
     options = {"mode": mode, "padding_mode": padding_mode, "align_corners": align_corners}
     reach = 2.6 if padding_mode == "reflection" else 1.3
     register(
