@@ -16,7 +16,7 @@
     pixelshuffle.py   PixelShuffle, PixelUnshuffle
     conv.py           Conv1d, Conv2d, Conv3d (padding modes zeros, reflect, replicate,
                       circular), ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-    pooling.py        MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
+    pooling.py        MaxPool1d/2d/3d, AvgPool1d/2d/3d, AdaptiveAvgPool1d/2d, AdaptiveMaxPool2d,
                       MaxUnpool1d/2d
     padding.py        ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad (1d/2d)
     loss.py           MSELoss, L1Loss, SmoothL1Loss, HuberLoss, NLLLoss, CrossEntropyLoss,
@@ -37,7 +37,7 @@
     parallel/         DistributedDataParallel; SyncBatchNorm (batch statistics over
                       every process of a group)
 
-Left out here: 3-d pooling; nested tensors and torch's inference fast
+Left out here: adaptive pooling of volumes; nested tensors and torch's inference fast
 paths for attention (the values are matched, see transformer.py).
 """
 
@@ -150,8 +150,10 @@ from handgrad.nn.pooling import (
     AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
     MaxUnpool1d,
     MaxUnpool2d,
 )
@@ -194,5 +196,5 @@ __all__ = [
     "MultiMarginLoss", "MultiLabelSoftMarginLoss", "CTCLoss",
     "ParameterList", "ParameterDict", "Bilinear", "PixelShuffle", "PixelUnshuffle",
     "EmbeddingBag", "AlphaDropout", "FeatureAlphaDropout",
-    "Conv3d", "ConvTranspose3d",
+    "Conv3d", "ConvTranspose3d", "MaxPool3d", "AvgPool3d",
 ]

@@ -1,10 +1,11 @@
 """Pooling layers, named, argued and printed as torch.nn's: MaxPool1d, MaxPool2d,
-AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
-MaxUnpool1d, MaxUnpool2d. They hold
+MaxPool3d, AvgPool1d, AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d,
+AdaptiveMaxPool2d, MaxUnpool1d, MaxUnpool2d. They hold
 no parameters; each forward is the functional form (handgrad/nn/functional/pooling.py),
 which holds the checks.
 
-Left out: 3-d pooling, LPPool, FractionalMaxPool, AdaptiveMaxPool1d, MaxUnpool3d.
+Left out: adaptive pooling of volumes (AdaptiveAvgPool3d, AdaptiveMaxPool3d), LPPool,
+FractionalMaxPool, AdaptiveMaxPool1d, MaxUnpool3d.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from handgrad.nn import functional as F
 from handgrad.nn.module import Module
 
-__all__ = ["MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-           "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool1d", "MaxUnpool2d"]
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool1d",
+           "MaxUnpool2d"]
 
 
 def _single(value) -> tuple[int, ...]:
@@ -54,6 +56,12 @@ class MaxPool2d(_MaxPoolNd):
     functional = staticmethod(F.max_pool2d)
 
 
+class MaxPool3d(_MaxPoolNd):
+    """The max of each window of (N, C, D, H, W) or (C, D, H, W) input."""
+
+    functional = staticmethod(F.max_pool3d)
+
+
 class AvgPool1d(Module):
     """The mean of each window of (N, C, L) or (C, L) input. As torch, it keeps its sizes
     as 1-tuples (its repr reads kernel_size=(3,))."""
@@ -74,9 +82,11 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
-    """The mean of each window of (N, C, H, W) or (C, H, W) input (or the sum divided by
-    divisor_override)."""
+class _AvgPoolNd(Module):
+    """What AvgPool2d and AvgPool3d share: the sizes kept as given (torch's repr reads
+    kernel_size=2), divisor_override."""
+
+    functional = staticmethod(F.avg_pool2d)
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None):
@@ -87,11 +97,25 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
-                            self.ceil_mode, self.count_include_pad, self.divisor_override)
+        return self.functional(input, self.kernel_size, self.stride, self.padding,
+                               self.ceil_mode, self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPoolNd):
+    """The mean of each window of (N, C, H, W) or (C, H, W) input (or the sum divided by
+    divisor_override)."""
+
+    functional = staticmethod(F.avg_pool2d)
+
+
+class AvgPool3d(_AvgPoolNd):
+    """The mean of each window of (N, C, D, H, W) or (C, D, H, W) input (or the sum divided
+    by divisor_override)."""
+
+    functional = staticmethod(F.avg_pool3d)
 
 
 class _AdaptiveAvgPoolNd(Module):

@@ -22,7 +22,8 @@ and hand-derived backward side by side:
                       of conv)
     padding.py        pad with modes constant, reflect, replicate, circular (composed
                       from slices, Pad and index_select; no Function of its own)
-    pooling.py        max, average and adaptive pooling, 1-d and 2-d; max_unpool1d/2d
+    pooling.py        max and average pooling, 1-d to 3-d; adaptive pooling, 1-d and 2-d;
+                      max_unpool1d/2d
     rnn.py            whole-sequence RNN / LSTM / GRU stacks, one fused Function
                       (RNNStack) with BPTT by hand: rnn_tanh, rnn_relu, lstm, gru
                       (torch._VF's names and argument order; not torch public API)
@@ -43,7 +44,7 @@ which activation.py gives PyTorch's functional spelling; the rarer ones are fuse
 Functions there (logsigmoid, hardtanh / relu6, hardswish, hardsigmoid, mish, glu,
 prelu, selu / celu, softsign, tanhshrink, threshold), with softmin and one_hot.
 
-Left out: 3-d pooling; torch's flash and memory-efficient attention
+Left out: adaptive pooling of volumes; torch's flash and memory-efficient attention
 kernels (scaled_dot_product_attention forms the whole (L, S) weight matrix) and nested
 tensors.
 """
@@ -188,8 +189,10 @@ from handgrad.nn.functional.pooling import (
     adaptive_max_pool2d,
     avg_pool1d,
     avg_pool2d,
+    avg_pool3d,
     max_pool1d,
     max_pool2d,
+    max_pool3d,
     max_unpool1d,
     max_unpool2d,
 )
@@ -225,7 +228,7 @@ __all__ = [
     # convolution
     "conv1d", "conv2d", "unfold", "fold", "ConvNd", "Unfold", "Fold",
     "conv_transpose1d", "conv_transpose2d", "ConvTransposeNd", "pad",
-    "conv3d", "conv_transpose3d",
+    "conv3d", "conv_transpose3d", "max_pool3d", "avg_pool3d",
     # pooling
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxPool", "AvgPool", "AdaptiveAvgPool",

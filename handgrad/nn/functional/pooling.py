@@ -1,5 +1,8 @@
-"""Pooling: max, average and adaptive-average pooling over 1 or 2 spatial dims, and
-adaptive max pooling over 2, each one fused graph node with a hand-derived backward.
+"""Pooling: max and average pooling over 1, 2 or 3 spatial dims, adaptive-average pooling
+over 1 or 2 and adaptive max pooling over 2, each one fused graph node with a
+hand-derived backward. MaxPool and AvgPool are written over any number of spatial dims
+(the window view, the offset scan and the transposed window sum loop over dims and
+kernel offsets), so max_pool3d / avg_pool3d are the same nodes as the 2-d ones.
 
 The shared geometry (as torch's pooling_output_shape): a kernel of size k with dilation d
 and stride s over a length S padded by p on both sides gives
@@ -33,7 +36,8 @@ The windows are a strided view of the padded input (Tensor.as_strided):
              input value written at its flat plane index (torch's max_unpool);
              dx = g gathered at those indices
 
-Left out: 3-d pooling, lp_pool, fractional pooling, adaptive_max_pool1d, max_unpool3d.
+Left out: adaptive pooling of volumes (adaptive_avg_pool3d, adaptive_max_pool1d/3d),
+lp_pool, fractional pooling, max_unpool3d.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ import torch
 from handgrad.autograd import Function, HandgradError
 
 __all__ = ["MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "max_pool1d",
-           "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+           "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+           "adaptive_avg_pool1d",
            "adaptive_avg_pool2d", "adaptive_max_pool2d", "MaxUnpool", "max_unpool1d",
            "max_unpool2d"]
 
@@ -142,7 +147,7 @@ def _pooling_matrix(size, out, like) -> torch.Tensor:
 # ============================================================== the fused Functions
 class MaxPool(Function):
     """out[n, c, o] = max over kernel offsets i of x_padded[n, c, o s + i d] (padding is
-    -inf), for 1 or 2 spatial dims; also (with_indices) the argmax as a flat index into
+    -inf), for 1, 2 or 3 spatial dims; also (with_indices) the argmax as a flat index into
     x's plane.
 
     Only the first maximum of each window (row-major) gets its output's gradient, as in
@@ -376,8 +381,8 @@ class AdaptiveMaxPool(Function):
 
 
 class AvgPool(Function):
-    """out[n, c, o] = (sum over kernel offsets i of x_padded[n, c, o s + i]) / D[o], for 1
-    or 2 spatial dims (padding is 0), D as torch: divisor_override, else the window's size
+    """out[n, c, o] = (sum over kernel offsets i of x_padded[n, c, o s + i]) / D[o], for 1,
+    2 or 3 spatial dims (padding is 0), D as torch: divisor_override, else the window's size
     cut at the padding's edge (count_include_pad) or at the input's edge.
 
     A linear map, so its gradient is the transposed window sum of the scaled upstream:
@@ -487,12 +492,15 @@ def _tuple(op: str, name: str, value, n: int) -> tuple[int, ...]:
     return value
 
 
+_SPATIAL_NAMES = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
 def _check_input(op: str, input, n: int) -> None:
     if input.ndim not in (n + 1, n + 2) or 0 in input.shape[-n - 1:]:
         raise HandgradError(
             f"{op}: Expected {n + 1}D or {n + 2}D (batch mode) tensor with optional 0 dim "
             f"batch size for input, but got: {list(input.shape)}; pass (N, C, "
-            f"{'H, W' if n == 2 else 'L'}) or an unbatched (C, {'H, W' if n == 2 else 'L'})")
+            f"{_SPATIAL_NAMES[n]}) or an unbatched (C, {_SPATIAL_NAMES[n]})")
     if not input.dtype.is_floating_point:
         raise HandgradError(f"{op}: expected a floating-point input, got {input.dtype}; "
                             "convert it with .float()")
@@ -555,6 +563,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      ceil_mode, return_indices)
 
 
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """PyTorch's nn.functional.max_pool3d on (N, C, D, H, W) or unbatched (C, D, H, W): one
+    fused node. With return_indices, also the argmax of each window as a flat index into
+    D H W."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation,
+                     ceil_mode, return_indices)
+
+
 def _avg_pool(op, n, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     _check_input(op, input, n)
@@ -579,6 +596,14 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     """PyTorch's nn.functional.avg_pool2d on (N, C, H, W) or unbatched (C, H, W): one
     fused node."""
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """PyTorch's nn.functional.avg_pool3d on (N, C, D, H, W) or unbatched (C, D, H, W): one
+    fused node."""
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
                      count_include_pad, divisor_override)
 
 

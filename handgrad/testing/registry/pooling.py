@@ -1,5 +1,5 @@
-"""Registry entries for the pooling family of handgrad.nn.functional: max_pool1d/2d (with
-and without return_indices), avg_pool1d/2d, adaptive_avg_pool1d/2d,
+"""Registry entries for the pooling family of handgrad.nn.functional: max_pool1d/2d/3d
+(with and without return_indices), avg_pool1d/2d/3d, adaptive_avg_pool1d/2d,
 adaptive_max_pool2d and max_unpool1d/2d, over a grid of kernel / stride / padding /
 dilation / ceil_mode / count_include_pad / divisor_override and unbatched inputs.
 
@@ -173,8 +173,23 @@ MAX_POOL1D = [
     ("max_pool1d_indices", [(2, 3, 9)],
      {"kernel_size": 2, "stride": 1, "padding": 1, "return_indices": True}),
 ]
+MAX_POOL3D = [  # small volumes: finite differences perturb every element
+    ("max_pool3d", [(2, 2, 4, 5, 4), (2, 4, 5, 4)], {"kernel_size": 2}),  # tiles
+    ("max_pool3d_stride_padding_dilation_ceil", [(1, 2, 6, 7, 6)],
+     {"kernel_size": (3, 2, 3), "stride": (2, 1, 2), "padding": 1, "dilation": (1, 2, 1),
+      "ceil_mode": True}),
+    ("max_pool3d_indices", [(2, 2, 5, 5, 4), (2, 4, 5, 4)],
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True,
+      "return_indices": True}),
+    ("max_pool3d_tiles_indices", [(1, 2, 5, 4, 6)],
+     {"kernel_size": (2, 2, 3), "return_indices": True}),
+    # 7 x 7 x 6 = 294 offsets, past the uint8 offset scan: windows copied, torch.max
+    ("max_pool3d_large_kernel_indices", [(1, 2, 8, 8, 7)],
+     {"kernel_size": (7, 7, 6), "stride": 1, "return_indices": True}),
+]
 for functional, reference, n, entries in [(HF.max_pool2d, TF.max_pool2d, 2, MAX_POOL2D),
-                                          (HF.max_pool1d, TF.max_pool1d, 1, MAX_POOL1D)]:
+                                          (HF.max_pool1d, TF.max_pool1d, 1, MAX_POOL1D),
+                                          (HF.max_pool3d, TF.max_pool3d, 3, MAX_POOL3D)]:
     for name, shapes, options in entries:
         register(
             name,
@@ -206,8 +221,19 @@ AVG_POOL1D = [
     ("avg_pool1d_exclude_pad", [(2, 2, 7)],
      {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
 ]
+AVG_POOL3D = [
+    ("avg_pool3d", [(2, 2, 4, 5, 4), (2, 4, 4, 4)], {"kernel_size": 2}),
+    ("avg_pool3d_exclude_pad_ceil", [(1, 2, 5, 6, 5)],
+     {"kernel_size": (3, 2, 3), "stride": 2, "padding": 1, "ceil_mode": True,
+      "count_include_pad": False}),
+    ("avg_pool3d_include_pad_ceil", [(1, 2, 5, 5, 6)],
+     {"kernel_size": 3, "stride": (2, 1, 2), "padding": 1, "ceil_mode": True}),
+    ("avg_pool3d_divisor_override", [(1, 2, 4, 4, 4)],
+     {"kernel_size": 3, "stride": 2, "padding": 1, "divisor_override": 5}),
+]
 for functional, reference, n, entries in [(HF.avg_pool2d, TF.avg_pool2d, 2, AVG_POOL2D),
-                                          (HF.avg_pool1d, TF.avg_pool1d, 1, AVG_POOL1D)]:
+                                          (HF.avg_pool1d, TF.avg_pool1d, 1, AVG_POOL1D),
+                                          (HF.avg_pool3d, TF.avg_pool3d, 3, AVG_POOL3D)]:
     for name, shapes, options in entries:
         register(
             name,
