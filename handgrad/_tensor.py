@@ -297,6 +297,14 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def stride(self, dim=None):
         return self.data.stride() if dim is None else self.data.stride(dim)
 
+    def storage_offset(self) -> int:
+        return self.data.storage_offset()
+
+    def data_ptr(self) -> int:
+        # the address of the first element: equal for tensors that share it, as scripts
+        # check for tied weights (decoder.weight.data_ptr() == encoder.weight.data_ptr())
+        return self.data.data_ptr()
+
     def item(self):
         return self.data.item()
 

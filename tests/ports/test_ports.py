@@ -1,12 +1,13 @@
 """Real PyTorch scripts run on handgrad by changing only their imports.
 
 Each file in scripts/ is a torch training script as its users write it (the
-pytorch/tutorials polynomial steps and quickstart, pytorch/examples' regression,
-Karpathy's makemore MLP, a course's trainer class), re-written in this project's own
-words. The test runs it twice in a fresh namespace: as it is, with torch, and with its
-import lines rewritten to handgrad's (the only lines allowed to differ; the test checks
-that). Each script appends what it wants compared (losses step by step, final weights,
-accuracies, sampled names) to a list named LOSSES; the two lists must agree.
+pytorch/tutorials polynomial steps and quickstart, pytorch/examples' regression, VAE and
+word language model, a spatial-transformer CNN, Karpathy's makemore MLP, a course's trainer
+class), re-written in this project's own words. The test runs it twice in a fresh
+namespace: as it is, with torch, and with its import lines rewritten to handgrad's (the
+only lines allowed to differ; the test checks that). Each script appends what it wants
+compared (losses step by step, final weights, accuracies, sampled names) to a list named
+LOSSES; the two lists must agree.
 
 To add a script: put it in scripts/, make it record into LOSSES, keep it to a few seconds.
 """
@@ -24,14 +25,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SCRIPTS = Path(__file__).parent / "scripts"
 
 # torch import line -> handgrad import line (whole lines, so nothing else can change)
+# (torch.utils.data is handgrad.data; torch.nn.X and torch.optim.X keep their names)
 IMPORTS = [
     (r"^import torch$", "import handgrad as torch"),
-    (r"^import torch\.nn as nn$", "import handgrad.nn as nn"),
-    (r"^import torch\.nn\.functional as F$", "import handgrad.nn.functional as F"),
-    (r"^import torch\.optim as optim$", "import handgrad.optim as optim"),
-    (r"^from torch import nn$", "from handgrad import nn"),
-    (r"^from torch import optim$", "from handgrad import optim"),
+    (r"^import torch\.utils\.data as (\w+)$", r"import handgrad.data as \1"),
+    (r"^import torch\.((?:nn|optim)[\w.]*) as (\w+)$", r"import handgrad.\1 as \2"),
+    (r"^from torch import (.*)$", r"from handgrad import \1"),
     (r"^from torch\.utils\.data import (.*)$", r"from handgrad.data import \1"),
+    (r"^from torch\.((?:nn|optim)[\w.]*) import (.*)$", r"from handgrad.\1 import \2"),
 ]
 
 

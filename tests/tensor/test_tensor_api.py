@@ -102,6 +102,9 @@ def test_properties_and_conversions_match_torch(device):
     assert x.stride() == t.stride() and x.is_contiguous() and x.is_floating_point()
     assert not x.transpose(0, 1).is_contiguous()
     assert x.tolist() == t.tolist() and x.element_size() == t.element_size()
+    assert x.data_ptr() == x.data.data_ptr() and x.detach().data_ptr() == x.data_ptr()
+    assert x[1:].data_ptr() == x.data_ptr() + 12 * x.element_size()
+    assert x[1:].storage_offset() == t[1:].storage_offset() == 12
     assert x[1, 2, 3].item() == 23.0 and isinstance(x[0, 0, 0].item(), float)
     assert float(x[0, 0, 1]) == 1.0 and int(x[0, 1, 0]) == 4 and bool(x[0, 0, 1])
     assert [row.shape for row in x] == [(3, 4), (3, 4)]
