@@ -16,7 +16,7 @@ forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=N
 average_attn_weights=True, is_causal=False) -> (output, weights or None) is
 F.multi_head_attention_forward (handgrad/nn/functional/multi_head_attention.py, with the
 mask conventions and the steps), run in the batch-first layout itself when batch_first
-(no transposes to (L, N, E) and back).
+(no transposes of the inputs to (L, N, E); the output is torch's transposed view).
 
 SinusoidalPositionalEncoding(d_model, max_len=5000, dropout=0.0, batch_first=False): adds
 "Attention Is All You Need"'s fixed table, PE[t, 2i] = sin(t / 10000^(2i / d_model)),

@@ -289,6 +289,18 @@ def test_dropout_train_and_eval():
              need_weights=False)
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_output_has_torchs_strides(batch_first):
+    # batch_first: a transposed view of an (L, N, E) buffer, as torch's; a dropout after
+    # it (TransformerEncoderLayer's) draws its mask in memory order, so only then the same
+    ours, theirs = _pair(batch_first=batch_first)
+    tq = _inputs("kv", torch.float64, batch_first=batch_first)
+    for need_weights in (True, False):
+        out_t = theirs(*tq, need_weights=need_weights)[0]
+        out_o = ours(*_as_ours(tq), need_weights=need_weights)[0]
+        assert out_o.stride() == out_t.stride(), (out_o.stride(), out_t.stride())
+
+
 def test_functional_form_matches_torch():
     ours, theirs = _pair(add_bias_kv=True)
     tq = _inputs("distinct", torch.float64)

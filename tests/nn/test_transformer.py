@@ -307,11 +307,14 @@ def test_generate_square_subsequent_mask():
 
 
 # ------------------------------------------------------------------ dropout
-def test_dropout_train_shapes_and_eval_exact():
-    ours, theirs = _transformer_twins(dropout=0.3)
-    src, tgt = _seq(S, torch.float64), _seq(T, torch.float64, seed=1)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_dropout_train_shapes_and_eval_exact(batch_first):
+    # batch_first too: attention's output there is torch's transposed view, and the
+    # dropout after it draws its mask in that memory order, so the layout must be torch's
+    ours, theirs = _transformer_twins(dropout=0.3, batch_first=batch_first)
+    src, tgt = _seq(S, torch.float64, batch_first), _seq(T, torch.float64, batch_first, seed=1)
     out = ours(_ours(src), _ours(tgt))
-    assert tuple(out.shape) == (T, N, D)
+    assert tuple(out.shape) == ((N, T, D) if batch_first else (T, N, D))
     out.sum().backward()
     assert all(p.grad is not None for p in ours.parameters())
     again = ours(_ours(src), _ours(tgt))
@@ -333,8 +336,8 @@ def test_dropout_train_shapes_and_eval_exact():
     theirs.zero_grad()
     ours.eval()
     theirs.eval()
-    _compare(ours, theirs, [_seq(S, torch.float64, seed=2), _seq(T, torch.float64, seed=3)],
-             torch.float64)
+    _compare(ours, theirs, [_seq(S, torch.float64, batch_first, seed=2),
+                            _seq(T, torch.float64, batch_first, seed=3)], torch.float64)
 
 
 # -------------------------------------------------------------- the fast path

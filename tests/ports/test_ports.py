@@ -2,12 +2,12 @@
 
 Each file in scripts/ is a torch training script as its users write it (the
 pytorch/tutorials polynomial steps and quickstart, pytorch/examples' regression, VAE and
-word language model, a spatial-transformer CNN, Karpathy's makemore MLP, a course's trainer
-class), re-written in this project's own words. The test runs it twice in a fresh
-namespace: as it is, with torch, and with its import lines rewritten to handgrad's (the
-only lines allowed to differ; the test checks that). Each script appends what it wants
-compared (losses step by step, final weights, accuracies, sampled names) to a list named
-LOSSES; the two lists must agree.
+word language model, a spatial-transformer CNN, a Transformer classifier, Karpathy's
+makemore MLP, a course's trainer class), re-written in this project's own words. The
+test runs it twice in a fresh namespace: as it is, with torch, and with its import lines
+rewritten to handgrad's (the only lines allowed to differ; the test checks that). Each
+script appends what it wants compared (losses step by step, final weights, accuracies,
+sampled names) to a list named LOSSES; the two lists must agree.
 
 To add a script: put it in scripts/, make it record into LOSSES, keep it to a few seconds.
 """

@@ -241,8 +241,9 @@ def multi_head_attention(
         batch_first: bool = False):
     """multi_head_attention_forward, also in the batch-first layout: with batch_first=True,
     query is (N, L, E), key and value (N, S, *) and the output (N, L, E), with no
-    transposes to and from (L, N, E) (what nn.MultiheadAttention(batch_first=True) calls:
-    it saves a copy of every projection's input and of the output)."""
+    transposes of the inputs to (L, N, E) (what nn.MultiheadAttention(batch_first=True)
+    calls: it saves a copy of every projection's input). The output has torch's strides,
+    a transposed view of an (L, N, E) buffer, as torch's has."""
     seq_dim, batch_dim = (1, 0) if batch_first else (0, 1)
     batched = _check_shapes(query, key, value, key_padding_mask, attn_mask, num_heads)
     if not batched:
@@ -354,11 +355,13 @@ def multi_head_attention(
                                            is_causal=is_causal)  # (N, H, L, d)
         weights = None
 
-    if batch_first:
-        out = out.permute(0, 2, 1, 3).reshape(bsz, tgt_len, embed_dim)  # (N, L, E)
-    else:
-        out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)  # (L, N, E)
+    # the heads side by side as (L, N, E) in memory also with batch_first, whose output is
+    # then the (N, L, E) transposed view torch returns: code after it sees torch's strides,
+    # so a dropout on it (TransformerEncoderLayer's dropout1) draws torch's mask
+    out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim)  # (L, N, E)
     out = linear(out, out_proj_weight, out_proj_bias)
+    if batch_first:
+        out = out.transpose(0, 1)  # (N, L, E)
     if weights is not None and average_attn_weights:
         weights = weights.mean(dim=1)  # (N, L, S)
     if not batched:
