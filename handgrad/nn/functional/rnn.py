@@ -153,12 +153,16 @@ def _with_ones(x):
     return out
 
 
-def _project(x, w_ih, bias):
+def _project(x, w_ih, bias, doubled=None):
     """x W_ih^T + bias for all steps: (N, I) or (N, I + 1) with ones -> (N, G). W^T is
-    made contiguous first (a small copy; the mm is faster with it)."""
-    if bias is None:
-        return torch.mm(x, w_ih.t().contiguous())
-    return torch.mm(x, torch.cat([w_ih, bias.unsqueeze(1)], 1).t().contiguous())
+    made contiguous first (a small copy; the mm is faster with it). `doubled` (start,
+    stop): those rows of W_ih and bias count twice (the LSTM's g gate, see
+    _lstm_forward)."""
+    weight = w_ih if bias is None else torch.cat([w_ih, bias.unsqueeze(1)], 1)
+    if doubled is not None:
+        weight = weight.clone() if bias is None else weight
+        weight[doubled[0]:doubled[1]] *= 2
+    return torch.mm(x, weight.t().contiguous())
 
 
 def _input_grads(d, x, has_bias, order=None, size=0):
@@ -220,44 +224,56 @@ def _rnn_step(dh, t, d, extra):
 
 # ========================================================================= LSTM
 def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
-    """Gates (torch order i, f, g, o, kept inside: no weight is reordered or copied
-    but W_hh^T, made contiguous for the step's matmul):
+    """Gates (torch order i, f, g, o, kept inside: no weight is reordered):
         i, f, o = sigmoid(.), g = tanh(.)  of  x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)   (proj: h_t = W_hr (o * tanh(c_t)))
-    8 kernels a step (9 with the projection): the addmm, sigmoid_ (i, f), tanh_ (g),
-    sigmoid_ (o), f * c, + i * g, tanh(c), o * tanh(c). (Computing the backward's
-    factors here too, step by step while the gates are in cache, measured slower at
-    both H128 and H512 than 6 passes over all steps in the backward.)"""
+    torch's CPU tanh is about 6-8x its sigmoid, so neither tanh is called: the g rows
+    of W_ih, the bias and (a copy of) W_hh are doubled, so one sigmoid_ over all 4H
+    columns gives sigmoid(2 a_g) in the g block, and g = tanh(a_g) = 2 sigmoid(2 a_g) - 1;
+    tanh(c) = 1 - 2 sigmoid(-2 c), so h = o tanh(c) = o - 2 o sigmoid(-2 c) is one addcmul,
+    and the saved sigmoid(-2 c) becomes tanh(c) in one pass after the loop. 8 kernels a
+    step (9 with the projection): the addmm, sigmoid_ (4H), g = 2 s - 1 (two), f * c,
+    + i * g, -2 c, its sigmoid_, the addcmul for h. The step's matmul reads the doubled
+    copy of W_hh through a transposed view (no transposed copy: faster here than a
+    contiguous W_hh^T). (Computing the backward's factors here too, step by step while
+    the gates are in cache, measured slower at both H128 and H512 than 6 passes over all
+    steps in the backward.)"""
     w_ih, w_hh, b_ih, b_hh, w_hr = w
     H = w_hh.shape[0] // 4
-    gates = _project(x, w_ih, b_ih + b_hh if b_ih is not None else None)  # (N, 4H)
-    whh_t = w_hh.t().contiguous()
+    gates = _project(x, w_ih, b_ih + b_hh if b_ih is not None else None,
+                     doubled=(2 * H, 3 * H))  # (N, 4H), the g block 2 a_g
+    w_doubled = w_hh.clone()
+    w_doubled[2 * H:3 * H] *= 2
+    whh_t = w_doubled.t()
     hs, cs = _States(sched, reverse, h0), _States(sched, reverse, c0)
-    tanh_c = torch.empty_like(cs.out)  # (N, H)
+    tanh_c = torch.empty_like(cs.out)  # (N, H): sigmoid(-2 c) in the loop, then tanh(c)
     m = torch.empty_like(cs.out) if w_hr is not None else None  # o * tanh(c) before W_hr
     whr_t = w_hr.t().contiguous() if w_hr is not None else None
     step = _per_step
-    g_all, if_s = step(gates, sched), step(gates[:, :2 * H], sched)
+    g_all = step(gates, sched)
     i_s, f_s, g_s, o_s = (step(gates[:, k * H:(k + 1) * H], sched) for k in range(4))
     tc_s = step(tanh_c, sched)
     m_s = step(m, sched) if m is not None else hs.curs
     hp_s, hc_s, cp_s, cc_s = hs.prevs, hs.curs, cs.prevs, cs.curs
     for t in sched.order(reverse):
-        g_all[t].addmm_(hp_s[t], whh_t)
-        if_s[t].sigmoid_()
-        g_s[t].tanh_()
-        o_s[t].sigmoid_()
-        c, tc = cc_s[t], tc_s[t]
+        a = g_all[t]
+        a.addmm_(hp_s[t], whh_t)
+        a.sigmoid_()
+        g = g_s[t]
+        g.mul_(2).sub_(1)
+        c, tc, o = cc_s[t], tc_s[t], o_s[t]
         torch.mul(f_s[t], cp_s[t], out=c)
-        c.addcmul_(i_s[t], g_s[t])
-        torch.tanh(c, out=tc)
-        torch.mul(o_s[t], tc, out=m_s[t])
+        c.addcmul_(i_s[t], g)
+        torch.mul(c, -2, out=tc)
+        tc.sigmoid_()
+        torch.addcmul(o, o, tc, value=-2, out=m_s[t])
         if whr_t is not None:
             torch.mm(m_s[t], whr_t, out=hc_s[t])
         if hs.run is not None:
             rows = c.shape[0]
             hs.run[:rows].copy_(hc_s[t])
             cs.run[:rows].copy_(c)
+    tanh_c.mul_(-2).add_(1)
     saved = {"gates": gates, "tanh_c": tanh_c, "m": m if m is not None else hs.out,
              "hs": hs, "cs": cs}
     return hs.out, hs.final(), cs.final(), saved
@@ -310,7 +326,7 @@ def _lstm_backward(mode, dout, dhn, dcn, x, w, saved, sched, reverse):
         dh0 = _lstm_padded_loop(sched, reverse, dout, dhn, w_hh, q, extra)
     w_grad, b_grad = _input_grads(q, x, b_ih is not None)
     grads = {"h0": dh0, "c0": dc_run, "w_ih": w_grad,
-             "w_hh": torch.mm(saved["hs"].previous().t(), q).t().contiguous()}
+             "w_hh": torch.mm(q.t(), saved["hs"].previous())}
     if b_ih is not None:
         grads["b_ih"], grads["b_hh"] = b_grad, b_grad.clone()
     if w_hr is not None:
