@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "autograd", "ops", "testing", "nn", "optim", "data", "train", "models",
-    "scalar", "bench", "cli", "linalg",
+    "scalar", "bench", "cli", "linalg", "utils",
 }
 # Modules whose public names (their __all__) are re-exported as handgrad.<name>.
 _API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",

@@ -1,9 +1,11 @@
 """Real PyTorch scripts run on handgrad by changing only their imports.
 
 Each file in scripts/ is a torch training script as its users write it (the
-pytorch/tutorials polynomial steps and quickstart, pytorch/examples' regression, VAE and
-word language model, a spatial-transformer CNN, a Transformer classifier, Karpathy's
-makemore MLP, a course's trainer class), re-written in this project's own words. The
+pytorch/tutorials polynomial steps, quickstart and char-RNN name classifier,
+pytorch/examples' regression, VAE, DCGAN and word language model, a spatial-transformer
+CNN, a Transformer classifier, a fine-tuning script with frozen layers and four LR
+schedulers, Karpathy's makemore MLP, a course's trainer class), re-written in this
+project's own words. The
 test runs it twice in a fresh namespace: as it is, with torch, and with its import lines
 rewritten to handgrad's (the only lines allowed to differ; the test checks that). Each
 script appends what it wants compared (losses step by step, final weights, accuracies,
@@ -25,14 +27,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SCRIPTS = Path(__file__).parent / "scripts"
 
 # torch import line -> handgrad import line (whole lines, so nothing else can change)
-# (torch.utils.data is handgrad.data; torch.nn.X and torch.optim.X keep their names)
+# (every torch module keeps its name under handgrad: torch.nn.utils.rnn, torch.optim.
+# lr_scheduler, torch.utils.data; a bare `import torch.X` binds the name handgrad, and the
+# script's `torch` is handgrad already)
 IMPORTS = [
     (r"^import torch$", "import handgrad as torch"),
-    (r"^import torch\.utils\.data as (\w+)$", r"import handgrad.data as \1"),
-    (r"^import torch\.((?:nn|optim)[\w.]*) as (\w+)$", r"import handgrad.\1 as \2"),
+    (r"^import torch\.([\w.]+)( as \w+)?$", r"import handgrad.\1\2"),
     (r"^from torch import (.*)$", r"from handgrad import \1"),
-    (r"^from torch\.utils\.data import (.*)$", r"from handgrad.data import \1"),
-    (r"^from torch\.((?:nn|optim)[\w.]*) import (.*)$", r"from handgrad.\1 import \2"),
+    (r"^from torch\.([\w.]+) import (.*)$", r"from handgrad.\1 import \2"),
 ]
 
 
