@@ -647,7 +647,9 @@ class RNNStack(Function):
                 if dc0 is not None:
                     dc0[k] = grads["c0"]
                 if layer > 0 or needs[0]:
-                    dx = torch.mm(d_pre, w_match) if dx is None else dx.addmm_(d_pre, w_match)
+                    # dA W_ih as (W_ih^T dA^T)^T: the faster layout for BLAS here
+                    dx = (torch.mm(w_match.t(), d_pre.t()).t().contiguous() if dx is None
+                          else dx.addmm_(d_pre, w_match))
             if layer > 0:
                 mask = layers[layer - 1]["mask"]
                 dy = dx * mask if mask is not None else dx
