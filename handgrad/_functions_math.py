@@ -22,6 +22,8 @@ __all__ = [
     "channels_last", "channels_last_3d", "log2", "log10", "reciprocal", "floor", "ceil",
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
     "median", "tensordot", "inner", "addbmm", "addr",
+    "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "erf", "atan2",
+    "arctan2", "bernoulli", "count_nonzero",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -55,6 +57,12 @@ ger = _method("ger")
 prod = _method("prod")
 log1p = _method("log1p")
 expm1 = _method("expm1")
+asin, acos, atan = _method("asin"), _method("acos"), _method("atan")
+arcsin, arccos, arctan = _method("arcsin"), _method("arccos"), _method("arctan")
+sinh, cosh, erf = _method("sinh"), _method("cosh"), _method("erf")
+atan2, arctan2 = _method("atan2"), _method("arctan2")
+bernoulli = _method("bernoulli")
+count_nonzero = _method("count_nonzero")
 lerp = _method("lerp")
 addcmul = _method("addcmul")
 addcdiv = _method("addcdiv")

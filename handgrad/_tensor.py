@@ -1122,6 +1122,10 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def uniform_(self, a=0.0, b=1.0, generator=None):
         return self._fill("uniform_", self.data.uniform_, a, b, generator=generator)
 
+    def bernoulli_(self, p=0.5, *, generator=None):
+        """Fill with 0 / 1 draws, 1 with probability p (a number or a tensor)."""
+        return self._fill("bernoulli_", self.data.bernoulli_, _raw(p), generator=generator)
+
 
 class _ValuesIndices(tuple):
     """(values, indices) from max/min along a dim, with torch's attribute names."""

@@ -6,7 +6,8 @@ ger, inner) and their scaled-add forms (addmm, baddbmm, addbmm, addmv, addr, add
 addcdiv), prod, median, log1p, expm1, log2, log10, reciprocal, lerp, fmod, floor / ceil /
 round / trunc (gradient 0), diff, trace, diag, diagonal, diag_embed, norm (every vector
 order, 'fro'; handgrad.linalg has the matrix norms), isinf / isposinf / isneginf, exp_,
-clone with a memory format, byte (uint8) and ndimension.
+clone with a memory format, byte (uint8) and ndimension, asin / acos / atan, sinh / cosh,
+erf and atan2 (handgrad/ops/trig.py), bernoulli (gradient 0) and count_nonzero.
 
 The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
 written with Mul and Add, whose gradients are the table of derivatives they mean
@@ -36,10 +37,12 @@ from handgrad.ops.arith import (
     Reciprocal,
     Rounding,
 )
+from handgrad.ops.bernoulli import Bernoulli
 from handgrad.ops.elementwise import Clone, Mul
 from handgrad.ops.linalg import DiagEmbed, Diagonal
 from handgrad.ops.matmul import Matmul
 from handgrad.ops.reduce import wrap_dim
+from handgrad.ops.trig import Acos, Asin, Atan, Atan2, Cosh, Erf, Sinh
 
 __all__: list[str] = []
 
@@ -367,3 +370,41 @@ class _MathMethods:
     def ndimension(self) -> int:
         """The number of dims (torch's older name for dim())."""
         return self.data.ndim
+
+    # ---------------------------------------- inverse trigonometric, hyperbolic, erf
+    def asin(self):
+        return Asin.apply(self)
+
+    def acos(self):
+        return Acos.apply(self)
+
+    def atan(self):
+        return Atan.apply(self)
+
+    arcsin, arccos, arctan = asin, acos, atan  # torch's numpy-style aliases
+
+    def sinh(self):
+        return Sinh.apply(self)
+
+    def cosh(self):
+        return Cosh.apply(self)
+
+    def erf(self):
+        return Erf.apply(self)
+
+    def atan2(self, other):
+        """The angle of the point (other, self), in (-pi, pi], as torch.atan2(self, other)."""
+        return Atan2.apply(self, other)
+
+    arctan2 = atan2
+
+    # ------------------------------------------------------------ draws, counts
+    def bernoulli(self, p=None, *, generator=None):
+        """0 / 1 draws, 1 with probability self (or with the number p, in self's shape),
+        as torch.bernoulli: the same draws for the same seed, gradient 0 (torch's)."""
+        return Bernoulli.apply(self, p, generator)
+
+    def count_nonzero(self, dim=None):
+        """The number of nonzero elements (along dim: an int or a tuple), int64, no
+        gradient, as torch.count_nonzero."""
+        return self._result_type._make(torch.count_nonzero(self.data, dim=dim), False, None)

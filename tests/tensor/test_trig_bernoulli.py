@@ -1,0 +1,83 @@
+"""What the registry entries of handgrad/ops/trig.py and bernoulli.py do not show:
+torch's aliases and free functions, atan2's zero gradient at the origin, an exact GELU
+written with erf, bernoulli's draws, bernoulli_ and the number-p form (whose backward
+torch refuses), and count_nonzero."""
+
+import math
+
+import pytest
+import torch
+
+import handgrad as hg
+import handgrad.nn.functional as HF
+
+
+def test_aliases_and_free_functions_are_torchs():
+    t = torch.linspace(-0.9, 0.9, 7, dtype=torch.float64)
+    x = hg.tensor(t)
+    for name in ("asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh",
+                 "erf"):
+        assert torch.equal(getattr(hg, name)(x).data, getattr(torch, name)(t)), name
+        assert torch.equal(getattr(x, name)().data, getattr(t, name)()), name
+    assert torch.equal(hg.arctan2(x, x.flip(0)).data, torch.arctan2(t, t.flip(0)))
+
+
+def test_atan2_at_the_origin_has_torchs_zero_gradient():
+    y, x = (hg.tensor([0.0, 1.0], requires_grad=True) for _ in range(2))
+    ty, tx = (torch.tensor([0.0, 1.0], requires_grad=True) for _ in range(2))
+    hg.atan2(y, x).sum().backward()
+    torch.atan2(ty, tx).sum().backward()
+    torch.testing.assert_close(y.grad.data, ty.grad, equal_nan=True)
+    torch.testing.assert_close(x.grad.data, tx.grad, equal_nan=True)
+
+
+def test_gelu_written_with_erf_matches_f_gelu():
+    t = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    x = hg.tensor(t.detach(), requires_grad=True)
+    mine = 0.5 * x * (1 + hg.erf(x / math.sqrt(2)))
+    mine.sum().backward()
+    torch.nn.functional.gelu(t).sum().backward()
+    torch.testing.assert_close(mine.data, HF.gelu(hg.tensor(t.detach())).data)
+    torch.testing.assert_close(x.grad.data, t.grad)
+
+
+def test_bernoulli_draws_what_torch_draws():
+    probs = torch.rand(4, 5)
+    hg.manual_seed(3)
+    ours = [hg.bernoulli(hg.tensor(probs)), hg.tensor(probs).bernoulli(0.25)]
+    torch.manual_seed(3)
+    theirs = [torch.bernoulli(probs), probs.bernoulli(0.25)]
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a.data, b)
+    gen = hg.Generator().manual_seed(4)
+    assert torch.equal(hg.bernoulli(hg.tensor(probs), generator=gen).data,
+                       torch.bernoulli(probs, generator=torch.Generator().manual_seed(4)))
+    filled = hg.zeros(6, 3)
+    hg.manual_seed(5)
+    filled.bernoulli_(0.4)
+    torch.manual_seed(5)
+    assert torch.equal(filled.data, torch.zeros(6, 3).bernoulli_(0.4))
+    torch.manual_seed(6)
+    expected = torch.zeros(6, 3).bernoulli_(probs[:1, :3])
+    hg.manual_seed(6)
+    assert torch.equal(filled.bernoulli_(hg.tensor(probs[:1, :3])).data, expected)
+
+
+def test_bernoulli_gradients_as_torch():
+    p = hg.full((3,), 0.5, requires_grad=True)
+    sample = hg.bernoulli(p)
+    assert sample.requires_grad
+    sample.sum().backward()
+    assert p.grad.tolist() == [0.0, 0.0, 0.0]  # torch defines it as 0
+    with pytest.raises(RuntimeError, match="number p"):
+        p.bernoulli(0.3).sum().backward()
+    with pytest.raises(RuntimeError, match="bernoulli_"):
+        hg.zeros(3, requires_grad=True).bernoulli_(0.5)
+
+
+def test_count_nonzero_matches_torch():
+    t = torch.tensor([[0, 1, 2], [0, 0, 3]])
+    x = hg.tensor(t)
+    for dim in (None, 0, 1, (0, 1)):
+        assert torch.equal(hg.count_nonzero(x, dim=dim).data, torch.count_nonzero(t, dim=dim))
+    assert not x.float().requires_grad_().count_nonzero().requires_grad
