@@ -8,7 +8,7 @@ How it is fast (the method of torch's own CPU loop and of torch-rnn):
     (X W_ih^T + b: (N, I) @ (I, G H) with N = the rows of every step);
   * inside the loop only h_{t-1} @ W_hh^T (an in-place addmm into the step's rows of
     that product) and the gate arithmetic, a handful of in-place kernels per step
-    written into preallocated buffers (RNN 2, GRU 7, LSTM 8 forward; RNN 2, GRU 4,
+    written into preallocated buffers (RNN 2, GRU 7, LSTM 9 forward; RNN 2, GRU 4,
     LSTM 5 backward);
   * everything the backward needs that does not depend on the step order (the gate
     derivatives, tanh'(c), ...) is computed for all steps at once before its loop;
@@ -227,12 +227,13 @@ def _lstm_forward(mode, x, w, h0, c0, sched, reverse):
     """Gates (torch order i, f, g, o, kept inside: no weight is reordered):
         i, f, o = sigmoid(.), g = tanh(.)  of  x W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)   (proj: h_t = W_hr (o * tanh(c_t)))
-    torch's CPU tanh is about 6-8x its sigmoid, so neither tanh is called: the g rows
-    of W_ih, the bias and (a copy of) W_hh are doubled, so one sigmoid_ over all 4H
-    columns gives sigmoid(2 a_g) in the g block, and g = tanh(a_g) = 2 sigmoid(2 a_g) - 1;
-    tanh(c) = 1 - 2 sigmoid(-2 c), so h = o tanh(c) = o - 2 o sigmoid(-2 c) is one addcmul,
-    and the saved sigmoid(-2 c) becomes tanh(c) in one pass after the loop. 8 kernels a
-    step (9 with the projection): the addmm, sigmoid_ (4H), g = 2 s - 1 (two), f * c,
+    torch's CPU tanh is 6-9x its sigmoid (measured on an AMD EPYC), so no tanh is
+    called: the g rows of W_ih, the bias and (a copy of) W_hh are doubled, so one
+    sigmoid_ over all 4H columns gives sigmoid(2 a_g) in the g block, and
+    g = tanh(a_g) = 2 sigmoid(2 a_g) - 1; tanh(c) = 1 - 2 sigmoid(-2 c), so
+    h = o tanh(c) = o - 2 o sigmoid(-2 c) is one addcmul, and the saved sigmoid(-2 c)
+    becomes tanh(c) in one pass after the loop. 9 kernels a step (10 with the
+    projection), none a tanh: the addmm, sigmoid_ (4H), g = 2 s - 1 (two), f * c,
     + i * g, -2 c, its sigmoid_, the addcmul for h. The step's matmul reads the doubled
     copy of W_hh through a transposed view (no transposed copy: faster here than a
     contiguous W_hh^T). (Computing the backward's factors here too, step by step while
