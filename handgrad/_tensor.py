@@ -47,6 +47,7 @@ from handgrad import ops as F
 from handgrad._tensor_indexing import _IndexingMethods
 from handgrad._tensor_math import _MathMethods
 from handgrad.autograd import HandgradError, TensorBase, is_grad_enabled
+from handgrad.ops.arith import CloneFormat
 from handgrad.ops.reduce import wrap_dim
 from handgrad.ops.scan import Cumprod, Cumsum
 from handgrad.ops.sorting import Sort, TopK
@@ -520,8 +521,13 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
     def _new(raw: torch.Tensor, requires_grad: bool) -> Tensor:
         return Tensor(raw, requires_grad=requires_grad)
 
-    def contiguous(self) -> Tensor:
-        return self if self.data.is_contiguous() else F.Clone.apply(self)
+    def contiguous(self, memory_format=torch.contiguous_format) -> Tensor:
+        """self when already laid out in memory_format, else a copy that is (dx = g). Not
+        a plain clone: torch's clone keeps a permuted tensor's strides, so the copy of
+        x.transpose(1, 2) would still refuse .view()."""
+        if self.data.is_contiguous(memory_format=memory_format):
+            return self
+        return CloneFormat.apply(self, memory_format)
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, other):

@@ -4,12 +4,12 @@ Each file in scripts/ is a torch training script as its users write it (the
 pytorch/tutorials polynomial steps, quickstart and char-RNN name classifier,
 pytorch/examples' regression, VAE, DCGAN and word language model, a spatial-transformer
 CNN, a Transformer classifier, a fine-tuning script with frozen layers and four LR
-schedulers, Karpathy's makemore MLP, a course's trainer class), re-written in this
-project's own words. The
-test runs it twice in a fresh namespace: as it is, with torch, and with its import lines
-rewritten to handgrad's (the only lines allowed to differ; the test checks that). Each
-script appends what it wants compared (losses step by step, final weights, accuracies,
-sampled names) to a list named LOSSES; the two lists must agree.
+schedulers, Karpathy's makemore MLP and nanoGPT, a course's trainer class), re-written in
+this project's own words. The test runs it twice in a fresh namespace: as it is, with
+torch, and with its import lines rewritten to handgrad's (the only lines allowed to
+differ; the test checks that). Each script appends what it wants compared (losses step by
+step, final weights, accuracies, sampled names) to a list named LOSSES; the two lists
+must agree.
 
 To add a script: put it in scripts/, make it record into LOSSES, keep it to a few seconds.
 """
@@ -51,7 +51,10 @@ def ported(source: str) -> str:
 
 def run(source: str, name: str) -> list:
     namespace = {"__name__": f"port_{name}"}
-    exec(compile(source, f"{name}.py", "exec"), namespace)  # noqa: S102 (our own scripts)
+    # dont_inherit: not this file's `from __future__ import annotations` (a script's
+    # dataclass would then look its string annotations up in a module that isn't there)
+    code = compile(source, f"{name}.py", "exec", dont_inherit=True)
+    exec(code, namespace)  # noqa: S102 (our own scripts)
     return namespace["LOSSES"]
 
 

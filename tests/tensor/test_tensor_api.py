@@ -101,6 +101,18 @@ def test_properties_and_conversions_match_torch(device):
     assert x.dtype == t.dtype and x.device == t.device and x.is_cuda == t.is_cuda
     assert x.stride() == t.stride() and x.is_contiguous() and x.is_floating_point()
     assert not x.transpose(0, 1).is_contiguous()
+    for view in (x.transpose(1, 2), x.permute(2, 0, 1), x[:, :, ::2]):
+        copy = view.contiguous()  # a contiguous copy, not a clone with the view's strides
+        assert copy.is_contiguous() and copy.stride() == view.data.contiguous().stride()
+        assert copy.view(-1).tolist() == view.data.reshape(-1).tolist()
+    assert x.contiguous() is x
+    channels = hg.randn(2, 3, 4, 5)
+    last = channels.contiguous(memory_format=torch.channels_last)
+    assert last.stride() == channels.data.contiguous(memory_format=torch.channels_last).stride()
+    assert last.contiguous(memory_format=torch.channels_last) is last
+    w = hg.randn(3, 4, requires_grad=True)
+    (w.t().contiguous().view(-1) * hg.arange(12.0)).sum().backward()
+    assert w.grad.tolist() == torch.arange(12.0).reshape(4, 3).t().tolist()
     assert x.tolist() == t.tolist() and x.element_size() == t.element_size()
     assert x.data_ptr() == x.data.data_ptr() and x.detach().data_ptr() == x.data_ptr()
     assert x[1:].data_ptr() == x.data_ptr() + 12 * x.element_size()

@@ -15,6 +15,7 @@ import torch.nn.functional as TF
 
 import handgrad as hg
 from handgrad import ops
+from handgrad.ops.arith import CloneFormat
 from handgrad.testing.registry import (
     distinct,
     even_grid,
@@ -223,7 +224,7 @@ register("double_float", lambda x: x.double().float() if x.dtype == torch.float3
 register("clone", lambda x: x.clone() * x, shapes=UNARY, covers=(ops.Clone,),
          random_shapes="unary")
 register("contiguous", lambda x: x.mT.contiguous(), shapes=[((3, 4),), ((2, 3, 4),)],
-         covers=(ops.Clone, ops.Transpose))
+         covers=(CloneFormat, ops.Transpose))
 
 # ============================================================================ reduce
 register("sum", lambda x: x.sum(), shapes=UNARY, covers=(ops.Sum,), random_shapes="unary")
