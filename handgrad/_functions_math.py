@@ -23,7 +23,7 @@ __all__ = [
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
     "median", "tensordot", "inner", "addbmm", "addr",
     "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "erf", "atan2",
-    "arctan2", "bernoulli", "count_nonzero",
+    "arctan2", "bernoulli", "count_nonzero", "remainder",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -63,6 +63,7 @@ sinh, cosh, erf = _method("sinh"), _method("cosh"), _method("erf")
 atan2, arctan2 = _method("atan2"), _method("arctan2")
 bernoulli = _method("bernoulli")
 count_nonzero = _method("count_nonzero")
+remainder = _method("remainder")
 lerp = _method("lerp")
 addcmul = _method("addcmul")
 addcdiv = _method("addcdiv")

@@ -35,6 +35,7 @@ from handgrad.ops.arith import (
     MedianDim,
     Prod,
     Reciprocal,
+    Remainder,
     Rounding,
 )
 from handgrad.ops.bernoulli import Bernoulli
@@ -237,6 +238,10 @@ class _MathMethods:
     def fmod(self, other):
         """The remainder of self / other with the sign of self (C's fmod)."""
         return Fmod.apply(self, other)
+
+    def remainder(self, other):
+        """self % other: the remainder with the sign of other (Python's %)."""
+        return Remainder.apply(self, other)
 
     def isinf(self):
         return self._result_type._make(torch.isinf(self.data), False, None)

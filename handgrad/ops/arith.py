@@ -23,6 +23,9 @@ median: over every element, out = the lower median; ties (and a nan result: the 
         the returned index only.
 fmod:   out = a - trunc(a / b) b (the remainder with the sign of a);  da = g,
         db = -g trunc(a / b) (b a tensor or a number).
+remainder (the % operator): out = a - floor(a / b) b (the sign of b, Python's %);
+        da = g,  db = -g floor(a / b) (b may be a number; for a number a, `2.5 % b`,
+        torch has no derivative and neither does handgrad: its backward is refused).
 
 Left out: the `out=` arguments, and prod over several dims at once (torch has none).
 """
@@ -36,7 +39,7 @@ import torch
 from handgrad.autograd import Function
 
 __all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat", "LogBase", "Reciprocal",
-           "Rounding", "Fmod", "MedianAll", "MedianDim"]
+           "Rounding", "Fmod", "Remainder", "MedianAll", "MedianDim"]
 
 
 class Prod(Function):
@@ -200,6 +203,30 @@ class Fmod(Function):
         b = ctx.number if b is None else b
         need_a, need_b = ctx.needs_input_grad
         grad_b = -g * torch.div(a, b, rounding_mode="trunc") if need_b else None
+        return (g if need_a else None), grad_b
+
+
+class Remainder(Function):
+    """out = a % b = a - floor(a / b) b;  da = g,  db = -g floor(a / b)."""
+
+    name = "remainder"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(*(t if isinstance(t, torch.Tensor) else None for t in (a, b)))
+        ctx.numbers = (a, b)
+        return torch.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = (n if t is None else t for t, n in zip(ctx.saved_tensors, ctx.numbers))
+        need_a, need_b = ctx.needs_input_grad
+        if need_b and not isinstance(a, torch.Tensor):
+            raise RuntimeError(f"remainder: no derivative of {a} % b with respect to b, as "
+                               "in torch (derivative for aten::remainder is not "
+                               "implemented); write it with a tensor: handgrad.full_like(b, "
+                               f"{a}) % b")
+        grad_b = -g * torch.div(a, b, rounding_mode="floor") if need_b else None
         return (g if need_a else None), grad_b
 
 

@@ -81,3 +81,17 @@ def test_count_nonzero_matches_torch():
     for dim in (None, 0, 1, (0, 1)):
         assert torch.equal(hg.count_nonzero(x, dim=dim).data, torch.count_nonzero(t, dim=dim))
     assert not x.float().requires_grad_().count_nonzero().requires_grad
+
+
+def test_the_percent_operator_keeps_the_graph_as_torchs():
+    # `x % m` used to leave the graph silently (no gradient for x, none for m)
+    t, tm = torch.tensor([-3.5, 2.5, 0.7], requires_grad=True), torch.tensor([2.0, 1.5, -0.4],
+                                                                            requires_grad=True)
+    x, m = (hg.tensor(v.detach(), requires_grad=True) for v in (t, tm))
+    ((x % m) * x + x % 2 + hg.remainder(x, 0.3)).sum().backward()
+    ((t % tm) * t + t % 2 + torch.remainder(t, 0.3)).sum().backward()
+    torch.testing.assert_close(x.grad.data, t.grad)
+    torch.testing.assert_close(m.grad.data, tm.grad)
+    assert torch.equal((7 % hg.tensor([3, -4])).data, 7 % torch.tensor([3, -4]))
+    with pytest.raises(RuntimeError, match="no derivative"):
+        (3.0 % m).sum().backward()  # torch: derivative for aten::remainder not implemented

@@ -29,6 +29,7 @@ from handgrad.ops.arith import (
     MedianDim,
     Prod,
     Reciprocal,
+    Remainder,
     Rounding,
 )
 from handgrad.ops.linalg import (
@@ -214,6 +215,12 @@ register("fmod", lambda a, b: hg.fmod(a, b) + a.fmod(1.75),
          domains=(odd_grid, uniform(0.55, 0.95)), covers=(Fmod,),
          note="a on the odd tenths: a / 1.75 is never an integer, and a / b (b drawn in "
               "(0.55, 0.95)) lands within a finite difference of one with negligible odds")
+register("remainder", lambda a, b: hg.remainder(a, b) + a % 1.75 + (-a) % b,
+         ref=lambda a, b: torch.remainder(a, b) + a % 1.75 + (-a) % b,
+         shapes=[((3, 4), (3, 4)), ((3, 4), (4,)), ((), ())],
+         domains=(odd_grid, uniform(0.55, 0.95)), covers=(Remainder,),
+         note="the % operator, a on the odd tenths as for fmod (and -a: the floor's other "
+              "side)")
 register("diff", lambda x, dim: hg.diff(x, 2, dim),
          ref=lambda x, dim: torch.diff(x, 2, dim), shapes=[((5,),), ((3, 4),), ((2, 3, 5),)],
          extras=lambda g, s: (_randint(g, -len(s[0]), len(s[0])),), covers=(ops.Sub,))
