@@ -23,7 +23,8 @@ __all__ = [
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
     "median", "tensordot", "inner", "addbmm", "addr",
     "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "erf", "atan2",
-    "arctan2", "bernoulli", "count_nonzero", "remainder",
+    "arctan2", "bernoulli", "count_nonzero", "remainder", "sign", "clip", "t", "ravel",
+    "absolute", "true_divide",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -64,6 +65,8 @@ atan2, arctan2 = _method("atan2"), _method("arctan2")
 bernoulli = _method("bernoulli")
 count_nonzero = _method("count_nonzero")
 remainder = _method("remainder")
+sign, clip, t, ravel = _method("sign"), _method("clip"), _method("t"), _method("ravel")
+absolute, true_divide = _method("absolute"), _method("true_divide")
 lerp = _method("lerp")
 addcmul = _method("addcmul")
 addcdiv = _method("addcdiv")

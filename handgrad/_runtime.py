@@ -21,12 +21,16 @@ import torch.random as random
 
 __all__ = ["cuda", "backends", "random", "use_deterministic_algorithms", "seed",
            "initial_seed", "set_printoptions", "finfo", "iinfo", "inf", "nan", "pi", "e",
-           "numel", "is_floating_point"]
+           "numel", "is_floating_point", "set_float32_matmul_precision",
+           "get_float32_matmul_precision"]
 
 use_deterministic_algorithms = torch.use_deterministic_algorithms
 seed = torch.seed
 initial_seed = torch.initial_seed
 set_printoptions = torch.set_printoptions
+# TF32 matmuls on GPUs that have them ("high"), torch's switch, which handgrad's kernels obey
+set_float32_matmul_precision = torch.set_float32_matmul_precision
+get_float32_matmul_precision = torch.get_float32_matmul_precision
 finfo = torch.finfo
 iinfo = torch.iinfo
 inf, nan, pi, e = math.inf, math.nan, math.pi, math.e

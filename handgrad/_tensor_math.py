@@ -48,6 +48,19 @@ from handgrad.ops.trig import Acos, Asin, Atan, Atan2, Cosh, Erf, Sinh
 __all__: list[str] = []
 
 
+def _unary_inplace(name: str):
+    """x.name_(): in place x.name() (recorded as name when x is in the graph, as exp_)."""
+    def method(self):
+        if self._check_inplace(f"{name}_"):
+            return self._rebind(getattr(self, name)(), f"{name}_")
+        getattr(self.data, f"{name}_")()
+        return self
+
+    method.__name__ = method.__qualname__ = f"{name}_"
+    method.__doc__ = f"In place {name} (as torch's Tensor.{name}_)."
+    return method
+
+
 def _rank(op: str, x, ndim: int, what: str) -> None:
     """torch's RuntimeError for an input of the wrong rank (mm, bmm, mv, dot...)."""
     if x.ndim != ndim:
@@ -251,6 +264,40 @@ class _MathMethods:
 
     def isneginf(self):
         return self._result_type._make(torch.isneginf(self.data), False, None)
+
+    # in place forms of unary ops, as exp_ below: recorded as the op when self is in the
+    # graph, else torch's in-place op on the data
+    abs_ = _unary_inplace("abs")
+    neg_ = _unary_inplace("neg")
+    sqrt_ = _unary_inplace("sqrt")
+    square_ = _unary_inplace("square")
+    log_ = _unary_inplace("log")
+    sin_ = _unary_inplace("sin")
+    cos_ = _unary_inplace("cos")
+    tanh_ = _unary_inplace("tanh")
+    sigmoid_ = _unary_inplace("sigmoid")
+    relu_ = _unary_inplace("relu")
+
+    def pow_(self, exponent):
+        """In place self ** exponent (recorded as pow when self or exponent is in the
+        graph)."""
+        if self._check_inplace("pow_", exponent):
+            return self._rebind(self.pow(exponent), "pow_")
+        self.data.pow_(exponent.data if hasattr(exponent, "data") else exponent)
+        return self
+
+    def absolute(self):
+        return self.abs()
+
+    def true_divide(self, other):
+        return self / other
+
+    def ravel(self):
+        """self flattened to 1-d (a view when it can be, as torch.ravel)."""
+        return self.reshape(-1)
+
+    nbytes = property(lambda self: self.data.nbytes)
+    itemsize = property(lambda self: self.data.itemsize)
 
     def exp_(self):
         """In place e^x (recorded as exp when self is in the graph; see Tensor.add_)."""

@@ -95,3 +95,47 @@ def test_the_percent_operator_keeps_the_graph_as_torchs():
     assert torch.equal((7 % hg.tensor([3, -4])).data, 7 % torch.tensor([3, -4]))
     with pytest.raises(RuntimeError, match="no derivative"):
         (3.0 % m).sum().backward()  # torch: derivative for aten::remainder not implemented
+
+
+@pytest.mark.parametrize("name", ["abs", "neg", "sqrt", "square", "log", "sin", "cos", "tanh",
+                                  "sigmoid", "relu"])
+def test_inplace_unary_forms_match_torch(name):
+    t = torch.rand(3, 4, dtype=torch.float64) + 0.1
+    x = hg.tensor(t.clone())
+    assert getattr(x, f"{name}_")() is x
+    assert torch.equal(x.data, getattr(t.clone(), f"{name}_")())
+    # in the graph: recorded as the out-of-place op, gradients as torch's
+    leaf_t = t.clone().requires_grad_()
+    leaf = hg.tensor(t.clone(), requires_grad=True)
+    y_t, y = leaf_t * 1.5, leaf * 1.5
+    getattr(y_t, f"{name}_")()
+    getattr(y, f"{name}_")()
+    (y_t * torch.arange(12.0).reshape(3, 4)).sum().backward()
+    (y * hg.arange(12.0).reshape(3, 4)).sum().backward()
+    torch.testing.assert_close(leaf.grad.data, leaf_t.grad)
+    with pytest.raises(RuntimeError, match=f"{name}_: a leaf tensor"):
+        getattr(hg.tensor(t.clone(), requires_grad=True), f"{name}_")()
+
+
+def test_pow_inplace_aliases_and_free_functions():
+    t = torch.rand(2, 3, dtype=torch.float64) + 0.5
+    x = hg.tensor(t.clone())
+    assert torch.equal(x.pow_(2).data, t.clone().pow_(2))
+    leaf = hg.tensor(t.clone(), requires_grad=True)
+    y = leaf * 1.0
+    y.pow_(3)
+    y.sum().backward()
+    torch.testing.assert_close(leaf.grad.data, 3 * t ** 2)
+    x = hg.tensor(t)
+    assert torch.equal(x.absolute().data, t.absolute())
+    assert torch.equal(x.true_divide(2).data, t.true_divide(2))
+    assert torch.equal(hg.true_divide(x, x).data, torch.true_divide(t, t))
+    assert x.ravel().shape == (6,) and hg.ravel(x.t()).tolist() == t.t().ravel().tolist()
+    assert (x.nbytes, x.itemsize) == (t.nbytes, t.itemsize)
+    assert torch.equal(hg.sign(x - 1).data, torch.sign(t - 1))
+    assert torch.equal(hg.clip(x, 0.6, 0.9).data, torch.clip(t, 0.6, 0.9))
+    assert torch.equal(hg.t(x).data, torch.t(t)) and torch.equal(hg.absolute(x).data, t.abs())
+    previous = hg.get_float32_matmul_precision()
+    hg.set_float32_matmul_precision("high")
+    assert torch.get_float32_matmul_precision() == "high"
+    hg.set_float32_matmul_precision(previous)
