@@ -9,10 +9,12 @@ integers in [0, 52) and Ellipsis), which is rewritten as an equation.
 from __future__ import annotations
 
 import string
+import warnings
 
 import torch
 
 from handgrad._tensor import Tensor
+from handgrad.autograd import is_grad_enabled
 from handgrad.ops.linalg import Einsum
 
 __all__ = [
@@ -24,7 +26,8 @@ __all__ = [
     "median", "tensordot", "inner", "addbmm", "addr",
     "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "erf", "atan2",
     "arctan2", "bernoulli", "count_nonzero", "remainder", "sign", "clip", "t", "ravel",
-    "absolute", "true_divide",
+    "absolute", "true_divide", "meshgrid", "broadcast_tensors", "broadcast_shapes",
+    "tril_indices", "triu_indices", "bincount",
 ]
 
 # clone's memory formats, torch's own objects (handgrad.channels_last is torch's)
@@ -174,3 +177,74 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:  # 
 
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+# ------------------------------------------------------ grids, broadcasting, index lists
+broadcast_shapes = torch.broadcast_shapes  # shapes only, torch's own
+
+
+def broadcast_tensors(*tensors):
+    """Each tensor expanded to their common broadcast shape (views; gradients sum back
+    over the expanded dims through expand), as torch.broadcast_tensors."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(t.expand(shape) for t in tensors)
+
+
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids from 1-d (or 0-d) tensors, as torch.meshgrid: with indexing="ij"
+    (the default, with torch's warning when not given) output k varies along dim k; with
+    "xy" the first two dims are swapped (Cartesian). Each grid is a view (reshape +
+    expand), so gradients sum back into the 1-d inputs."""
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass "
+                      "the indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f'meshgrid: indexing must be "ij" or "xy", got {indexing!r}')
+    for k, t in enumerate(tensors):
+        if t.ndim > 1:
+            raise RuntimeError(f"meshgrid: expects 0D or 1D tensors, got a {t.ndim}-d tensor "
+                               f"at position {k} (shape {tuple(t.shape)})")
+    if not tensors:
+        raise RuntimeError("meshgrid: expects a non-empty list of tensors")
+    flat = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(flat) >= 2
+    if swap:
+        flat[0], flat[1] = flat[1], flat[0]
+    shape = tuple(t.shape[0] for t in flat)
+    grids = []
+    for k, t in enumerate(flat):
+        view = [1] * len(flat)
+        view[k] = shape[k]
+        grids.append(t.reshape(view).expand(shape))
+    if swap:
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+def tril_indices(row, col, offset=0, *, dtype=torch.long, device=None):
+    """The (2, N) row and column indices of the lower triangle, as torch.tril_indices."""
+    return Tensor(torch.tril_indices(row, col, offset, dtype=dtype, device=device))
+
+
+def triu_indices(row, col, offset=0, *, dtype=torch.long, device=None):
+    """The (2, N) row and column indices of the upper triangle, as torch.triu_indices."""
+    return Tensor(torch.triu_indices(row, col, offset, dtype=dtype, device=device))
+
+
+def bincount(input, weights=None, minlength=0):  # noqa: A002 -- torch's argument name
+    """How often each value 0, 1, ... occurs in a 1-d int tensor (the sum of weights
+    there, with weights), as torch.bincount. No gradient: torch has no derivative for
+    it, so weights that require grad are refused here rather than at backward."""
+    if isinstance(weights, Tensor) and weights.requires_grad and is_grad_enabled():
+        raise RuntimeError("bincount: no derivative with respect to weights (torch: "
+                           "derivative for aten::bincount is not implemented); pass "
+                           "weights.detach(), or write the sum with index_add / "
+                           "scatter_add, which have one")
+    w = weights.data if isinstance(weights, Tensor) else weights
+    return Tensor(torch.bincount(input.data if isinstance(input, Tensor) else input, w,
+                                 minlength))

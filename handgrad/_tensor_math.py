@@ -289,6 +289,11 @@ class _MathMethods:
     def absolute(self):
         return self.abs()
 
+    def bincount(self, weights=None, minlength=0):
+        """As handgrad.bincount(self, weights, minlength): counts, no gradient."""
+        from handgrad._functions_math import bincount
+        return bincount(self, weights, minlength)
+
     def true_divide(self, other):
         return self / other
 

@@ -139,3 +139,49 @@ def test_pow_inplace_aliases_and_free_functions():
     hg.set_float32_matmul_precision("high")
     assert torch.get_float32_matmul_precision() == "high"
     hg.set_float32_matmul_precision(previous)
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+@pytest.mark.parametrize("sizes", [(2, 3), (4,), (2, 3, 4), (1, 0)])
+def test_meshgrid_values_and_gradients_match_torch(indexing, sizes):
+    ts = [torch.randn(n, dtype=torch.float64, requires_grad=True) for n in sizes]
+    xs = [hg.tensor(t.detach(), requires_grad=True) for t in ts]
+    expected = torch.meshgrid(*ts, indexing=indexing)
+    got = hg.meshgrid(xs, indexing=indexing)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape and torch.equal(g.data, e.detach())
+    weights = [torch.randn(e.shape, dtype=torch.float64) for e in expected]
+    sum((e * w).sum() for e, w in zip(expected, weights)).backward()
+    sum((g * hg.tensor(w)).sum() for g, w in zip(got, weights)).backward()
+    for x, t in zip(xs, ts):
+        torch.testing.assert_close(x.grad.data, t.grad)
+
+
+def test_meshgrid_warns_without_indexing_and_refuses_matrices_as_torch():
+    with pytest.warns(UserWarning, match="indexing argument"):
+        a, _ = hg.meshgrid(hg.arange(2), hg.arange(3))
+    assert a.shape == (2, 3)
+    with pytest.raises(RuntimeError, match="0D or 1D"):
+        hg.meshgrid(hg.ones(2, 2), indexing="ij")
+
+
+def test_broadcast_tensors_indices_and_bincount_match_torch():
+    t1 = torch.randn(3, 1, dtype=torch.float64, requires_grad=True)
+    x1 = hg.tensor(t1.detach(), requires_grad=True)
+    a, b = hg.broadcast_tensors(x1, hg.ones(4))
+    ta, tb = torch.broadcast_tensors(t1, torch.ones(4))
+    assert a.shape == ta.shape == b.shape == tb.shape
+    (a * hg.arange(12.0).reshape(3, 4)).sum().backward()
+    (ta * torch.arange(12.0).reshape(3, 4)).sum().backward()
+    torch.testing.assert_close(x1.grad.data, t1.grad)
+    assert hg.broadcast_shapes((3, 1), (4,)) == (3, 4)
+    for offset in (-1, 0, 2):
+        assert torch.equal(hg.tril_indices(4, 3, offset).data, torch.tril_indices(4, 3, offset))
+        assert torch.equal(hg.triu_indices(3, 5, offset).data, torch.triu_indices(3, 5, offset))
+    labels, w = torch.tensor([0, 2, 2, 5]), torch.rand(4)
+    assert torch.equal(hg.bincount(hg.tensor(labels)).data, torch.bincount(labels))
+    assert torch.equal(hg.tensor(labels).bincount(hg.tensor(w), minlength=8).data,
+                       labels.bincount(w, minlength=8))
+    with pytest.raises(RuntimeError, match="no derivative"):
+        hg.bincount(hg.tensor(labels), weights=hg.tensor(w, requires_grad=True))
