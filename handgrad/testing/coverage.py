@@ -36,7 +36,8 @@ MOST_USED: dict[str, str] = {
         rsqrt scatter scatter_ scatter_add scatter_add_ select shape sigmoid sign sin size
         softmax sort split sqrt square squeeze std stride sub sub_ sum t tanh tile to tolist
         topk transpose tril triu trunc type type_as unbind unfold uniform_ unique unsqueeze
-        var view view_as where zero_
+        var view view_as where zero_ data_ptr remainder floor_divide pin_memory share_memory_
+        apply_ abs_ sqrt_ sigmoid_ tanh_ relu_
     """,
     "torch": """
         abs allclose arange argmax argsort bmm cat chunk clamp clone cos cumsum diag
@@ -47,7 +48,9 @@ MOST_USED: dict[str, str] = {
         sort split sqrt square squeeze stack std sum tanh tensor tile topk transpose tril triu
         unique unsqueeze var where zeros zeros_like inference_mode enable_grad
         set_grad_enabled is_grad_enabled get_num_threads Generator float32 float64 int64 long
-        bool device
+        bool device atan2 erf meshgrid broadcast_tensors bincount bernoulli count_nonzero
+        remainder floor_divide cdist dropout LongTensor FloatTensor amp autocast compile jit
+        distributions
     """,
     "nn": """
         Module Sequential ModuleList ModuleDict Parameter ParameterList ParameterDict Linear
