@@ -25,7 +25,8 @@ __all__ = [
     "round", "trunc", "fix", "fmod", "isinf", "isposinf", "isneginf", "diff",
     "median", "tensordot", "inner", "addbmm", "addr",
     "asin", "acos", "atan", "arcsin", "arccos", "arctan", "sinh", "cosh", "erf", "atan2",
-    "arctan2", "bernoulli", "count_nonzero", "remainder", "sign", "clip", "t", "ravel",
+    "arctan2", "bernoulli", "count_nonzero", "remainder", "floor_divide", "sign", "clip", "t",
+    "ravel",
     "absolute", "true_divide", "meshgrid", "broadcast_tensors", "broadcast_shapes",
     "tril_indices", "triu_indices", "bincount",
 ]
@@ -68,6 +69,7 @@ atan2, arctan2 = _method("atan2"), _method("arctan2")
 bernoulli = _method("bernoulli")
 count_nonzero = _method("count_nonzero")
 remainder = _method("remainder")
+floor_divide = _method("floor_divide")
 sign, clip, t, ravel = _method("sign"), _method("clip"), _method("t"), _method("ravel")
 absolute, true_divide = _method("absolute"), _method("true_divide")
 lerp = _method("lerp")

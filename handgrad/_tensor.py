@@ -47,7 +47,7 @@ from handgrad import ops as F
 from handgrad._tensor_indexing import _IndexingMethods
 from handgrad._tensor_math import _MathMethods
 from handgrad.autograd import HandgradError, TensorBase, is_grad_enabled
-from handgrad.ops.arith import CloneFormat, Remainder
+from handgrad.ops.arith import CloneFormat, FloorDivide, Remainder
 from handgrad.ops.reduce import wrap_dim
 from handgrad.ops.scan import Cumprod, Cumsum
 from handgrad.ops.sorting import Sort, TopK
@@ -626,13 +626,13 @@ class Tensor(TensorBase, _IndexingMethods, _MathMethods):
         return Tensor._make(self.data ^ _raw(other), False, None)
 
     def __floordiv__(self, other):
-        return Tensor._make(self.data // _raw(other), False, None)
+        return FloorDivide.apply(self, other)  # in the graph: its gradient is 0
 
     def __mod__(self, other):
         return Remainder.apply(self, other)  # in the graph: da = g, db = -g floor(a / b)
 
     def __rfloordiv__(self, other):
-        return Tensor._make(_raw(other) // self.data, False, None)
+        return FloorDivide.apply(other, self)
 
     def __rmod__(self, other):
         return Remainder.apply(other, self)

@@ -27,6 +27,7 @@ import torch
 from handgrad.ops.arith import (
     CloneFormat,
     Expm1,
+    FloorDivide,
     Fmod,
     Lerp,
     Log1p,
@@ -255,6 +256,10 @@ class _MathMethods:
     def remainder(self, other):
         """self % other: the remainder with the sign of other (Python's %)."""
         return Remainder.apply(self, other)
+
+    def floor_divide(self, other):
+        """self // other = floor(self / other); its gradient is 0 (ops/arith.FloorDivide)."""
+        return FloorDivide.apply(self, other)
 
     def isinf(self):
         return self._result_type._make(torch.isinf(self.data), False, None)

@@ -39,7 +39,7 @@ import torch
 from handgrad.autograd import Function
 
 __all__ = ["Prod", "Log1p", "Expm1", "Lerp", "CloneFormat", "LogBase", "Reciprocal",
-           "Rounding", "Fmod", "Remainder", "MedianAll", "MedianDim"]
+           "Rounding", "Fmod", "Remainder", "FloorDivide", "MedianAll", "MedianDim"]
 
 
 class Prod(Function):
@@ -229,6 +229,29 @@ class Remainder(Function):
         grad_b = -g * torch.div(a, b, rounding_mode="floor") if need_b else None
         return (g if need_a else None), grad_b
 
+
+class FloorDivide(Function):
+    """out = a // b = floor(a / b) (torch.floor_divide, floor rounding);  da = db = 0.
+
+    floor(a / b) is a step function of a and of b: constant between the points where
+    a / b crosses an integer, so its derivative is 0 wherever it exists, the gradient
+    torch gives floor(a / b) written as torch.floor(a / b). (torch's own `//` records a
+    node whose backward raises "derivative for aten::floor_divide is not implemented";
+    handgrad records the zero gradient instead of leaving the graph, so a gradient
+    through `//` is never silently cut: it is zero, and the other paths keep theirs.)"""
+
+    name = "floor_divide"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.meta = [(t.shape, t.dtype, t.device) if isinstance(t, torch.Tensor) else None
+                    for t in (a, b)]
+        return torch.div(a, b, rounding_mode="floor")
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(torch.zeros(m[0], dtype=m[1], device=m[2]) if need and m else None
+                     for m, need in zip(ctx.meta, ctx.needs_input_grad))
 
 class MedianAll(Function):
     """out = the lower median of every element;  ties share g evenly (as torch)."""

@@ -364,3 +364,17 @@ def test_linalg_matrix_exp_and_solve_match_torch():
     assert torch.allclose(hb.grad.data, tb.grad, atol=1e-9)
     with pytest.raises(RuntimeError, match=r"linalg\.solve: B of shape \(2, 3\) is a vector"):
         hg.linalg.solve(ha, hg.zeros(2, 3))
+
+
+def test_floor_divide_stays_in_the_graph_with_a_zero_gradient():
+    a = hg.tensor([1.5, -2.5, 7.0], requires_grad=True)
+    b = hg.tensor([0.7, 0.6, 2.0], requires_grad=True)
+    out = a // b + 3 // a + a.floor_divide(2) + hg.floor_divide(a, b)
+    assert out.requires_grad and out.grad_fn is not None  # not silently cut from the graph
+    ref = torch.floor_divide(a.data, b.data) + torch.floor_divide(3, a.data) \
+        + torch.floor_divide(a.data, 2) + torch.floor_divide(a.data, b.data)
+    assert torch.equal(out.data, ref)
+    (out + a * b).sum().backward()
+    assert torch.equal(a.grad.data, b.data) and torch.equal(b.grad.data, a.data)
+    ints = hg.tensor([7, -7, 5])
+    assert (ints // 2).tolist() == [3, -4, 2] and (9 // ints).tolist() == [1, -2, 1]

@@ -21,6 +21,7 @@ from handgrad import ops
 from handgrad.ops.arith import (
     CloneFormat,
     Expm1,
+    FloorDivide,
     Fmod,
     Lerp,
     Log1p,
@@ -221,6 +222,13 @@ register("remainder", lambda a, b: hg.remainder(a, b) + a % 1.75 + (-a) % b,
          domains=(odd_grid, uniform(0.55, 0.95)), covers=(Remainder,),
          note="the % operator, a on the odd tenths as for fmod (and -a: the floor's other "
               "side)")
+register("floor_divide", lambda a, b: hg.floor_divide(a, b) + a // 1.75 + (-a) // b + a,
+         ref=lambda a, b: torch.floor(a / b) + torch.floor(a / 1.75) + torch.floor(-a / b) + a,
+         shapes=[((3, 4), (3, 4)), ((3, 4), (4,)), ((), ())],
+         domains=(odd_grid, uniform(0.55, 0.95)), covers=(FloorDivide,),
+         note="the // operator; torch's floor_divide has no derivative, so the reference is "
+              "floor(a / b), whose gradient torch gives as 0 (a on the odd tenths as for fmod; "
+              "+ a so the gradient reaching a is not all zeros)")
 register("diff", lambda x, dim: hg.diff(x, 2, dim),
          ref=lambda x, dim: torch.diff(x, 2, dim), shapes=[((5,),), ((3, 4),), ((2, 3, 5),)],
          extras=lambda g, s: (_randint(g, -len(s[0]), len(s[0])),), covers=(ops.Sub,))
