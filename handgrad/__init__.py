@@ -26,7 +26,7 @@ _API_MODULES = ("handgrad._tensor", "handgrad._dtypes", "handgrad._creation",
                 "handgrad._functions", "handgrad._functions_indexing",
                 "handgrad._functions_math", "handgrad.autograd", "handgrad._interop",
                 "handgrad.serialization", "handgrad.graph",
-                "handgrad._runtime")
+                "handgrad._runtime", "handgrad._compat")
 
 
 def __getattr__(name: str):
