@@ -12,8 +12,8 @@ erf and atan2 (handgrad/ops/trig.py), bernoulli (gradient 0) and count_nonzero.
 The products reuse Matmul (its backward is dA = g B^T, dB = A^T g); the scaled adds are
 written with Mul and Add, whose gradients are the table of derivatives they mean
 (d(beta input + alpha m1 m2) = beta g, alpha g m2^T, alpha m1^T g). As in torch, beta = 0
-ignores `input` (a nan or inf in it does not reach the result; input then gets no
-gradient, where torch gives it zeros).
+ignores `input` (a nan or inf in it does not reach the result) and gives it a zero
+gradient, as torch does.
 
 This module must not import handgrad._tensor at import time (that module imports this
 one): results are made with Function.apply or `self._result_type._make(data, False,
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 
+from handgrad.autograd.grad_mode import is_grad_enabled
 from handgrad.ops.arith import (
     CloneFormat,
     Expm1,
@@ -40,7 +41,7 @@ from handgrad.ops.arith import (
     Rounding,
 )
 from handgrad.ops.bernoulli import Bernoulli
-from handgrad.ops.elementwise import Clone, Mul
+from handgrad.ops.elementwise import Clone, Mul, Where
 from handgrad.ops.linalg import DiagEmbed, Diagonal
 from handgrad.ops.matmul import Matmul
 from handgrad.ops.reduce import wrap_dim
@@ -85,7 +86,12 @@ def _scaled_add(op: str, input, product, beta, alpha):
                            f"to the product's shape {shape}")
     scaled = product if alpha == 1 else product * alpha
     if beta == 0:
-        return scaled
+        if not (input.requires_grad and is_grad_enabled()):
+            return scaled
+        # as torch: input's values never reach the result, but it gets a zero gradient
+        # (where(False, input, 0) is 0 with gradient 0, a nan in input included)
+        never = torch.zeros(input.shape, dtype=torch.bool, device=input.device)
+        return scaled + Where.apply(never, input, 0.0)
     return scaled + (input if beta == 1 else input * beta)
 
 

@@ -142,6 +142,22 @@ def test_addmm_with_beta_zero_ignores_nan_in_input():
         hg.addmm(hg.zeros(2, 2), hg.tensor(a), hg.tensor(b))
 
 
+@pytest.mark.parametrize("name", ["addmm", "baddbmm", "addmv", "addbmm", "addr"])
+def test_beta_zero_gives_input_a_zero_gradient_as_torch(name):
+    shapes = {"addmm": ((3, 5), (3, 4), (4, 5)), "baddbmm": ((2, 3, 5), (2, 3, 4), (2, 4, 5)),
+              "addmv": ((3,), (3, 4), (4,)), "addbmm": ((3, 5), (2, 3, 4), (2, 4, 5)),
+              "addr": ((3, 5), (3,), (5,))}[name]
+    x, m1, m2 = (torch.randn(s, dtype=torch.float64) for s in shapes)
+    x[0] = float("nan")
+    tx = x.clone().requires_grad_()
+    getattr(torch, name)(tx, m1, m2, beta=0).sum().backward()
+    hx = hg.tensor(x, requires_grad=True)
+    out = getattr(hg, name)(hx, hg.tensor(m1), hg.tensor(m2), beta=0)
+    assert not out.isnan().any().item()
+    out.sum().backward()
+    assert torch.equal(hx.grad.data, tx.grad)  # zeros, as torch's
+
+
 @pytest.mark.parametrize("values", [
     [[1.0, 0.0, 3.0], [2.0, 5.0, -1.0]],       # one zero in a row
     [[0.0, 0.0, 3.0], [2.0, 0.0, -1.0]],       # two zeros in a row, one in the other
