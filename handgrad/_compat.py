@@ -50,7 +50,7 @@ HalfTensor = _typed("HalfTensor", torch.float16)
 
 
 def dropout(input, p, train):  # noqa: A002 -- torch's argument names
-    """torch.dropout(input, p, train): nn.functional.dropout(input, p, training=train)."""
+    """torch.dropout(input, p, train): handgrad's functional dropout with training=train."""
     from handgrad.nn.functional import dropout as functional_dropout
     return functional_dropout(input, p, training=train)
 

@@ -1,5 +1,5 @@
 """pixel_shuffle and pixel_unshuffle: moving values between the channel dim and the two
-spatial dims, as torch.nn.functional's. Each is a reshape, a permute and a reshape (views
+spatial dims, with torch's semantics. Each is a reshape, a permute and a reshape (views
 and one copy, all proven ops with their own backward), so neither has a Function.
 
     pixel_shuffle:   (*, C r^2, H, W) -> (*, C, H r, W r)
